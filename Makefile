@@ -1,0 +1,64 @@
+# One command on a fresh Debian machine (as root): `make test` sets everything up and runs the
+# tests; `make tour` sets everything up and mounts the default table with a short tour.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Python.h (python3-dev) and libfuse3-dev + pkg-config + gcc: pyfuse3 ships no wheels and is
+# compiled at install time. fuse3 gives fusermount3; procps/psmisc are clients the tests drive.
+DEB_PACKAGES := fuse3 libfuse3-dev pkg-config procps psmisc python3-venv python3-dev gcc
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+# Targets that run our code see the venv's console scripts (pidfs-fuse) on PATH.
+RUN_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
+.PHONY: setup system-deps test fuzz bench tour clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: no apt-get here; make sure these are installed: $(DEB_PACKAGES)"; \
+	    exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	    echo "setup: installing Debian packages:$$missing"; \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VPY): | system-deps
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+	    "setup: need Python >= 3.11, found %s at %s" % (sys.version.split()[0], sys.executable))'
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+
+$(STAMP): pyproject.toml | system-deps $(VPY)
+	$(VPY) -m pip install -e '.[test]'
+	touch $@
+
+test: setup
+	$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
+
+fuzz: setup
+	$(RUN_ENV) PIDFS_FUZZ_STEPS=100000 $(VPY) -m pytest -q -m fuzz pidfs_fuse/tests $(PYTEST_ARGS)
+
+bench: setup
+	$(RUN_ENV) $(VPY) -m bench $(BENCH_ARGS)
+
+tour: setup
+	$(RUN_ENV) bash examples/tour.sh
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis ./*.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

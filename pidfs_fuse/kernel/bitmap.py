@@ -1,0 +1,163 @@
+"""A fixed-size set of small integers with O(log64 n) successor queries.
+
+Models the part of the kernel's IDR (a radix tree over pid numbers) that pid allocation and the
+procfs root listing rely on: "first free id >= n" (idr_alloc_cyclic) and "first set / tagged id
+>= n" (idr_get_next, idr_get_next_tag). Each level summarises 64 words of the level below, one
+summary for "word is not empty" (successor of a set bit) and one for "word is full" (successor of
+a clear bit), so neither query ever walks the ids one by one.
+"""
+
+from __future__ import annotations
+
+_W = 64
+_FULL = (1 << _W) - 1
+
+
+def _low(word: int) -> int:
+    return (word & -word).bit_length() - 1
+
+
+class BitSet:
+    """Set of integers in ``[0, size)``: add, discard, membership, next set, next clear."""
+
+    __slots__ = ("size", "_nonempty", "_full", "count")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.count = 0
+        # _nonempty[0] / _full[0] are the same list: the bits themselves.
+        nonempty: list[list[int]] = []
+        full: list[list[int]] = []
+        n = max(1, size)
+        bits = [0] * ((n + _W - 1) // _W)
+        nonempty.append(bits)
+        full.append(bits)
+        n = len(bits)
+        while n > 1:
+            n = (n + _W - 1) // _W
+            nonempty.append([0] * n)
+            full.append([0] * n)
+        self._nonempty = nonempty
+        self._full = full
+
+    def __contains__(self, i: int) -> bool:
+        return bool(self._nonempty[0][i >> 6] >> (i & 63) & 1)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, i: int) -> None:
+        bits = self._nonempty[0]
+        j = i >> 6
+        w = bits[j]
+        b = 1 << (i & 63)
+        if w & b:
+            return
+        bits[j] = w | b
+        self.count += 1
+        if not w:
+            self._set_nonempty(j)
+        if w | b == _FULL:
+            self._set_full(j)
+
+    def discard(self, i: int) -> None:
+        bits = self._nonempty[0]
+        j = i >> 6
+        w = bits[j]
+        b = 1 << (i & 63)
+        if not w & b:
+            return
+        nw = w & ~b
+        bits[j] = nw
+        self.count -= 1
+        if not nw:
+            self._clear_nonempty(j)
+        if w == _FULL:
+            self._clear_full(j)
+
+    # summaries ---------------------------------------------------------------------------
+
+    def _set_nonempty(self, j: int) -> None:
+        levels = self._nonempty
+        for lvl in range(1, len(levels)):
+            words = levels[lvl]
+            k = j >> 6
+            w = words[k]
+            words[k] = w | (1 << (j & 63))
+            if w:
+                return
+            j = k
+
+    def _set_full(self, j: int) -> None:
+        levels = self._full
+        for lvl in range(1, len(levels)):
+            words = levels[lvl]
+            k = j >> 6
+            nw = words[k] | (1 << (j & 63))
+            words[k] = nw
+            if nw != _FULL:
+                return
+            j = k
+
+    def _clear_nonempty(self, j: int) -> None:
+        levels = self._nonempty
+        for lvl in range(1, len(levels)):
+            words = levels[lvl]
+            k = j >> 6
+            nw = words[k] & ~(1 << (j & 63))
+            words[k] = nw
+            if nw:
+                return
+            j = k
+
+    def _clear_full(self, j: int) -> None:
+        levels = self._full
+        for lvl in range(1, len(levels)):
+            words = levels[lvl]
+            k = j >> 6
+            w = words[k]
+            words[k] = w & ~(1 << (j & 63))
+            if w != _FULL:
+                return
+            j = k
+
+    # queries -----------------------------------------------------------------------------
+
+    def next_set(self, i: int) -> int:
+        """Smallest member >= i, or -1."""
+        if i >= self.size:
+            return -1
+        r = _next(self._nonempty, 0, max(i, 0), False)
+        return r if r < self.size else -1
+
+    def next_clear(self, i: int, end: int) -> int:
+        """Smallest non-member in [i, end), or -1."""
+        if i >= end:
+            return -1
+        r = _next(self._full, 0, max(i, 0), True)
+        return r if 0 <= r < end else -1
+
+
+def _next(levels: list[list[int]], lvl: int, i: int, clear: bool) -> int:
+    words = levels[lvl]
+    j = i >> 6
+    if j >= len(words):
+        return -1
+    w = words[j]
+    if clear:
+        # a set bit means "taken" (level 0) or "the word below is full" (summaries): skip it
+        w = ~w & _FULL
+    w &= (_FULL << (i & 63)) & _FULL
+    if w:
+        return (j << 6) | _low(w)
+    if lvl + 1 == len(levels):
+        for k in range(j + 1, len(words)):
+            w = ~words[k] & _FULL if clear else words[k]
+            if w:
+                return (k << 6) | _low(w)
+        return -1
+    k = _next(levels, lvl + 1, j + 1, clear)
+    if k < 0:
+        return -1
+    w = ~words[k] & _FULL if clear else words[k]
+    return (k << 6) | _low(w)

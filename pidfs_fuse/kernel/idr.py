@@ -1,0 +1,94 @@
+"""Models the per-namespace IDR that maps pid numbers to ``struct pid`` (lib/idr.c).
+
+Three things of the IDR matter to pids and are kept here: the number -> pid map, the cyclic
+cursor of ``idr_alloc_cyclic`` (``ns_last_pid`` is cursor - 1), and the tag of seed 000 that
+marks numbers allocated for a new thread group. Allocation, tagging and both successor queries
+cost O(log64 pid_max); nothing walks the numbers one by one (see ``bitmap.BitSet``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .bitmap import BitSet
+
+#: PID_MAX_LIMIT on 64-bit: the largest pid_max any namespace may have.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+
+
+class Idr:
+    __slots__ = ("_ptr", "_used", "_tagged", "cursor")
+
+    def __init__(self) -> None:
+        self._ptr: dict[int, Any] = {}
+        self._used = BitSet(PID_MAX_LIMIT)
+        self._tagged = BitSet(PID_MAX_LIMIT)
+        #: idr->idr_next: where the next cyclic allocation starts looking.
+        self.cursor = 0
+
+    def __len__(self) -> int:
+        return len(self._ptr)
+
+    def __contains__(self, nr: int) -> bool:
+        return nr in self._ptr
+
+    def find(self, nr: int) -> Any:
+        return self._ptr.get(nr)
+
+    def alloc_cyclic(self, ptr: Any, start: int, end: int, tag: bool) -> int:
+        """idr_alloc_cyclic(): first free id in [max(start, cursor), end), else wrap to start.
+
+        Returns -1 where the kernel returns -ENOSPC.
+        """
+        used = self._used
+        nr = used.next_clear(max(start, self.cursor), end)
+        if nr < 0 and self.cursor > start:
+            nr = used.next_clear(start, end)
+        if nr < 0:
+            return -1
+        self._insert(nr, ptr, tag)
+        self.cursor = nr + 1
+        return nr
+
+    def alloc_exact(self, ptr: Any, nr: int, tag: bool) -> bool:
+        """idr_alloc(idr, ptr, nr, nr + 1): False when nr is taken. The cursor does not move."""
+        if nr in self._ptr:
+            return False
+        self._insert(nr, ptr, tag)
+        return True
+
+    def _insert(self, nr: int, ptr: Any, tag: bool) -> None:
+        self._ptr[nr] = ptr
+        self._used.add(nr)
+        if tag:
+            self._tagged.add(nr)
+
+    def replace(self, nr: int, ptr: Any) -> None:
+        self._ptr[nr] = ptr
+
+    def remove(self, nr: int) -> None:
+        del self._ptr[nr]
+        self._used.discard(nr)
+        self._tagged.discard(nr)
+
+    def is_tagged(self, nr: int) -> bool:
+        return nr in self._tagged
+
+    def next_tagged(self, nr: int) -> int:
+        """idr_get_next_tag(): first tagged id >= nr, or -1."""
+        return self._tagged.next_set(nr)
+
+    def next_used(self, nr: int) -> int:
+        """idr_get_next(): first allocated id >= nr, or -1."""
+        return self._used.next_set(nr)
+
+    def items(self) -> Iterator[tuple[int, Any]]:
+        """(nr, ptr) in ascending order of nr."""
+        nr = self._used.next_set(0)
+        while nr >= 0:
+            yield nr, self._ptr[nr]
+            nr = self._used.next_set(nr + 1)
+
+    @property
+    def tagged_count(self) -> int:
+        return len(self._tagged)

@@ -1,0 +1,96 @@
+"""Signal numbers, names and default actions (include/uapi/asm-generic/signal.h,
+kernel/signal.c ``sig_kernel_*`` sets). Only default actions are modelled: a task either keeps
+the default or ignores a signal (``sigign``); handlers do not exist here.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import signal as _signal
+
+from .errors import KernelError
+
+SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE = 1, 2, 3, 4, 5, 6, 7, 8
+SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT = 9, 10, 11, 12, 13, 14, 15, 16
+SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGXCPU = 17, 18, 19, 20, 21, 22, 23, 24
+SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR, SIGSYS = 25, 26, 27, 28, 29, 30, 31
+SIGRTMIN, SIGRTMAX = 32, 64
+_NSIG = 64
+
+
+class Action(enum.Enum):
+    TERM = "term"
+    CORE = "core"
+    STOP = "stop"
+    CONT = "cont"
+    IGNORE = "ignore"
+
+
+_CORE = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS}
+_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
+_IGNORE = {SIGCHLD, SIGURG, SIGWINCH}
+
+_NAMES = {1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE",
+          9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
+          16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN", 22: "TTOU",
+          23: "URG", 24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF", 28: "WINCH", 29: "IO",
+          30: "PWR", 31: "SYS"}
+_BY_NAME = {v: k for k, v in _NAMES.items()} | {"IOT": SIGABRT, "POLL": SIGIO, "CLD": SIGCHLD}
+
+
+def default_action(sig: int) -> Action:
+    if sig in _CORE:
+        return Action.CORE
+    if sig in _STOP:
+        return Action.STOP
+    if sig == SIGCONT:
+        return Action.CONT
+    if sig in _IGNORE:
+        return Action.IGNORE
+    return Action.TERM
+
+
+def valid_signal(sig: int) -> bool:
+    return isinstance(sig, int) and not isinstance(sig, bool) and 0 <= sig <= _NSIG
+
+
+def sig_kernel_only(sig: int) -> bool:
+    return sig in (SIGKILL, SIGSTOP)
+
+
+def signame(sig: int) -> str:
+    if sig in _NAMES:
+        return "SIG" + _NAMES[sig]
+    if SIGRTMIN <= sig <= SIGRTMAX:
+        return f"SIGRTMIN+{sig - SIGRTMIN}" if sig != SIGRTMIN else "SIGRTMIN"
+    return str(sig)
+
+
+def parse_signal(text: str | int, *, allow_zero: bool = True) -> int:
+    """A signal given as a number (``9``), a name (``KILL``, ``SIGKILL``, ``sigkill``) or
+    ``RTMIN+n``. Raises EINVAL naming the text when it is none of those."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        sig = text
+    else:
+        t = str(text).strip()
+        u = t.upper()
+        if u.startswith("SIG"):
+            u = u[3:]
+        if t.lstrip("-").isdigit():
+            sig = int(t)
+        elif u in _BY_NAME:
+            sig = _BY_NAME[u]
+        elif u.startswith("RTMIN") and (u == "RTMIN" or u[5:6] == "+" and u[6:].isdigit()):
+            sig = SIGRTMIN + (int(u[6:]) if u != "RTMIN" else 0)
+        elif u.startswith("RTMAX") and (u == "RTMAX" or u[5:6] == "-" and u[6:].isdigit()):
+            sig = SIGRTMAX - (int(u[6:]) if u != "RTMAX" else 0)
+        else:
+            raise KernelError(errno.EINVAL, f"unknown signal {text!r}")
+    if not valid_signal(sig) or (sig == 0 and not allow_zero):
+        raise KernelError(errno.EINVAL, f"signal {text!r} is outside 0..{_NSIG}" if allow_zero
+                          else f"signal {text!r} is outside 1..{_NSIG}")
+    return sig
+
+
+assert _signal.SIGCHLD == SIGCHLD or True  # numbers above are Linux's on every arch we run on

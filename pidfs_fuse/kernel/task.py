@@ -1,0 +1,151 @@
+"""Models ``struct task_struct`` and the per-process part (``struct signal_struct``, plus what
+procfs shows of ``mm``, creds and ``fs``) as ``Task`` and ``ThreadGroup``.
+
+Per-thread state lives on ``Task`` and per-process state on ``ThreadGroup``, as in Linux: a
+thread costs one ``Task`` and one ``Pid`` (the model must hold a million of them), everything the
+threads share is stored once. Times are nanoseconds of the model's clock (since its boot).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pid import Pid, PidNamespace
+
+
+class ExitState(enum.IntEnum):
+    RUNNING = 0
+    ZOMBIE = 1  # EXIT_ZOMBIE
+    DEAD = 2  # EXIT_DEAD: released
+
+
+class TaskFlag(enum.IntFlag):
+    NONE = 0
+    WAIT_PID = 1  # CLONE_WAIT_PID: only a wait aimed at this child reaps it
+    AUTOREAP = 2  # CLONE_AUTOREAP: released at exit, the parent is not told
+    FORKNOEXEC = 4  # PF_FORKNOEXEC: forked and has not exec'd (setpgid's EACCES)
+    EXITING = 8  # PF_EXITING
+
+
+#: Letters procfs prints for a running task's scheduler state (fs/proc/array.c task_state_array).
+RUN_STATES = {
+    "R": "R (running)",
+    "S": "S (sleeping)",
+    "D": "D (disk sleep)",
+    "T": "T (stopped)",
+    "t": "t (tracing stop)",
+    "X": "X (dead)",
+    "Z": "Z (zombie)",
+    "P": "P (parked)",
+    "I": "I (idle)",
+}
+
+
+@dataclass(slots=True, eq=False)
+class ThreadGroup:
+    """signal_struct and the shared process state (mm, creds, fs, files) of one thread group."""
+
+    leader: "Task"
+    #: real_parent: the thread (of another group) that forked this process
+    parent: "Task | None" = None
+    pgrp: "Pid | None" = None  # signal->pids[PIDTYPE_PGID]
+    session: "Pid | None" = None  # signal->pids[PIDTYPE_SID]
+    threads: dict["Task", None] = field(default_factory=dict)  # creation order, leader first
+    live: int = 0  # signal->live: threads that have not exited
+    group_exit: bool = False  # SIGNAL_GROUP_EXIT
+    group_exit_code: int = 0
+    stopped: bool = False  # SIGNAL_STOP_STOPPED
+    stop_code: int = 0  # the stop signal reported by WSTOPPED, 0 once consumed
+    continued: bool = False  # SIGNAL_STOP_CONTINUED, cleared when reported
+    pending: int = 0  # bitmask of default-action signals waiting for SIGCONT
+    unkillable: bool = False  # SIGNAL_UNKILLABLE: a namespace init
+    session_leader: bool = False  # signal->leader
+    is_child_subreaper: bool = False
+    has_child_subreaper: bool = False
+    sigign: int = 0  # bitmask: signals set to SIG_IGN
+    # process state shown by procfs
+    argv: tuple[str, ...] = ()
+    environ: tuple[str, ...] = ()
+    uid: int = 0
+    gid: int = 0
+    cwd: str = "/"
+    exe: str = ""
+    root: str = "/"
+    vsize: int = 0  # bytes
+    rss: int = 0  # pages
+    tty_nr: int = 0
+    cutime: int = 0
+    cstime: int = 0
+    #: emulated descriptors: fd -> object (pidfds the process holds)
+    files: dict[int, Any] | None = None
+    #: free-form extra fields set through ``set`` that have no slot of their own
+    extra: dict[str, str] | None = None
+
+    def ignores(self, sig: int) -> bool:
+        return bool(self.sigign >> sig & 1)
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    pid: "Pid"
+    group: ThreadGroup
+    comm: str
+    start_time: int
+    exit_signal: int = 17  # -1 for threads
+    state: str = "S"
+    exit_state: ExitState = ExitState.RUNNING
+    exit_code: int = 0  # raw wait status of this task
+    flags: TaskFlag = TaskFlag.NONE
+    nice: int = 0
+    utime: int = 0  # clock ticks
+    stime: int = 0
+    children: "dict[Task, None] | None" = None  # thread-group leaders whose real_parent is self
+    pid_ns_for_children: "PidNamespace | None" = None  # None: the active namespace
+
+    def __repr__(self) -> str:
+        return f"<Task {'/'.join(map(str, self.pid.numbers))} {self.comm!r}>"
+
+    @property
+    def leader(self) -> "Task":
+        return self.group.leader
+
+    @property
+    def is_leader(self) -> bool:
+        return self.group.leader is self
+
+    @property
+    def alive(self) -> bool:
+        return self.exit_state is ExitState.RUNNING and not self.flags & TaskFlag.EXITING
+
+    @property
+    def active_ns(self) -> "PidNamespace":
+        """task_active_pid_ns(): the namespace the task's own pid lives in."""
+        return self.pid.ns
+
+    @property
+    def ns_for_children(self) -> "PidNamespace":
+        return self.pid_ns_for_children or self.pid.ns
+
+    def tid_in(self, ns: "PidNamespace") -> int:
+        return self.pid.nr_in(ns)
+
+    def tgid_in(self, ns: "PidNamespace") -> int:
+        return self.group.leader.pid.nr_in(ns)
+
+    @property
+    def real_parent(self) -> "Task | None":
+        return self.group.parent
+
+    @property
+    def display_state(self) -> str:
+        """The letter procfs shows: Z for zombies, X for released, else the run state."""
+        if self.exit_state is ExitState.ZOMBIE:
+            return "Z"
+        if self.exit_state is ExitState.DEAD:
+            return "X"
+        if self.group.stopped:
+            return "T"
+        return self.state
