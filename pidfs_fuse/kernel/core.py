@@ -163,6 +163,11 @@ class Kernel:
         if self.listener is not None:
             self.listener(Event(kind, pid, task))
 
+    def notify_changed(self, task: Task) -> None:
+        """Tell the listener that what procfs shows of ``task`` changed from outside the system
+        calls (the control plane's ``set``, see ``fields``): one CHANGED event on its pid."""
+        self._emit(EventKind.CHANGED, task.pid, task)
+
     # -- lookups (find_pid_ns, find_task_by_pid_ns, the tagged scan) ---------------------------
 
     def find_pid(self, ns: PidNamespace, nr: int) -> Pid | None:
