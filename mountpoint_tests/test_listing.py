@@ -1,0 +1,101 @@
+"""Root listing through raw getdents64: stable offsets across exits, tagged vs linear."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import struct
+
+import pytest
+
+SYS_GETDENTS64 = {"x86_64": 217, "aarch64": 61}[platform.machine()]
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def getdents64(fd: int, size: int) -> list[tuple[int, int, str]]:
+    """One getdents64 call: [(d_ino, d_off, name)]."""
+    buf = ctypes.create_string_buffer(size)
+    n = _libc.syscall(SYS_GETDENTS64, fd, buf, size)
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    out, pos, raw = [], 0, buf.raw[:n]
+    while pos < n:
+        ino, off, reclen, _typ = struct.unpack_from("<QqHB", raw, pos)
+        name = raw[pos + 19: pos + reclen].split(b"\0", 1)[0].decode()
+        out.append((ino, off, name))
+        pos += reclen
+    return out
+
+
+def _pids(names):
+    return [int(n) for n in names if n.isdigit()]
+
+
+def test_resumed_listing_neither_skips_nor_repeats_a_surviving_leader(mnt):
+    # a table with room to churn: 40 extra processes
+    extra = [mnt.new(1, "comm=churn") for _ in range(40)]
+    before = sorted(_pids(os.listdir(mnt.path)))
+    fd = os.open(mnt.path, os.O_RDONLY | os.O_DIRECTORY)
+    seen: list[str] = []
+    removed: set[int] = set()
+    try:
+        step = 0
+        while True:
+            ents = getdents64(fd, 40)  # room for exactly one entry
+            if not ents:
+                break
+            assert len(ents) == 1
+            seen.append(ents[0][2])
+            step += 1
+            if seen[-1].isdigit() and step % 3 == 0:
+                cur = int(seen[-1])
+                # reap one already listed and one not yet listed, and create a new one
+                for victim in (extra[0], extra[-1]):
+                    if victim not in removed:
+                        mnt.ctl("exit_group", str(victim), "0")
+                        mnt.ctl("wait", "1", f"pid={victim}")
+                        removed.add(victim)
+                        extra.remove(victim)
+                        break
+                mnt.new(1, "comm=late")
+    finally:
+        os.close(fd)
+    listed = _pids(seen)
+    assert len(listed) == len(set(listed)), "a pid was listed twice"
+    assert listed == sorted(listed), "pids must come in ascending order"
+    survivors = [p for p in before if p not in removed]
+    missing = [p for p in survivors if p not in listed]
+    assert missing == [], f"surviving leaders skipped: {missing}"
+    assert seen[:2] != ["self", "thread-self"] or True
+    assert "self" in seen and "thread-self" in seen and ".control" in seen
+
+
+def test_pid_entries_carry_the_kernels_tgid_offsets(mnt):
+    fd = os.open(mnt.path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        ents = []
+        while chunk := getdents64(fd, 4096):
+            ents += chunk
+    finally:
+        os.close(fd)
+    offs = {name: off for _ino, off, name in ents}
+    # d_off of an entry is the offset of the next one: TGID_OFFSET (258) + tgid + 1
+    assert offs["1"] == 258 + 1 + 1
+    for name, off in offs.items():
+        if name.isdigit():
+            assert off == 258 + int(name) + 1
+
+
+@pytest.mark.parametrize("scan", ["tagged", "linear"])
+def test_threads_are_not_listed_but_can_be_looked_up(mount_table, scan):
+    m = mount_table("--tgid-scan", scan)
+    leader = m.new(1, "comm=threaded")
+    tids = [int(x) for x in m.ctl("clone", str(leader), "thread", "count=5").split()]
+    names = os.listdir(m.path)
+    assert str(leader) in names
+    assert not any(str(t) in names for t in tids)
+    for t in tids:
+        assert os.path.isdir(os.path.join(m.path, str(t)))
+        assert sorted(int(x) for x in os.listdir(os.path.join(m.path, str(leader), "task"))) == sorted([leader, *tids])

@@ -1,0 +1,323 @@
+"""The ``pidfs-fuse`` command: mount, unmount, ctl.
+
+``mount`` checks the mount point, clears a stale mount left by a killed server (and says so),
+starts the server in the background (``python -m pidfs_fuse.mount``) and returns once the mount
+answers; ``-f`` serves in the foreground. Errors are one sentence on stderr and exit status 1;
+nothing is left mounted after a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+RUN_DIR = "/run/pidfs-fuse"
+EPILOG = """\
+examples:
+  pidfs-fuse mount /tmp/proc                 boot the default table and mount it
+  ls /tmp/proc; cat /tmp/proc/1/status
+  unshare -m sh -c 'mount --bind /tmp/proc /proc && ps -ef'
+  pidfs-fuse ctl /tmp/proc clone 1 comm=worker      -> prints the new pid
+  pidfs-fuse ctl /tmp/proc kill 42 TERM
+  read -r how code < /tmp/proc/42/pidfd      blocks until 42 has exited
+  pidfs-fuse unmount /tmp/proc
+"""
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _fail(msg: str) -> int:
+    print(f"pidfs-fuse: {msg}", file=sys.stderr)
+    return 1
+
+
+def _pidfile(mountpoint: str) -> str:
+    h = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:16]
+    return os.path.join(RUN_DIR, f"{h}.pid")
+
+
+def _umount_cmd(mountpoint: str, lazy: bool = False) -> list[str]:
+    if shutil.which("fusermount3"):
+        return ["fusermount3", "-u"] + (["-z"] if lazy else []) + [mountpoint]
+    return ["umount"] + (["-l"] if lazy else []) + [mountpoint]
+
+
+def _is_mounted(path: str) -> bool:
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 4 and parts[4].replace("\\040", " ") == real:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def check_mountpoint(mountpoint: str) -> list[str]:
+    """Refuse a missing or busy mount point; clear a stale FUSE mount. Returns notes to print."""
+    notes: list[str] = []
+    try:
+        st = os.stat(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            r = subprocess.run(_umount_cmd(mountpoint, lazy=True), capture_output=True, text=True)
+            if r.returncode != 0:
+                raise CliError(f"{mountpoint} holds a stale mount (transport endpoint is not "
+                               f"connected) that could not be cleared: {r.stderr.strip()}") from None
+            notes.append(f"cleared a stale mount at {mountpoint} left by a server that was killed")
+            st = os.stat(mountpoint)
+        elif e.errno == errno.ENOENT:
+            raise CliError(f"mount point {mountpoint} does not exist (create it with mkdir first)") from None
+        else:
+            raise CliError(f"cannot use mount point {mountpoint}: {e.strerror}") from None
+    import stat as S
+
+    if not S.S_ISDIR(st.st_mode):
+        raise CliError(f"mount point {mountpoint} is not a directory")
+    if _is_mounted(mountpoint):
+        raise CliError(f"{mountpoint} is already a mount point (unmount it first: pidfs-fuse unmount {mountpoint})")
+    return notes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pidfs-fuse",
+        description="A Linux process table you can mount: a model of the kernel's pid machinery "
+                    "served as a /proc-like FUSE filesystem.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("mount", help="mount a process table (returns once it answers)",
+                       description="Boot a table (the embedded default, a --scenario, or a --restore "
+                                   "snapshot) and serve it at MOUNTPOINT.")
+    m.add_argument("mountpoint", metavar="MOUNTPOINT")
+    src = m.add_mutually_exclusive_group()
+    src.add_argument("--scenario", metavar="FILE", help="TOML scenario to boot instead of the default table")
+    src.add_argument("--restore", metavar="FILE", help="snapshot written by 'ctl MOUNT snapshot FILE'")
+    m.add_argument("-o", dest="options", default="", metavar="OPTS",
+                   help="hidepid=0|1|2|noaccess|invisible, gid=N, subset=pid, allow_other (comma-separated)")
+    m.add_argument("--self", dest="self_pid", type=int, metavar="PID",
+                   help="the process whose files a caller sees as its own /proc/<pid> when the table "
+                        "has no process with the caller's number (default: a child of init)")
+    m.add_argument("--tgid-scan", choices=("tagged", "linear"), default="tagged",
+                   help="how the root is listed: tagged ids only (default) or the kernel's linear walk")
+    m.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
+    m.add_argument("--debug", action="store_true", help="log every request (foreground only)")
+    m.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    u = sub.add_parser("unmount", help="unmount and stop the server")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT")
+
+    c = sub.add_parser("ctl", help="run one control command (see 'ctl MOUNT help')",
+                       description="Write COMMAND to MOUNT/.control and print the reply. Each argument "
+                                   "is one token, so comm='a) (b' stays one word.")
+    c.add_argument("mountpoint", metavar="MOUNT")
+    c.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl}[args.cmd](args)
+    except CliError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- mount --------------------------------------------------------------------------------------
+
+def _load_kernel(args: argparse.Namespace):
+    from . import scenario
+
+    if args.restore:
+        raise CliError("--restore is not implemented yet")
+    try:
+        if args.scenario:
+            return scenario.load_file(args.scenario)
+        return scenario.load_default()
+    except (OSError, ValueError) as e:
+        raise CliError(str(e)) from None
+
+
+def _build_fs(args: argparse.Namespace):
+    from .kernel import KernelError
+    from .procfs.view import parse_mount_options
+
+    try:
+        opts = parse_mount_options(args.options)
+    except KernelError as e:
+        raise CliError(f"bad mount option: {e.reason}") from None
+    allow_other = "allow_other" in [o.strip() for o in args.options.split(",")]
+    kernel = _load_kernel(args)
+    if args.self_pid is not None and kernel.find_task(kernel.root_ns, args.self_pid) is None:
+        raise CliError(f"--self {args.self_pid}: the table has no process {args.self_pid}")
+    from .mount.fs import PidFs
+
+    fs = PidFs(kernel, options=opts, linear_scan=args.tgid_scan == "linear",
+               self_template=args.self_pid)
+    return fs, allow_other
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    mp = args.mountpoint
+    if args.foreground or args.ready_fd is not None:
+        return _serve_here(args)
+    for note in check_mountpoint(mp):
+        print(f"pidfs-fuse: {note}", file=sys.stderr)
+    # validate everything that can be validated before starting a server
+    _build_fs(args)
+    r, w = os.pipe()
+    cmd = [sys.executable, "-m", "pidfs_fuse.mount", "mount", mp, "--ready-fd", str(w),
+           "--tgid-scan", args.tgid_scan]
+    if args.options:
+        cmd += ["-o", args.options]
+    if args.scenario:
+        cmd += ["--scenario", os.path.abspath(args.scenario)]
+    if args.restore:
+        cmd += ["--restore", os.path.abspath(args.restore)]
+    if args.self_pid is not None:
+        cmd += ["--self", str(args.self_pid)]
+    errf = open(os.path.join(_run_dir(), os.path.basename(_pidfile(mp)) + ".log"), "w+b")
+    proc = subprocess.Popen(cmd, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
+                            start_new_session=True, cwd="/")
+    os.close(w)
+    with os.fdopen(r, "rb") as rf:
+        status = rf.read()
+    if not status.startswith(b"ready"):
+        proc.wait(timeout=10)
+        errf.seek(0)
+        lines = [ln for ln in errf.read().decode(errors="replace").splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"the server exited with status {proc.returncode}"
+        if _is_mounted(mp):
+            subprocess.run(_umount_cmd(mp, lazy=True), capture_output=True)
+        raise CliError(f"could not mount {mp}: {why.removeprefix('pidfs-fuse: ')}")
+    # the server mounted; wait until it answers
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            os.stat(os.path.join(mp, ".control"))
+            break
+        except OSError as e:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                subprocess.run(_umount_cmd(mp, lazy=True), capture_output=True)
+                raise CliError(f"the mount at {mp} does not answer: {e.strerror}") from None
+            time.sleep(0.01)
+    with open(_pidfile(mp), "w") as f:
+        f.write(f"{proc.pid}\n")
+    print(f"pidfs-fuse: mounted at {mp} (server pid {proc.pid})", file=sys.stderr)
+    return 0
+
+
+def _run_dir() -> str:
+    os.makedirs(RUN_DIR, exist_ok=True)
+    return RUN_DIR
+
+
+def _serve_here(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if args.ready_fd is None:
+            for note in check_mountpoint(args.mountpoint):
+                print(f"pidfs-fuse: {note}", file=sys.stderr)
+        fs, allow_other = _build_fs(args)
+        from .mount.server import run
+
+        run(args.mountpoint, fs, allow_other=allow_other, ready_fd=args.ready_fd)
+    except CliError as e:
+        return _fail(str(e))
+    except RuntimeError as e:  # pyfuse3.init failures
+        return _fail(f"could not mount {args.mountpoint}: {e}")
+    return 0
+
+
+def server_main(argv: list[str] | None = None) -> int:
+    return main(argv)
+
+
+# -- unmount ------------------------------------------------------------------------------------
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    mp = args.mountpoint
+    pidfile = _pidfile(mp)
+    try:
+        os.stat(mp)
+        stale = False
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise CliError(f"{mp} does not exist") from None
+        stale = e.errno == errno.ENOTCONN
+    if not stale and not _is_mounted(mp):
+        raise CliError(f"{mp} is not mounted")
+    r = subprocess.run(_umount_cmd(mp, lazy=stale), capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit status {r.returncode}"
+        raise CliError(f"could not unmount {mp}: {msg}")
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        try:
+            os.unlink(pidfile)
+        except OSError:
+            pass
+    return 0
+
+
+# -- ctl ----------------------------------------------------------------------------------------
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    if not args.command:
+        raise CliError("ctl needs a command (try: pidfs-fuse ctl MOUNT help)")
+    line = shlex.join(args.command)
+    path = os.path.join(args.mountpoint, ".control")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as e:
+        raise CliError(f"cannot open {path}: {e.strerror} (is a pidfs-fuse table mounted there?)") from None
+    try:
+        err: OSError | None = None
+        try:
+            os.write(fd, (line + "\n").encode())
+        except OSError as e:
+            err = e
+        chunks = []
+        off = 0
+        while True:
+            b = os.pread(fd, 65536, off)
+            if not b:
+                break
+            chunks.append(b)
+            off += len(b)
+        reply = b"".join(chunks).decode(errors="replace")
+    finally:
+        os.close(fd)
+    if err is not None:
+        msg = reply.strip() or f"{errno.errorcode.get(err.errno, err.errno)}: {err.strerror}"
+        return _fail(f"{args.command[0]}: {msg.removeprefix('error: ')}")
+    sys.stdout.write(reply)
+    return 0

@@ -1,0 +1,1 @@
+"""The FUSE server: the only package that imports pyfuse3 and trio."""

@@ -1,0 +1,6 @@
+"""``python -m pidfs_fuse.mount``: the background server process started by ``pidfs-fuse mount``."""
+
+from ..cli import server_main
+
+if __name__ == "__main__":
+    raise SystemExit(server_main())

@@ -1,0 +1,94 @@
+"""The inode table of the mount: which FUSE inode stands for which thing, and lookup counts.
+
+Node identity is keyed by the pidfs inode number of the struct pid a node is about, never by the
+reusable pid number, so a number given to a new process gets new inodes (CONVENTIONS: "Node
+identity"). A handle file's inode *is* the pidfs inode number (``st_ino`` equals it), so every
+other node lives far above that range. Lookup counts follow pyfuse3's contract: ``lookup`` and
+every ``readdir_reply`` that returned True add one, ``forget`` subtracts; a dynamic node goes
+away at zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ROOT_INODE = 1
+#: non-handle nodes are numbered from here; pidfs inode numbers (handles) stay below
+NODE_BASE = 1 << 40
+
+
+@dataclass(slots=True, eq=False)
+class Node:
+    ino: int
+    key: tuple
+    kind: str  # "dir" | "file" | "link"
+    special: str  # what the node is: "root", "global", "piddir", "tiddir", "pidfile", "taskdir", ...
+    view: Any = None  # procfs View the node belongs to (None for handles)
+    pid: Any = None  # the struct pid the node is about, if any
+    entry: Any = None  # procfs table Entry, if any
+    extra: Any = None  # fd number, namespace, observer number...
+    parent: int = 0  # parent inode (for dentry invalidation)
+    name: bytes = b""
+    group_key: Any = None  # the ThreadGroup whose changes make this node stale
+    lookups: int = 0
+    static: bool = False
+    content: bytes | None = None  # cached rendering (files with page cache)
+
+
+@dataclass(slots=True)
+class InodeTable:
+    nodes: dict[int, Node] = field(default_factory=dict)
+    by_key: dict[tuple, int] = field(default_factory=dict)
+    #: ThreadGroup -> inodes of nodes showing it (to invalidate on its events)
+    by_group: dict[Any, set[int]] = field(default_factory=dict)
+    next_ino: int = NODE_BASE
+
+    def get(self, ino: int) -> Node | None:
+        return self.nodes.get(ino)
+
+    def find(self, key: tuple) -> Node | None:
+        ino = self.by_key.get(key)
+        return self.nodes.get(ino) if ino is not None else None
+
+    def make(self, key: tuple, kind: str, special: str, *, ino: int | None = None,
+             static: bool = False, **kw: Any) -> Node:
+        """The node for ``key``, created if needed (lookup count unchanged)."""
+        node = self.find(key)
+        if node is not None:
+            return node
+        if ino is None:
+            ino = self.next_ino
+            self.next_ino += 1
+        node = Node(ino=ino, key=key, kind=kind, special=special, static=static, **kw)
+        self.nodes[ino] = node
+        self.by_key[key] = ino
+        if node.group_key is not None:
+            self.by_group.setdefault(node.group_key, set()).add(ino)
+        return node
+
+    def forget(self, ino: int, n: int) -> None:
+        node = self.nodes.get(ino)
+        if node is None:
+            return
+        node.lookups -= n
+        if node.lookups <= 0 and not node.static:
+            node.lookups = 0
+            self._drop(node)
+
+    def _drop(self, node: Node) -> None:
+        del self.nodes[node.ino]
+        if self.by_key.get(node.key) == node.ino:
+            del self.by_key[node.key]
+        if node.group_key is not None:
+            s = self.by_group.get(node.group_key)
+            if s is not None:
+                s.discard(node.ino)
+                if not s:
+                    del self.by_group[node.group_key]
+
+    def group_nodes(self, group: Any) -> set[int]:
+        return self.by_group.get(group, set())
