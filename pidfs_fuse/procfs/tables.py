@@ -1,0 +1,186 @@
+"""Directories as tables of rows, as fs/proc/base.c's ``tgid_base_stuff[]`` / ``tid_base_stuff[]``.
+
+A row (``Entry``) names a file, link or directory, its permission bits and the small pure
+function that renders it; lookup and listing are generic over any table, and adding a file is
+one row. Rows keep Linux's table order, which is the order readdir returns them in.
+
+Signatures of the callables in a row (``task`` is None for the global files of ``ROOT_FILES``):
+
+- ``show(view, task) -> bytes`` for files;
+- ``readlink(view, task) -> str`` for links;
+- ``write(view, task, data: bytes, uid: int) -> None`` for writable files (``uid`` is the
+  caller's; errors are ``KernelError``).
+
+Directories are static (``children``: a nested table, e.g. ``ns``) or dynamic (``dynamic``:
+``'task'``, ``'fd'`` or ``'fdinfo'``; the mount lists them from the model: ``task`` with
+``Task.group.threads`` in order, ``fd``/``fdinfo`` with ``files.list_fds``). ``special='pidfd'``
+marks the handle file the mount implements itself (open binds a pidfd; read blocks; poll).
+``ptrace=True`` rows are guarded by a ptrace-read check (``access.entry_access``: EACCES).
+
+Only a subset of Linux's rows exists: the ones that clients read (SPEC §3) plus a few cheap
+constant ones (limits, io, cgroup, oom_score, loginuid, sessionid) so that tools probing them
+get an answer instead of ENOENT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..kernel import Task
+from . import files as F
+from . import globals as G
+from .view import View
+
+FILE, DIR, LINK = "file", "dir", "link"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One row of a directory table (struct pid_entry)."""
+
+    name: str
+    kind: str  # 'file' | 'dir' | 'link'
+    mode: int  # permission bits only (0o444, 0o400, 0o555, 0o777, ...)
+    show: Callable | None = None  # files: (view, task) -> bytes
+    readlink: Callable | None = None  # links: (view, task) -> str
+    write: Callable | None = None  # writable files: (view, task, data, uid) -> None
+    children: "tuple[Entry, ...] | None" = None  # static subdirectories
+    dynamic: str | None = None  # 'task' | 'fd' | 'fdinfo': filled by the mount
+    special: str | None = None  # 'pidfd': implemented by the mount
+    ptrace: bool = False  # guarded by ptrace_may_access: EACCES for other users
+    nlink_extra: int = 0  # links added to dir_nlink(children) for a directory row
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == DIR
+
+
+def _file(name: str, show: Callable, mode: int = 0o444, *, write: Callable | None = None,
+          ptrace: bool = False) -> Entry:
+    return Entry(name, FILE, mode, show=show, write=write, ptrace=ptrace)
+
+
+def _link(name: str, readlink: Callable, *, ptrace: bool = False) -> Entry:
+    return Entry(name, LINK, 0o777, readlink=readlink, ptrace=ptrace)
+
+
+def _dir(name: str, mode: int = 0o555, *, children: "tuple[Entry, ...] | None" = None,
+         dynamic: str | None = None, ptrace: bool = False) -> Entry:
+    return Entry(name, DIR, mode, children=children, dynamic=dynamic, ptrace=ptrace)
+
+
+# /<pid>/ns: pid_ns_operations (fs/proc/namespaces.c), links readable after a ptrace check
+NS_ENTRIES: tuple[Entry, ...] = (
+    _link("pid", F.readlink_ns_pid, ptrace=True),
+    _link("pid_for_children", F.readlink_ns_pid_for_children, ptrace=True),
+)
+
+_PIDFD = Entry("pidfd", FILE, 0o600, special="pidfd")
+
+#: /<pid>/ (tgid_base_stuff order)
+TGID_BASE: tuple[Entry, ...] = (
+    _dir("task", dynamic="task"),
+    _dir("fd", 0o500, dynamic="fd", ptrace=True),
+    _dir("fdinfo", dynamic="fdinfo"),
+    _dir("ns", 0o511, children=NS_ENTRIES),
+    _file("environ", F.show_environ, 0o400, ptrace=True),
+    _file("status", F.show_status),
+    _file("limits", F.show_limits),
+    _file("comm", F.show_comm, 0o644, write=F.write_comm),
+    _file("cmdline", F.show_cmdline),
+    _file("stat", F.show_tgid_stat),
+    _file("statm", F.show_statm),
+    _link("cwd", F.readlink_cwd, ptrace=True),
+    _link("root", F.readlink_root, ptrace=True),
+    _link("exe", F.readlink_exe, ptrace=True),
+    _file("cgroup", F.show_cgroup),
+    _file("oom_score", F.show_oom_score),
+    _file("loginuid", F.show_loginuid, 0o644, write=F.write_loginuid),
+    _file("sessionid", F.show_sessionid),
+    _file("io", F.show_io, 0o400, ptrace=True),
+    _PIDFD,
+)
+
+#: /<pid>/task/<tid>/ (tid_base_stuff order): per-thread stat and children, no task/
+TID_BASE: tuple[Entry, ...] = (
+    _dir("fd", 0o500, dynamic="fd", ptrace=True),
+    _dir("fdinfo", dynamic="fdinfo"),
+    _dir("ns", 0o511, children=NS_ENTRIES),
+    _file("environ", F.show_environ, 0o400, ptrace=True),
+    _file("status", F.show_status),
+    _file("limits", F.show_limits),
+    _file("comm", F.show_comm, 0o644, write=F.write_comm),
+    _file("cmdline", F.show_cmdline),
+    _file("stat", F.show_tid_stat),
+    _file("statm", F.show_statm),
+    _file("children", F.show_children),
+    _link("cwd", F.readlink_cwd, ptrace=True),
+    _link("root", F.readlink_root, ptrace=True),
+    _link("exe", F.readlink_exe, ptrace=True),
+    _file("cgroup", F.show_cgroup),
+    _file("oom_score", F.show_oom_score),
+    _file("loginuid", F.show_loginuid, 0o644, write=F.write_loginuid),
+    _file("sessionid", F.show_sessionid),
+    _file("io", F.show_io, 0o400, ptrace=True),
+    _PIDFD,
+)
+
+#: /sys/kernel/
+SYS_KERNEL: tuple[Entry, ...] = (
+    _file("ns_last_pid", G.show_ns_last_pid, 0o666, write=G.write_ns_last_pid),
+    _file("osrelease", G.show_osrelease),
+    _file("pid_max", G.show_pid_max, 0o644, write=G.write_pid_max),
+    _file("threads-max", G.show_threads_max),
+)
+
+#: the global entries of the root (besides self, thread-self and the pid directories)
+ROOT_FILES: tuple[Entry, ...] = (
+    _file("cpuinfo", G.show_cpuinfo),
+    _file("loadavg", G.show_loadavg),
+    _file("meminfo", G.show_meminfo),
+    _file("stat", G.show_proc_stat),
+    _file("uptime", G.show_uptime),
+    _file("version", G.show_version),
+    _dir("sys", children=(_dir("kernel", children=SYS_KERNEL),)),
+)
+
+_INDEXES: dict[int, tuple[tuple[Entry, ...], dict[str, Entry]]] = {}
+
+
+def lookup(table: tuple[Entry, ...], name: str) -> Entry | None:
+    """The row called ``name`` in ``table``, or None (O(1) after the first call per table)."""
+    hit = _INDEXES.get(id(table))
+    if hit is None or hit[0] is not table:
+        hit = (table, {e.name: e for e in table})
+        _INDEXES[id(table)] = hit
+    return hit[1].get(name)
+
+
+def listing(table: tuple[Entry, ...]) -> tuple[Entry, ...]:
+    """The rows in readdir order (the table's order, as proc_pident_readdir)."""
+    return table
+
+
+def root_table(view: View) -> tuple[Entry, ...]:
+    """The global rows this mount shows: none with ``subset=pid`` (only pids, self and
+    thread-self remain, as fs/proc/root.c's pidonly)."""
+    return () if view.options.subset_pid else ROOT_FILES
+
+
+def dir_nlink(entries: tuple[Entry, ...]) -> int:
+    """pid_entry_nlink(): 2 plus one per subdirectory."""
+    return 2 + sum(1 for e in entries if e.kind == DIR)
+
+
+def entry_nlink(entry: Entry, task: Task | None = None) -> int:
+    """st_nlink of a directory row: a static one counts its subdirectories; ``task/`` adds one
+    per thread (proc_task_getattr); ``fd/`` and ``fdinfo/`` have 2. Non-directories have 1."""
+    if entry.kind != DIR:
+        return 1
+    if entry.children is not None:
+        return dir_nlink(entry.children) + entry.nlink_extra
+    if entry.dynamic == "task" and task is not None:
+        return 2 + len(task.group.threads) + entry.nlink_extra
+    return 2 + entry.nlink_extra
+
