@@ -124,6 +124,12 @@ def _check_int(name: str, value: object) -> int:
     return value
 
 
+def _check_task(name: str, value: object) -> Task:
+    if not isinstance(value, Task):
+        raise _einval(f"{name} {value!r} is not a task")
+    return value
+
+
 class Kernel:
     """The in-process model of Linux's pid machinery.
 
@@ -246,8 +252,8 @@ class Kernel:
             for i in range(level, -1, -1):
                 tmp = anc[i]
                 idx = level - i
-                tid = set_tid[idx] if idx < len(set_tid) else 0
-                if tid:
+                if idx < len(set_tid):  # an entry of 0 is an error, not "any number"
+                    tid = set_tid[idx]
                     if not 1 <= tid < tmp.pid_max:
                         raise _einval(f"set_tid[{idx}]={tid} is outside 1..{tmp.pid_max - 1} "
                                       f"(pid_max of namespace {tmp.inum})")
@@ -319,10 +325,17 @@ class Kernel:
         ESRCH: the parent has exited.
         """
         flags = _check_int("clone flags", flags)
+        _check_task("parent", parent)
         if not parent.alive or parent.group.group_exit:
             raise KernelError(errno.ESRCH, f"task {parent.pid.nr} has exited and cannot clone")
         if flags & ~CLONE_KNOWN or flags < 0:
             raise _einval(f"unknown clone flags {flags & ~CLONE_KNOWN:#x}")
+        # copy_clone_args_from_user() checks set_tid_size before copy_process() runs
+        if not isinstance(set_tid, (tuple, list)):
+            raise _einval(f"set_tid {set_tid!r} is not a list of integers")
+        set_tid = tuple(_check_int("set_tid entry", t) for t in set_tid)
+        if len(set_tid) > MAX_PID_NS_LEVEL:
+            raise _einval(f"set_tid has {len(set_tid)} entries, more than {MAX_PID_NS_LEVEL}")
         thread = bool(flags & CLONE_THREAD)
         if exit_signal is None:
             exit_signal = 0 if flags & (CLONE_THREAD | CLONE_PARENT | CLONE_AUTOREAP) else S.SIGCHLD
@@ -346,13 +359,15 @@ class Kernel:
                           "it cannot create threads")
         if flags & CLONE_PARENT and parent.group.unkillable:
             raise _einval("a namespace init cannot use CLONE_PARENT")
+        if flags & CLONE_NNP and thread:
+            raise _einval("CLONE_NNP cannot be combined with CLONE_THREAD")
         if flags & CLONE_PIDFD_AUTOKILL and not flags & CLONE_NNP and parent.group.uid != 0:
             raise KernelError(errno.EPERM, "CLONE_PIDFD_AUTOKILL without CLONE_NNP needs privilege (uid 0)")
-        set_tid = tuple(_check_int("set_tid entry", t) for t in set_tid)
-        if len(set_tid) > MAX_PID_NS_LEVEL:
-            raise _einval(f"set_tid has {len(set_tid)} entries, more than {MAX_PID_NS_LEVEL}")
         if comm is not None and not isinstance(comm, str):
             raise _einval(f"comm {comm!r} is not a string")
+        if argv is not None and (not isinstance(argv, (tuple, list))
+                                 or not all(isinstance(a, str) for a in argv)):
+            raise _einval(f"argv {argv!r} must be a list of strings")
         g_parent = parent.group
         privileged = g_parent.uid == 0
         for name, val, cur in (("uid", uid, g_parent.uid), ("gid", gid, g_parent.gid)):
@@ -372,7 +387,12 @@ class Kernel:
                 raise _einval(f"task {parent.pid.nr} already unshared a pid namespace for children")
             new_ns = self._create_pid_ns(ns, privileged)
             ns = new_ns
-        pid = self._alloc_pid(ns, set_tid, not thread, privileged)
+        try:
+            pid = self._alloc_pid(ns, set_tid, not thread, privileged)
+        except KernelError:
+            if new_ns is not None:  # put_pid_ns() -> ns_free_inum(): the number is free again
+                self._next_ns_inum -= 1
+            raise
         if new_ns is not None:
             new_ns.parent.children.append(new_ns)  # type: ignore[union-attr]
             new_ns.creator = parent
@@ -383,7 +403,8 @@ class Kernel:
         if thread:
             g = g_parent
             task = Task(pid=pid, group=g, comm=comm[: TASK_COMM_LEN - 1] if comm else parent.comm,
-                        start_time=now, exit_signal=-1, state=parent.state)
+                        start_time=now, exit_signal=-1, state=parent.state,
+                        flags=parent.flags & TaskFlag.NO_NEW_PRIVS)
             pid.task = task
             g.threads[task] = None
             g.live += 1
@@ -402,7 +423,9 @@ class Kernel:
                 sigign=g_parent.sigign,
                 has_child_subreaper=g_parent.has_child_subreaper or g_parent.is_child_subreaper,
                 pgrp=g_parent.pgrp, session=g_parent.session)
-            tflags = TaskFlag.FORKNOEXEC
+            tflags = TaskFlag.FORKNOEXEC | (parent.flags & TaskFlag.NO_NEW_PRIVS)
+            if flags & CLONE_NNP:
+                tflags |= TaskFlag.NO_NEW_PRIVS
             if flags & CLONE_WAIT_PID:
                 tflags |= TaskFlag.WAIT_PID
             if flags & CLONE_AUTOREAP:
@@ -516,6 +539,7 @@ class Kernel:
         return code
 
     def _check_alive(self, task: Task) -> None:
+        _check_task("task", task)
         if not task.alive:
             raise KernelError(errno.ESRCH, f"task {task.pid.nr} has already exited")
 
@@ -560,12 +584,12 @@ class Kernel:
         """do_notify_parent(): wake handles (the group is empty now) and the parent; True when
         the child is to be released at once (parent ignores SIGCHLD, or CLONE_AUTOREAP)."""
         self._emit(EventKind.EXITED, t.pid, t)
-        if t.flags & TaskFlag.AUTOREAP:
-            return True
         parent = t.group.parent
         if parent is None:
             return True
-        autoreap = sig == S.SIGCHLD and parent.group.ignores(S.SIGCHLD)
+        # CLONE_AUTOREAP: no signal, but __wake_up_parent() still runs (a blocked wait rescans)
+        autoreap = bool(t.flags & TaskFlag.AUTOREAP) or (
+            sig == S.SIGCHLD and parent.group.ignores(S.SIGCHLD))
         self._emit(EventKind.CHILD, parent.pid, parent)
         return autoreap
 
@@ -762,8 +786,7 @@ class Kernel:
                         if options & WEXITED:
                             return self._wait_task_zombie(parent, p, options), True
                         continue
-                    if options & (WCONTINUED | WEXITED):
-                        found = True
+                    found = True  # delay_group_leader(): its live threads will change state
                 else:
                     found = True
                 if options & WSTOPPED and g.stopped and g.stop_code:
@@ -818,9 +841,23 @@ class Kernel:
         self._deliver(g, sig)
 
     def _deliver(self, g: ThreadGroup, sig: int) -> None:
+        action = S.default_action(sig)
+        if action is S.Action.CONT:
+            # prepare_signal(): SIGCONT resumes a stopped group even when it is ignored
+            g.pending &= ~sum(1 << s for s in (S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU))
+            if g.stopped:
+                g.stopped = False
+                g.stop_code = 0
+                g.continued = True
+                self._notify_group_change(g)
+            while g.pending and not g.group_exit:
+                pending = g.pending
+                first = (pending & -pending).bit_length() - 1
+                g.pending = pending & ~(1 << first)
+                self._deliver(g, first)
+            return
         if g.ignores(sig) and not S.sig_kernel_only(sig):
             return
-        action = S.default_action(sig)
         if action is S.Action.IGNORE:
             return
         if action is S.Action.STOP:
@@ -830,19 +867,6 @@ class Kernel:
                 g.stop_code = sig
                 g.continued = False
                 self._notify_group_change(g)
-            return
-        if action is S.Action.CONT:
-            g.pending &= ~sum(1 << s for s in (S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU))
-            if g.stopped:
-                g.stopped = False
-                g.stop_code = 0
-                g.continued = True
-                self._notify_group_change(g)
-            if g.pending:
-                pending = g.pending
-                g.pending = 0
-                first = (pending & -pending).bit_length() - 1
-                self._deliver(g, first)
             return
         if g.stopped and sig != S.SIGKILL:
             g.pending |= 1 << sig  # acted on once the group continues

@@ -28,6 +28,7 @@ class TaskFlag(enum.IntFlag):
     AUTOREAP = 2  # CLONE_AUTOREAP: released at exit, the parent is not told
     FORKNOEXEC = 4  # PF_FORKNOEXEC: forked and has not exec'd (setpgid's EACCES)
     EXITING = 8  # PF_EXITING
+    NO_NEW_PRIVS = 16  # task_no_new_privs(): CLONE_NNP or inherited; never cleared
 
 
 #: Letters procfs prints for a running task's scheduler state (fs/proc/array.c task_state_array).
