@@ -1,0 +1,154 @@
+"""Directory tables (fs/proc/base.c tgid_base_stuff / tid_base_stuff): names, modes, nlink,
+generic lookup, and every row rendering for live, threaded and exited tasks.
+
+LINUX_MODES holds `ls -l` modes of real /proc/1 and /proc/self/task/<tid> entries on this
+machine's Linux 6.18 (ls_proc_1.txt, ls_self_task.txt in ../shared/reference/linux-6.18-proc/).
+"""
+
+from __future__ import annotations
+
+import errno
+import stat as st
+
+import pytest
+
+from pidfs_fuse.kernel import CLONE_THREAD, Kernel, KernelError
+from pidfs_fuse.procfs import (DIR, LINK, NS_ENTRIES, ROOT_FILES, TGID_BASE, TID_BASE, MountOptions, View,
+                               dir_nlink, entry_nlink, listing, lookup, parse_mount_options,
+                               root_table)
+
+LINUX_MODES = {
+    "cgroup": "-r--r--r--", "cmdline": "-r--r--r--", "comm": "-rw-r--r--", "cwd": "lrwxrwxrwx",
+    "environ": "-r--------", "exe": "lrwxrwxrwx", "fd": "dr-x------", "fdinfo": "dr-xr-xr-x",
+    "io": "-r--------", "limits": "-r--r--r--", "loginuid": "-rw-r--r--", "ns": "dr-x--x--x",
+    "oom_score": "-r--r--r--", "root": "lrwxrwxrwx", "sessionid": "-r--r--r--",
+    "stat": "-r--r--r--", "statm": "-r--r--r--", "status": "-r--r--r--", "task": "dr-xr-xr-x",
+    "children": "-r--r--r--",
+}
+#: subdirectories of real /proc/1 (nlink 9) and /proc/self/task/<tid> (nlink 7)
+LINUX_TGID_DIRS = ["attr", "fd", "fdinfo", "map_files", "net", "ns", "task"]
+LINUX_TID_DIRS = ["attr", "fd", "fdinfo", "net", "ns"]
+
+REQUIRED_TGID = {"status", "stat", "statm", "cmdline", "comm", "environ", "cwd", "exe", "root", "fd",
+                 "ns", "fdinfo", "task", "pidfd"}
+REQUIRED_TID = {"status", "stat", "comm", "cmdline", "children", "pidfd"}
+
+
+def ls_mode(entry) -> str:
+    kind = {DIR: st.S_IFDIR, LINK: st.S_IFLNK}.get(entry.kind, st.S_IFREG)
+    return st.filemode(kind | entry.mode)
+
+
+def test_tables_hold_the_required_entries() -> None:
+    assert REQUIRED_TGID <= {e.name for e in TGID_BASE}
+    assert REQUIRED_TID <= {e.name for e in TID_BASE}
+    assert lookup(TGID_BASE, "children") is None  # only per thread, as in Linux
+    assert lookup(TID_BASE, "task") is None
+    assert [e.name for e in NS_ENTRIES] == ["pid", "pid_for_children"]
+
+
+@pytest.mark.parametrize("table", [TGID_BASE, TID_BASE], ids=["tgid", "tid"])
+def test_modes_match_linux(table) -> None:
+    shown = {e.name: ls_mode(e) for e in table if e.name in LINUX_MODES}
+    assert shown == {n: LINUX_MODES[n] for n in shown}
+    assert len(shown) >= 15
+
+
+def test_special_and_dynamic_rows() -> None:
+    for table in (TGID_BASE, TID_BASE):
+        pidfd = lookup(table, "pidfd")
+        assert (pidfd.kind, pidfd.mode, pidfd.special, pidfd.show) == ("file", 0o600, "pidfd", None)
+        assert lookup(table, "fd").dynamic == "fd" and lookup(table, "fdinfo").dynamic == "fdinfo"
+        assert lookup(table, "ns").children == NS_ENTRIES
+    assert lookup(TGID_BASE, "task").dynamic == "task"
+
+
+def test_lookup_and_listing_are_generic() -> None:
+    for table in (TGID_BASE, TID_BASE, ROOT_FILES, NS_ENTRIES):
+        assert [e.name for e in listing(table)] == [e.name for e in table]
+        assert len({e.name for e in table}) == len(table)
+        for e in table:
+            assert lookup(table, e.name) is e
+        assert lookup(table, "nonexistent") is None
+        assert lookup(table, "") is None
+
+
+def test_writable_rows_have_writers_and_only_they() -> None:
+    def rows(table):
+        for e in table:
+            yield e
+            if e.children:
+                yield from rows(e.children)
+    for e in rows(TGID_BASE + TID_BASE + ROOT_FILES):
+        if e.kind == "file" and e.special is None:
+            assert (e.mode & 0o222 != 0) == (e.write is not None), e.name
+            assert e.show is not None, e.name
+        if e.kind == "link":
+            assert e.readlink is not None and e.mode == 0o777, e.name
+
+
+def test_root_files_and_sysctls() -> None:
+    names = {e.name for e in ROOT_FILES}
+    assert {"stat", "uptime", "loadavg", "meminfo", "cpuinfo", "version", "sys"} <= names
+    kernel = lookup(lookup(ROOT_FILES, "sys").children, "kernel")
+    modes = {e.name: e.mode for e in kernel.children}
+    assert modes == {"pid_max": 0o644, "ns_last_pid": 0o666, "threads-max": 0o444, "osrelease": 0o444}
+
+
+def test_subset_pid_hides_every_global_file() -> None:
+    k = Kernel()
+    assert root_table(View(k, k.root_ns, MountOptions())) == ROOT_FILES
+    assert root_table(View(k, k.root_ns, parse_mount_options("subset=pid"))) == ()
+
+
+def test_nlink_formula_matches_linux_and_our_tables() -> None:
+    assert 2 + len(LINUX_TGID_DIRS) == 9 and 2 + len(LINUX_TID_DIRS) == 7  # what ls showed
+    assert dir_nlink(TGID_BASE) == 2 + sum(e.kind == DIR for e in TGID_BASE) == 6
+    assert dir_nlink(TID_BASE) == 5
+    k = Kernel()
+    p = k.clone(k.init).task
+    for _ in range(3):
+        k.clone(p, CLONE_THREAD)
+    assert entry_nlink(lookup(TGID_BASE, "task"), p) == 6  # 2 + 4 threads, as task/ of 6951 showed
+    assert entry_nlink(lookup(TGID_BASE, "ns"), p) == 2
+    assert entry_nlink(lookup(TGID_BASE, "fd"), p) == 2
+    assert entry_nlink(lookup(TGID_BASE, "status"), p) == 1
+    assert entry_nlink(lookup(ROOT_FILES, "sys")) == 3
+
+
+def _every_row(table):
+    for e in table:
+        yield e
+        if e.children:
+            yield from _every_row(e.children)
+
+
+@pytest.mark.parametrize("state", ["live", "thread", "zombie", "zombie-leader", "released"])
+def test_every_row_renders_or_fails_with_a_kernel_errno(state: str) -> None:
+    k = Kernel()
+    p = k.clone(k.init, comm="p", argv=["p", "-x"]).task
+    th = k.clone(p, CLONE_THREAD).task
+    view = View(k, k.root_ns, MountOptions())
+    task, table = p, TGID_BASE
+    if state == "thread":
+        task, table = th, TID_BASE
+    elif state == "zombie":
+        k.exit_group(p, 1)
+    elif state == "zombie-leader":
+        k.exit(p, 0)
+    elif state == "released":
+        k.exit(th, 0)
+        task, table = th, TID_BASE
+    for e in _every_row(table):
+        if e.show is not None:
+            assert isinstance(e.show(view, task), bytes), e.name
+        if e.readlink is not None:
+            try:
+                assert e.readlink(view, task).startswith(("/", "pid:[")), e.name
+            except KernelError as err:
+                assert state != "live" and state != "thread" and err.errno == errno.ENOENT, e.name
+    shown = [e.name for e in _every_row(ROOT_FILES) if e.show is not None]
+    assert {"stat", "pid_max", "ns_last_pid", "osrelease"} <= set(shown)
+    for e in _every_row(ROOT_FILES):
+        if e.show is not None:
+            assert e.show(view, None).endswith(b"\n"), e.name
