@@ -75,14 +75,17 @@ _CAP_NONE = "0000000000000000"
 _ZERO_SIGSET = "0000000000000000"
 _MEMS_ALLOWED = ",".join(["00000000"] * 31 + ["00000001"])
 
-# everything after SigCgt: capabilities (root or not), then constants
-_TAIL_FMT = (
+# after SigCgt: capabilities (root or not), NoNewPrivs, then constants
+_CAPS_FMT = (
     "CapInh:\t0000000000000000\n"
     "CapPrm:\t{cap}\n"
     "CapEff:\t{cap}\n"
     "CapBnd:\t000001ffffffffff\n"
     "CapAmb:\t0000000000000000\n"
-    "NoNewPrivs:\t0\n"
+)
+_CAPS_ROOT = _CAPS_FMT.format(cap=_CAP_FULL)
+_CAPS_USER = _CAPS_FMT.format(cap=_CAP_NONE)
+_TAIL = (
     "Seccomp:\t0\n"
     "Seccomp_filters:\t0\n"
     "Speculation_Store_Bypass:\tvulnerable\n"
@@ -92,8 +95,6 @@ _TAIL_FMT = (
     f"Mems_allowed:\t{_MEMS_ALLOWED}\n"
     "Mems_allowed_list:\t0\n"
 )
-_TAIL_ROOT = _TAIL_FMT.format(cap=_CAP_FULL)
-_TAIL_USER = _TAIL_FMT.format(cap=_CAP_NONE)
 
 _MASK64 = 2**64 - 1
 
@@ -243,7 +244,9 @@ def show_status(view: View, task: Task) -> bytes:
         f"SigIgn:\t{sigign & _MASK64:016x}\n"
         f"SigCgt:\t{_ZERO_SIGSET}\n"
     )
-    out.append(_TAIL_ROOT if uid == 0 else _TAIL_USER)
+    out.append(_CAPS_ROOT if uid == 0 else _CAPS_USER)
+    out.append("NoNewPrivs:\t1\n" if task.flags & TaskFlag.NO_NEW_PRIVS else "NoNewPrivs:\t0\n")
+    out.append(_TAIL)
     out.append(
         f"voluntary_ctxt_switches:\t{_extra(task, 'voluntary_ctxt_switches', '0')}\n"
         f"nonvoluntary_ctxt_switches:\t{_extra(task, 'nonvoluntary_ctxt_switches', '0')}\n"

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, Kernel
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_NNP, CLONE_THREAD, Kernel
 from pidfs_fuse.procfs import MountOptions, View, show_status
 
 SEC = 1_000_000_000
@@ -299,3 +299,12 @@ def test_status_threads_count_follows_the_group() -> None:
     for _ in range(3):
         w.k.clone(w.app, CLONE_THREAD)
     assert fields(show_status(w.root, w.app))["Threads"] == "5"
+
+
+def test_status_no_new_privs_follows_clone_nnp() -> None:
+    w = world()
+    assert fields(show_status(w.root, w.app))["NoNewPrivs"] == "0"
+    nnp = w.k.clone(w.sh, CLONE_NNP, comm="sandboxed").task
+    assert fields(show_status(w.root, nnp))["NoNewPrivs"] == "1"
+    kid = w.k.clone(nnp, comm="kid").task  # inherited, never cleared
+    assert fields(show_status(w.root, kid))["NoNewPrivs"] == "1"
