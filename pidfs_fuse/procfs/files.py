@@ -116,6 +116,19 @@ def _extra(task: Task, key: str, default: str) -> str:
     return extra.get(key, default) if extra else default
 
 
+def _extra_count(task: Task, key: str) -> int:
+    text = _extra(task, key, "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else 0
+
+
+def _umask(task: Task) -> str:
+    """"%#04o" of the fs_struct's umask: ``extra['umask']`` (octal text), else 022."""
+    text = _extra(task, "umask", "")
+    if text and len(text) <= 4 and all(c in "01234567" for c in text):
+        return f"0{int(text, 8):03o}"
+    return "0022"
+
+
 def _escape_name(comm: str) -> str:
     """proc_task_name(escape=true): seq_escape_str(.., ESCAPE_SPACE|ESCAPE_SPECIAL, "\\n\\\\")."""
     if "\\" in comm or "\n" in comm:
@@ -185,8 +198,9 @@ def show_status(view: View, task: Task) -> bytes:
 
     out = [f"Name:\t{_escape_name(task.comm)}\n"]
     if alive:
-        out.append(f"Umask:\t0{int(_extra(task, 'umask', '022'), 8):03o}\n")
-    groups = " ".join(_extra(task, "groups", "").replace(",", " ").split())
+        out.append(f"Umask:\t{_umask(task)}\n")
+    groups = " ".join([x for x in _extra(task, "groups", "").replace(",", " ").split()
+                       if x.isascii() and x.isdigit()])
     nstgid = "".join(["\t" + str(lpid.nr_in(a)) for a in levels])
     nspid = "".join(["\t" + str(pid.nr_in(a)) for a in levels])
     nspgid = "".join(["\t" + str(_nr(pgrp, a)) for a in levels])
@@ -248,8 +262,8 @@ def show_status(view: View, task: Task) -> bytes:
     out.append("NoNewPrivs:\t1\n" if task.flags & TaskFlag.NO_NEW_PRIVS else "NoNewPrivs:\t0\n")
     out.append(_TAIL)
     out.append(
-        f"voluntary_ctxt_switches:\t{_extra(task, 'voluntary_ctxt_switches', '0')}\n"
-        f"nonvoluntary_ctxt_switches:\t{_extra(task, 'nonvoluntary_ctxt_switches', '0')}\n"
+        f"voluntary_ctxt_switches:\t{_extra_count(task, 'voluntary_ctxt_switches')}\n"
+        f"nonvoluntary_ctxt_switches:\t{_extra_count(task, 'nonvoluntary_ctxt_switches')}\n"
     )
     return "".join(out).encode()
 
@@ -295,7 +309,7 @@ def show_stat(view: View, task: Task, *, whole_group: bool) -> bytes:
         tty_nr = g.tty_nr
         if tty_nr:
             fg = _extra(task, "tpgid", "")
-            if fg.isdigit():
+            if fg.isascii() and fg.isdigit() and len(fg) <= 10:
                 fgpid = view.kernel.find_pid(view.kernel.root_ns, int(fg))
                 tpgid = _nr(fgpid, ns)
             else:

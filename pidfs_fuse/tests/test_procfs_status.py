@@ -308,3 +308,13 @@ def test_status_no_new_privs_follows_clone_nnp() -> None:
     assert fields(show_status(w.root, nnp))["NoNewPrivs"] == "1"
     kid = w.k.clone(nnp, comm="kid").task  # inherited, never cleared
     assert fields(show_status(w.root, kid))["NoNewPrivs"] == "1"
+
+
+def test_status_ignores_malformed_extra_fields() -> None:
+    w = world()
+    w.app.group.extra = {"umask": "9x", "voluntary_ctxt_switches": "12\nEvil:\t1",
+                         "groups": "5"}
+    text = show_status(w.root, w.app)
+    f = fields(text)
+    assert f["Umask"] == "0022" and f["voluntary_ctxt_switches"] == "0" and "Evil" not in f
+    assert keys(text) == LINUX_RUNNING_KEYS
