@@ -76,6 +76,22 @@ def ns_chain(k: Kernel, depth: int, flags_parent: Task | None = None) -> list[Ta
     return inits
 
 
+def reap_all(k: Kernel, parent: Task) -> list[Any]:
+    """waitid(P_ALL, WEXITED) until nothing is ready or there is no child left."""
+    from pidfs_fuse.kernel import WEXITED, WNOHANG
+
+    out = []
+    while True:
+        try:
+            res = k.waitid(parent, 0, 0, WEXITED | WNOHANG)
+        except KernelError as e:
+            assert e.errno == errno.ECHILD, e
+            return out
+        if res is None:
+            return out
+        out.append(res)
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 
