@@ -23,6 +23,12 @@ Free-form ``ThreadGroup.extra`` keys read here (all optional, strings): ``umask`
 ``tpgid`` (the tty's foreground group, a number in the root namespace; default: the process's
 own group when it has a tty), ``voluntary_ctxt_switches``, ``nonvoluntary_ctxt_switches``.
 
+Caching: no per-pid renderer reads the clock, so a rendering stays valid until the model
+changes. What else than the task itself a file depends on: ``status`` (Threads: the group's
+thread count; PPid: the parent), ``/<pid>/stat`` (num_threads and the utime/stime sum over the
+threads, the parent, the process group and session), ``children`` (the thread's children being
+created, reparented or reaped), ``fdinfo`` (the target pid being reaped: ``Pid: -1``).
+
 The ``ptrace_may_access`` checks that make Linux print 0/1 instead of addresses and exit codes
 are not applied: every reader is treated as permitted (the access policy lives in ``access``).
 Renderers are on the hot path of every read: f-strings, no per-call setup, O(1) in the number
