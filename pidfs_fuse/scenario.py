@@ -1,0 +1,486 @@
+"""Scenarios: a TOML file describing an initial process table, replayed into a fresh ``Kernel``.
+
+A scenario is not a snapshot: it is a recipe of system calls (clone, execve, setsid, setpgid,
+exit, kill, wait) plus ``set`` fields, replayed in file order, so every table it builds is one
+the model can reach by itself (tags, reaping, reparenting and pid numbers come out as the kernel
+makes them). Errors are ``ScenarioError`` (a ``KernelError``, EINVAL for schema errors, the
+model's errno when a replayed call fails) whose message names the file and the entry::
+
+    default.toml: process[3].threads: expected an integer >= 0 or an array of tables, got "x"
+
+Entries are numbered from 0 in file order. Unknown keys are errors.
+
+Schema
+------
+
+Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[init]``,
+``[[process]]`` (any number, in creation order).
+
+``[kernel]``
+    ``pid_max`` (int, the root namespace's, default 32768); ``uptime`` (seconds, int or float:
+    the model's clock starts this long after boot, so ``start`` values below it lie in the past);
+    ``ns_last_pid`` (int: the root namespace's cursor after init, so later pids are numbered
+    from it plus one).
+
+``[init]`` (pid 1 of the root namespace)
+    ``comm``, ``argv``, ``exe``, ``threads`` and the field keys below.
+
+``[[process]]``
+    ``name``      required, unique reference for ``parent``/``pgid`` (not "init")
+    ``parent``    name of an *earlier* entry, or "init" (default)
+    ``comm``      default: basename of ``argv[0]``, else ``name``; cut to 15 characters
+    ``argv``      array of strings (default ``[comm]``); ``exe``: absolute path (default
+                  ``argv[0]`` if absolute, else ``/usr/bin/COMM``). The process is cloned from its
+                  parent and then exec's, like a real one.
+    ``uid``, ``gid``  passed to clone (a uid-0 parent may give any; others only their own)
+    ``set_tid``   array of exact pid numbers, innermost namespace first
+    ``newpid``    true: the process is init of a new pid namespace (CLONE_NEWPID);
+                  ``pid_max_ns``: that namespace's pid_max
+    ``pidfd``, ``wait_pid``, ``autoreap``  clone flags (``wait_pid`` implies ``pidfd``; the
+                  handle lands in the parent's fd table; ``autoreap`` uses exit_signal 0)
+    ``setsid``    true: setsid() after exec
+    ``pgid``      name of a process whose group to join (its own name: a group of its own)
+    ``subreaper`` true: PR_SET_CHILD_SUBREAPER
+    ``daemonize`` true: the classic double fork. The entry's process forks, exits and is reaped;
+                  the child calls setsid(), forks the daemon and exits; its reaper reaps it. The
+                  name then refers to the daemon, whose session id is a pid that no task holds any
+                  more: a tagged thread-group pid with no TGID task (the tagged scan's false
+                  positive). Excludes ``newpid``, ``set_tid`` and ``setsid``.
+    ``threads``   an int (that many threads named like the process) or an array of tables with
+                  ``comm``, ``count`` (default 1), ``set_tid``, ``start``, ``state``, ``nice``,
+                  ``utime``, ``stime``
+    ``start``     seconds since boot (int or float, at most ``uptime``, not before the parent)
+    ``exit``      int 0..255: after every entry is created, the process exits with it (a zombie
+                  unless its parent ignores SIGCHLD or it autoreaps)
+    ``killed``    a signal (name or number) that ends it, sent then; excludes ``exit``
+    ``stopped``   a stop signal (STOP, TSTP, TTIN, TTOU), sent then
+    field keys    ``state`` (R S D T t I), ``nice``, ``utime``, ``stime``, ``cutime``,
+                  ``cstime``, ``rss`` (pages), ``vsize`` (bytes), ``tty_nr`` (ints);
+                  ``environ`` (array of "NAME=VALUE"), ``cwd``, ``root`` (paths),
+                  ``sigign`` (array of signals; ["CHLD"] makes its children autoreap)
+
+Exits, kills and stops run after all entries are created, in file order, so children of an
+exited process are reparented as Linux does.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.resources
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID,
+                     P_PID, PID_MAX_DEFAULT, PID_MAX_LIMIT, WALL, WEXITED, ExitState, Kernel,
+                     KernelError, Task)
+from .kernel import signals as S
+from .kernel.events import Listener
+from .kernel.fields import FIELDS, parse_signal_token, set_fields
+
+DEFAULT = "default.toml"
+
+_FIELD_KEYS = {"environ": "strs", "cwd": "str", "root": "str", "state": "str", "nice": "int",
+               "rss": "int", "vsize": "int", "utime": "int", "stime": "int", "cutime": "int",
+               "cstime": "int", "tty_nr": "int", "sigign": "signals"}
+_TOP_KEYS = {"name", "description", "kernel", "init", "process"}
+_KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid"}
+_INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
+_PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
+                  "pid_max_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid", "subreaper",
+                  "daemonize", "threads", "start", "exit", "killed", "stopped"} | set(_FIELD_KEYS))
+_THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime"}
+_THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime")}
+_STOP_SIGNALS = {S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU}
+
+
+class ScenarioError(KernelError):
+    """A scenario file is malformed, or a call it replays fails. ``str()`` is the message alone:
+    ``FILE: ENTRY: reason``."""
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+
+@dataclass(slots=True)
+class Scenario:
+    """A loaded table: the kernel and the names the file gave its processes."""
+
+    kernel: Kernel
+    source: str
+    name: str = ""
+    description: str = ""
+    #: entry name -> the process's leader task ("init" included; for ``daemonize`` the daemon)
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+
+def load(path: str | os.PathLike[str], *, listener: Listener | None = None,
+         clock: Callable[[], int] | None = None) -> Scenario:
+    """Load the scenario file at ``path`` into a fresh Kernel."""
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError(errno.EINVAL, f"{source}: not UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise ScenarioError(e.errno or errno.EIO, f"{source}: {e.strerror or e}") from None
+    return loads(text, source=source, listener=listener, clock=clock)
+
+
+def load_default(*, listener: Listener | None = None,
+                 clock: Callable[[], int] | None = None) -> Scenario:
+    """The embedded default table (``pidfs_fuse/scenarios/default.toml``)."""
+    text = importlib.resources.files("pidfs_fuse.scenarios").joinpath(DEFAULT).read_text("utf-8")
+    return loads(text, source=DEFAULT, listener=listener, clock=clock)
+
+
+def loads(text: str, *, source: str = "<string>", listener: Listener | None = None,
+          clock: Callable[[], int] | None = None) -> Scenario:
+    """Load a scenario from TOML text; ``source`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {e}") from None
+    return load_data(data, source=source, listener=listener, clock=clock)
+
+
+def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listener | None = None,
+              clock: Callable[[], int] | None = None) -> Scenario:
+    """Load an already parsed scenario (a dict as ``tomllib`` returns)."""
+    sc = _Loader(source).run(data, clock)
+    sc.kernel.listener = listener  # attached last: nobody watches a table being built
+    return sc
+
+
+# -- the loader ------------------------------------------------------------------------------
+
+def _type_name(v: object) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    return {int: "an integer", float: "a float", str: "a string", list: "an array",
+            dict: "a table"}.get(type(v), f"a {type(v).__name__}")
+
+
+def _show(v: object) -> str:
+    if isinstance(v, str):
+        s = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(v, bool):
+        s = "true" if v else "false"
+    else:
+        s = repr(v)
+    return s if len(s) <= 60 else s[:56] + "..."
+
+
+class _Table:
+    """One TOML table being read: typed getters that raise errors naming ``where.key``."""
+
+    def __init__(self, loader: "_Loader", data: object, where: str, allowed: set[str]) -> None:
+        self.loader, self.where = loader, where
+        if not isinstance(data, dict):
+            raise loader.error(where, f"expected a table, got {_type_name(data)}")
+        for key in data:
+            if key not in allowed:
+                raise loader.error(f"{where}.{key}" if where else key,
+                                   "unknown key; valid keys: " + ", ".join(sorted(allowed)))
+        self.data = data
+
+    def at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, reason: str, err: int = errno.EINVAL) -> ScenarioError:
+        return self.loader.error(self.at(key), reason, err)
+
+    def expect(self, key: str, what: str) -> ScenarioError:
+        return self.fail(key, f"expected {what}, got {_show(self.data[key])}"
+                         + ("" if isinstance(self.data[key], str) else f" ({_type_name(self.data[key])})"))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def str(self, key: str, default: str | None = None) -> str | None:
+        v = self.data.get(key, default)
+        if v is not None and not isinstance(v, str):
+            raise self.expect(key, "a string")
+        return v
+
+    def bool(self, key: str) -> bool:
+        v = self.data.get(key, False)
+        if not isinstance(v, bool):
+            raise self.expect(key, "true or false")
+        return v
+
+    def int(self, key: str, lo: int, hi: int, default: int | None = None) -> int | None:
+        v = self.data.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self.expect(key, f"an integer in {lo}..{hi}")
+        return v
+
+    def seconds(self, key: str) -> int | None:
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or not 0 <= v <= 1e10:
+            raise self.expect(key, "a number of seconds >= 0")
+        return round(v * 1_000_000_000)
+
+    def strs(self, key: str) -> list[str] | None:
+        v = self.data.get(key)
+        if v is not None and not (isinstance(v, list) and all(isinstance(s, str) for s in v)):
+            raise self.expect(key, "an array of strings")
+        return v
+
+    def ints(self, key: str, lo: int, hi: int) -> tuple[int, ...]:
+        v = self.data.get(key, [])
+        if not (isinstance(v, list) and v and all(
+                isinstance(n, int) and not isinstance(n, bool) and lo <= n <= hi for n in v)):
+            raise self.expect(key, f"a non-empty array of integers in {lo}..{hi}")
+        return tuple(v)
+
+    def signal(self, key: str) -> int:
+        v = self.data[key]
+        try:
+            return parse_signal_token(v, what="signal", allow_zero=False)
+        except KernelError as e:
+            raise self.fail(key, e.strerror) from None
+
+
+class _Loader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.kernel: Kernel | None = None
+        self.tasks: dict[str, Task] = {}
+        #: (where, task, action) run after every entry exists
+        self.endings: list[tuple[str, Task, Callable[[], None]]] = []
+
+    def error(self, where: str, reason: str, err: int = errno.EINVAL) -> ScenarioError:
+        return ScenarioError(err, f"{self.source}: {where}: {reason}" if where else f"{self.source}: {reason}")
+
+    def call(self, where: str, what: str, fn: Callable[[], Any]) -> Any:
+        """Replay one model call; its KernelError becomes a ScenarioError naming the entry."""
+        try:
+            return fn()
+        except KernelError as e:
+            raise self.error(where, f"{what}: {e}", e.errno) from None
+
+    # -- top level ----------------------------------------------------------------------------
+
+    def run(self, data: dict[str, Any], clock: Callable[[], int] | None) -> Scenario:
+        top = _Table(self, data, "", _TOP_KEYS)
+        name = top.str("name", "") or ""
+        description = top.str("description", "") or ""
+        kt = _Table(self, data.get("kernel", {}), "kernel", _KERNEL_KEYS)
+        it = _Table(self, data.get("init", {}), "init", _INIT_KEYS)
+        procs = data.get("process", [])
+        if not isinstance(procs, list):
+            raise top.expect("process", "an array of tables ([[process]])")
+
+        pid_max = kt.int("pid_max", 0, 2**63, PID_MAX_DEFAULT)
+        uptime = kt.seconds("uptime") or 0
+        base = clock if clock is not None else _monotonic_since_now()
+        kclock = (lambda: base() + uptime) if uptime else base
+        comm = it.str("comm", "init") or ""
+        k = self.call("kernel.pid_max" if "pid_max" in kt else "init.comm", "boot",
+                      lambda: Kernel(clock=kclock, pid_max=pid_max, init_comm=comm))  # type: ignore[arg-type]
+        self.kernel = k
+        self.tasks["init"] = k.init
+        if "ns_last_pid" in kt:
+            n = kt.int("ns_last_pid", 0, PID_MAX_LIMIT)
+            self.call(kt.at("ns_last_pid"), "ns_last_pid",
+                      lambda: k.set_last_pid(k.root_ns, n))  # type: ignore[arg-type]
+        self._init(it)
+        for i, entry in enumerate(procs):
+            self._process(i, entry)
+        for where, _task, action in self.endings:
+            action()
+        return Scenario(k, self.source, name, description, self.tasks)
+
+    def _init(self, t: _Table) -> None:
+        k = self.kernel
+        assert k is not None
+        init = k.init
+        argv, exe = t.strs("argv"), t.str("exe")
+        if argv is not None or exe is not None:
+            comm = t.str("comm") or init.comm
+            self.call("init", "execve", lambda: k.execve(init, comm, argv, exe=exe))
+        self._fields(t, init)
+        self._threads(t, init)
+
+    # -- one [[process]] ------------------------------------------------------------------------
+
+    def _process(self, i: int, entry: object) -> None:
+        k = self.kernel
+        assert k is not None
+        where = f"process[{i}]"
+        t = _Table(self, entry, where, _PROCESS_KEYS)
+        if "name" not in t:
+            raise self.error(where, "missing key 'name'")
+        name = t.str("name") or ""
+        if not name or name == "init" or name in self.tasks:
+            raise t.fail("name", f"{_show(name)} is empty, 'init', or already used by an earlier entry")
+        who = f"{where} ({name})"
+        pname = t.str("parent", "init")
+        if pname not in self.tasks:
+            raise t.fail("parent", f"no earlier process named {_show(pname)}")
+        parent = self.tasks[pname]
+
+        argv = t.strs("argv")
+        comm = t.str("comm") or (os.path.basename(argv[0]) if argv and argv[0] else name)
+        exe = t.str("exe") or (argv[0] if argv and argv[0].startswith("/") else f"/usr/bin/{comm}")
+        uid = t.int("uid", 0, 2**32 - 2)
+        gid = t.int("gid", 0, 2**32 - 2)
+        set_tid = t.ints("set_tid", 1, PID_MAX_LIMIT) if "set_tid" in t else ()
+        newpid, pidfd, wait_pid, autoreap = (t.bool(x) for x in ("newpid", "pidfd", "wait_pid", "autoreap"))
+        daemonize, setsid = t.bool("daemonize"), t.bool("setsid")
+        if "pid_max_ns" in t and not newpid:
+            raise t.fail("pid_max_ns", "needs newpid = true")
+        if daemonize:
+            for other in ("newpid", "set_tid", "setsid"):
+                if other in t and t.data[other] not in (False,):
+                    raise t.fail("daemonize", f"cannot be combined with {other}")
+        ends = [x for x in ("exit", "killed", "stopped") if x in t]
+        if len(ends) > 1:
+            raise t.fail(ends[1], f"cannot be combined with {ends[0]}")
+        flags = ((CLONE_NEWPID if newpid else 0) | (CLONE_PIDFD if pidfd or wait_pid else 0)
+                 | (CLONE_WAIT_PID if wait_pid else 0) | (CLONE_AUTOREAP if autoreap else 0))
+
+        task = self.call(who, "clone", lambda: k.clone(
+            parent, flags, exit_signal=0 if autoreap else S.SIGCHLD, set_tid=set_tid,
+            comm=comm, argv=argv, uid=uid, gid=gid).task)
+        if newpid and "pid_max_ns" in t:
+            v = t.int("pid_max_ns", 0, 2**63)
+            self.call(t.at("pid_max_ns"), "pid_max", lambda: k.set_pid_max(task.active_ns, v))  # type: ignore[arg-type]
+        self.call(who, "execve", lambda: k.execve(task, comm, argv, exe=exe))
+        if daemonize:
+            task = self._daemonize(who, parent, task)
+        self.tasks[name] = task
+        if setsid:
+            self.call(t.at("setsid"), "setsid", lambda: k.setsid(task))
+        if "pgid" in t:
+            gname = t.str("pgid")
+            if gname != name and gname not in self.tasks:
+                raise t.fail("pgid", f"no earlier process named {_show(gname)}")
+            nr = 0 if gname == name else self.tasks[gname].group.leader.pid.nr_in(task.pid.ns)  # type: ignore[index]
+            if gname != name and nr == 0:
+                raise t.fail("pgid", f"{_show(gname)} is not visible from {name}'s pid namespace", errno.EPERM)
+            self.call(t.at("pgid"), "setpgid", lambda: k.setpgid(task, 0, nr))
+        self._fields(t, task)
+        self._threads(t, task)
+        if t.bool("subreaper"):
+            k.set_child_subreaper(task, True)
+        self._endings(t, who, task)
+
+    def _daemonize(self, who: str, parent: Task, p: Task) -> Task:
+        """fork; the parent exits and is reaped; the child setsid()s, forks the daemon, exits."""
+        k = self.kernel
+        assert k is not None
+        c = self.call(who, "daemonize: fork", lambda: k.clone(p).task)
+        self.call(who, "daemonize: exit", lambda: k.exit_group(p, 0))
+        self._reap(who, p)
+        self.call(who, "daemonize: setsid", lambda: k.setsid(c))
+        d = self.call(who, "daemonize: fork", lambda: k.clone(c).task)
+        self.call(who, "daemonize: exit", lambda: k.exit_group(c, 0))
+        self._reap(who, c)
+        return d
+
+    def _reap(self, who: str, child: Task) -> None:
+        """Reap ``child`` as its parent would (unless it autoreaped already)."""
+        k = self.kernel
+        assert k is not None
+        waiter = child.group.parent
+        if child.exit_state is not ExitState.ZOMBIE or waiter is None:
+            return
+        nr = child.pid.nr_in(waiter.pid.ns)
+        self.call(who, "daemonize: wait", lambda: k.waitid(waiter, P_PID, nr, WEXITED | WALL))
+
+    def _fields(self, t: _Table, task: Task, keys: dict[str, str] = _FIELD_KEYS) -> None:
+        """Set the entry's field keys (typed as the schema says, checked by ``fields``), then its
+        start time, each through ``set_fields``."""
+        k = self.kernel
+        assert k is not None
+        pairs = [(key, _field_value(t, key, kind)) for key, kind in keys.items() if key in t]
+        if pairs:
+            self.call(t.where, "set", lambda: set_fields(k, task, pairs))
+        start = t.seconds("start")
+        if start is not None:
+            self.call(t.at("start"), "set start", lambda: set_fields(k, task, [("start_time", start)]))
+
+    def _threads(self, t: _Table, task: Task) -> None:
+        k = self.kernel
+        assert k is not None
+        if "threads" not in t:
+            return
+        spec = t.data["threads"]
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            if not 0 <= spec <= PID_MAX_LIMIT:
+                raise t.expect("threads", "an integer >= 0 or an array of tables")
+            for _ in range(spec):
+                self.call(t.at("threads"), "clone thread", lambda: k.clone(task, CLONE_THREAD))
+            return
+        if not isinstance(spec, list):
+            raise t.expect("threads", "an integer >= 0 or an array of tables")
+        for j, item in enumerate(spec):
+            tt = _Table(self, item, f"{t.at('threads')}[{j}]", _THREAD_KEYS)
+            count = tt.int("count", 0, PID_MAX_LIMIT, 1)
+            comm = tt.str("comm")
+            set_tid = tt.ints("set_tid", 1, PID_MAX_LIMIT) if "set_tid" in tt else ()
+            if set_tid and count != 1:
+                raise tt.fail("set_tid", "names one thread; it cannot be combined with count")
+            for _ in range(count or 0):
+                th = self.call(tt.where, "clone thread", lambda: k.clone(
+                    task, CLONE_THREAD, set_tid=set_tid, comm=comm).task)
+                self._fields(tt, th, _THREAD_FIELD_KEYS)
+
+    def _endings(self, t: _Table, who: str, task: Task) -> None:
+        k = self.kernel
+        assert k is not None
+        if "exit" in t:
+            code = t.int("exit", 0, 255)
+            self.endings.append((who, task, lambda: self.call(
+                t.at("exit"), "exit_group", lambda: k.exit_group(task, code))))  # type: ignore[arg-type]
+        if "killed" in t:
+            sig = t.signal("killed")
+
+            def kill() -> None:
+                self.call(t.at("killed"), "kill", lambda: k.kill(task, sig))
+                if task.group.live and not task.group.group_exit:
+                    raise t.fail("killed", f"{S.signame(sig)} did not end the process "
+                                 "(ignored, stopping, or a namespace init)")
+            self.endings.append((who, task, kill))
+        if "stopped" in t:
+            sig = t.signal("stopped")
+            if sig not in _STOP_SIGNALS:
+                raise t.fail("stopped", f"{S.signame(sig)} is not a stop signal (STOP, TSTP, TTIN, TTOU)")
+            self.endings.append((who, task, lambda: self.call(
+                t.at("stopped"), "kill", lambda: k.kill(task, sig))))
+
+
+def _field_value(t: _Table, key: str, kind: str) -> object:
+    """The value of field ``key``, of the TOML type the schema gives it and accepted by the
+    field's own parser (which alone would also take text for numbers)."""
+    v = t.data[key]
+    ok, what = {
+        "int": (isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        "str": (isinstance(v, str), "a string"),
+        "strs": (isinstance(v, list) and all(isinstance(s, str) for s in v), "an array of strings"),
+        "signals": (isinstance(v, list) and all(isinstance(s, (str, int)) and not isinstance(s, bool)
+                                                for s in v), "an array of signal names or numbers"),
+    }[kind]
+    if not ok:
+        raise t.expect(key, what)
+    try:
+        FIELDS[key].parse(v)
+    except KernelError as e:
+        raise t.fail(key, e.strerror) from None
+    return v
+
+
+def _monotonic_since_now() -> Callable[[], int]:
+    t0 = time.monotonic_ns()
+    return lambda: time.monotonic_ns() - t0
