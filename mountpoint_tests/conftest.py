@@ -99,8 +99,9 @@ def mount_table(tmp_path):
     """Factory: mount_table(*cli_args) -> Mount. Every mount made is unmounted at teardown."""
     made: list[str] = []
 
-    def _mount(*args: str) -> Mount:
-        d = tempfile.mkdtemp(prefix="mnt", dir=tmp_path)
+    def _mount(*args: str, public: bool = False) -> Mount:
+        # public: under /tmp itself, so a non-root caller can reach it (pytest's tmp is 0700)
+        d = tempfile.mkdtemp(prefix="pidfs-mnt", dir="/tmp" if public else tmp_path)
         made.append(d)
         run_cli("mount", d, *args)
         return Mount(d)
@@ -110,6 +111,11 @@ def mount_table(tmp_path):
         r = run_cli("unmount", d, check=False)
         if r.returncode != 0 or os.path.ismount(d):
             force_cleanup(d)
+        if d.startswith("/tmp/pidfs-mnt"):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 @pytest.fixture

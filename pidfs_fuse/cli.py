@@ -64,29 +64,38 @@ def _is_mounted(path: str) -> bool:
     return False
 
 
+def _answers(path: str) -> int:
+    """0 when the file system at ``path`` answers, else the errno (ENOTCONN: its server died).
+    statfs always reaches the server, unlike stat, which the kernel may answer from cache."""
+    try:
+        os.statvfs(path)
+        return 0
+    except OSError as e:
+        return e.errno or errno.EIO
+
+
 def check_mountpoint(mountpoint: str) -> list[str]:
     """Refuse a missing or busy mount point; clear a stale FUSE mount. Returns notes to print."""
     notes: list[str] = []
+    if _is_mounted(mountpoint) or _answers(mountpoint) == errno.ENOTCONN:
+        if _answers(mountpoint) != errno.ENOTCONN:
+            raise CliError(f"{mountpoint} is already a mount point (unmount it first: "
+                           f"pidfs-fuse unmount {mountpoint})")
+        r = subprocess.run(_umount_cmd(mountpoint, lazy=True), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise CliError(f"{mountpoint} holds a stale mount (transport endpoint is not "
+                           f"connected) that could not be cleared: {r.stderr.strip()}")
+        notes.append(f"cleared a stale mount at {mountpoint} left by a server that was killed")
     try:
         st = os.stat(mountpoint)
     except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            r = subprocess.run(_umount_cmd(mountpoint, lazy=True), capture_output=True, text=True)
-            if r.returncode != 0:
-                raise CliError(f"{mountpoint} holds a stale mount (transport endpoint is not "
-                               f"connected) that could not be cleared: {r.stderr.strip()}") from None
-            notes.append(f"cleared a stale mount at {mountpoint} left by a server that was killed")
-            st = os.stat(mountpoint)
-        elif e.errno == errno.ENOENT:
+        if e.errno == errno.ENOENT:
             raise CliError(f"mount point {mountpoint} does not exist (create it with mkdir first)") from None
-        else:
-            raise CliError(f"cannot use mount point {mountpoint}: {e.strerror}") from None
+        raise CliError(f"cannot use mount point {mountpoint}: {e.strerror}") from None
     import stat as S
 
     if not S.S_ISDIR(st.st_mode):
         raise CliError(f"mount point {mountpoint} is not a directory")
-    if _is_mounted(mountpoint):
-        raise CliError(f"{mountpoint} is already a mount point (unmount it first: pidfs-fuse unmount {mountpoint})")
     return notes
 
 
@@ -146,8 +155,8 @@ def _load_kernel(args: argparse.Namespace):
         raise CliError("--restore is not implemented yet")
     try:
         if args.scenario:
-            return scenario.load_file(args.scenario)
-        return scenario.load_default()
+            return scenario.load(args.scenario).kernel
+        return scenario.load_default().kernel
     except (OSError, ValueError) as e:
         raise CliError(str(e)) from None
 
@@ -255,13 +264,9 @@ def server_main(argv: list[str] | None = None) -> int:
 def cmd_unmount(args: argparse.Namespace) -> int:
     mp = args.mountpoint
     pidfile = _pidfile(mp)
-    try:
-        os.stat(mp)
-        stale = False
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            raise CliError(f"{mp} does not exist") from None
-        stale = e.errno == errno.ENOTCONN
+    if not os.path.lexists(mp):
+        raise CliError(f"{mp} does not exist")
+    stale = _answers(mp) == errno.ENOTCONN
     if not stale and not _is_mounted(mp):
         raise CliError(f"{mp} is not mounted")
     r = subprocess.run(_umount_cmd(mp, lazy=stale), capture_output=True, text=True)

@@ -33,6 +33,7 @@ from ..kernel.core import describe_status
 from ..kernel.task import ExitState
 from ..procfs import files as F
 from ..procfs import tables as T
+from ..procfs.access import entry_access, pid_access
 from ..procfs.view import MountOptions, View
 from .inodes import ROOT_INODE, InodeTable, Node
 
@@ -215,8 +216,6 @@ class PidFs(pyfuse3.Operations):
     def _access(self, view: View, task: Task, ctx: Any, *, listing: bool = False) -> None:
         if self.cache_ok or ctx is None:
             return
-        from ..procfs.view import pid_access
-
         err = pid_access(view, ctx.uid, _caller_gids(ctx), task)
         if err:
             raise pyfuse3.FUSEError(err)
@@ -240,11 +239,16 @@ class PidFs(pyfuse3.Operations):
             a.st_nlink = 3
         elif special in ("piddir", "tiddir", "observer", "taskdir", "fddir", "fdinfodir", "subdir",
                          "pidnsdir", "pidfsdir", "gdir"):
-            a.st_mode = S.S_IFDIR | (0o500 if special in ("fddir", "fdinfodir") else 0o555)
+            mode = node.entry.mode if node.entry is not None and node.entry.kind == "dir" else 0o555
+            a.st_mode = S.S_IFDIR | mode
             a.st_nlink = 2
             if special in ("piddir", "tiddir", "observer"):
                 table = T.TGID_BASE if special != "tiddir" else T.TID_BASE
                 a.st_nlink = T.dir_nlink(table)
+            elif node.entry is not None and special != "gdir" and node.pid is not None:
+                a.st_nlink = T.entry_nlink(node.entry, self._task_of(node))
+            elif special == "gdir":
+                a.st_nlink = T.entry_nlink(node.entry)
             if node.pid is not None:
                 t = self._task_of(node)
                 a.st_uid, a.st_gid = t.group.uid, t.group.gid
@@ -258,6 +262,8 @@ class PidFs(pyfuse3.Operations):
         elif special == "pidfd":
             pid: Pid = node.pid
             t = pid.task
+            # 0666, unlike pidfs's 0700: other users may open a handle and poll it; signalling
+            # through it is checked against their uid at write (EPERM), as pidfd_send_signal does
             a.st_mode = S.S_IFREG | 0o666
             a.st_nlink = 1
             if t is not None:
@@ -346,7 +352,7 @@ class PidFs(pyfuse3.Operations):
             if sp == "root" and name == ".pidns":
                 return mk(("pidns",), "dir", "pidnsdir", static=True, view=view, parent=parent.ino,
                           name=name_b)
-            e = T.lookup(T.ROOT_FILES, name)
+            e = T.lookup(T.root_table(view), name)
             return self._global(parent, e, name_b) if e is not None else None
         if sp == "gdir":
             e = T.lookup(parent.entry.children, name)
@@ -486,6 +492,8 @@ class PidFs(pyfuse3.Operations):
             return f"{ctx.pid}/task/{ctx.pid}".encode()
         task = self._task_of(node)
         self._access(node.view, task, ctx)
+        if node.entry is not None and entry_access(ctx.uid, node.entry, task):
+            raise pyfuse3.FUSEError(errno.EACCES)
         if sp == "fdlink":
             fd = node.extra
             if not task.group.files or fd not in task.group.files:
@@ -577,7 +585,7 @@ class PidFs(pyfuse3.Operations):
 
     def _readdir_root(self, node: Node, start_id: int, token, uid: int, gids: list[int]) -> None:
         view = node.view
-        fixed: list[tuple[str, Any]] = [(e.name, e) for e in T.ROOT_FILES]
+        fixed: list[tuple[str, Any]] = [(e.name, e) for e in T.root_table(view)]
         if node.special == "root":
             fixed += [(".control", None), (".pidfs", None), (".pidns", None)]
         if start_id < FIRST_PROCESS_ENTRY:
@@ -599,8 +607,6 @@ class PidFs(pyfuse3.Operations):
         nr = max(start_id - TGID_OFFSET, 0)
         kernel = self.kernel
         invisible = self.options.hidepid >= 2
-        if invisible:
-            from ..procfs.view import pid_access
         while True:
             hit = kernel.next_tgid(view.ns, nr, linear=self.linear)
             if hit is None:
@@ -639,6 +645,8 @@ class PidFs(pyfuse3.Operations):
         if node.pid is not None:
             task = self._task_of(node)
             self._access(node.view, task, ctx)
+            if node.entry is not None and entry_access(ctx.uid, node.entry, task):
+                raise pyfuse3.FUSEError(errno.EACCES)
         if acc != os.O_RDONLY and (node.entry is None or node.entry.write is None):
             raise pyfuse3.FUSEError(errno.EACCES)
         fh = self._fh()

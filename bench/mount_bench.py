@@ -1,0 +1,164 @@
+"""Benchmarks through a real mount, side by side with this machine's /proc in the same run.
+
+- stat and open+read+close of /<pid>/status and /<pid>/stat (goals: read <= 5x, stat <= 2x real)
+- ``ps -ef`` per process over 1,000 emulated processes vs over the real /proc (goal <= 5x)
+- root listing with one 100k-thread process, tagged vs linear (goal: tagged <= 1.5x no threads)
+
+Each figure is the best of several repetitions; ratios compare figures taken in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+
+CLI = os.path.join(os.path.dirname(sys.executable), "pidfs-fuse")
+
+
+class Mounted:
+    def __init__(self, *args: str) -> None:
+        self.path = tempfile.mkdtemp(prefix="pidfs-bench-")
+        r = subprocess.run([CLI, "mount", self.path, *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(self.path)
+            raise RuntimeError(f"mount failed: {r.stderr.strip()}")
+
+    def ctl(self, *args: str) -> str:
+        r = subprocess.run([CLI, "ctl", self.path, *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"ctl {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def close(self) -> None:
+        r = subprocess.run([CLI, "unmount", self.path], capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True)
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+    def __enter__(self) -> "Mounted":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def best(fn: Callable[[], float], reps: int) -> float:
+    return min(fn() for _ in range(reps))
+
+
+def _per_op(paths: list[str], op: Callable[[str], object], n: int) -> float:
+    k = len(paths)
+    t0 = time.perf_counter()
+    for i in range(n):
+        op(paths[i % k])
+    return (time.perf_counter() - t0) / n
+
+
+def _read(p: str) -> None:
+    with open(p, "rb") as f:
+        f.read()
+
+
+def real_pids() -> list[str]:
+    return [n for n in os.listdir("/proc") if n.isdigit() and os.path.exists(f"/proc/{n}/stat")]
+
+
+def bench_files(quick: bool) -> list[dict]:
+    n = 500 if quick else 2000
+    reps = 3 if quick else 5
+    rows = []
+    with Mounted() as m:
+        m.ctl("clone", "1", "comm=bench", "count=1000")
+        mpids = [x for x in os.listdir(m.path) if x.isdigit()]
+        rpids = real_pids()
+        for fname in ("status", "stat"):
+            mp = [os.path.join(m.path, p, fname) for p in mpids]
+            rp = [f"/proc/{p}/{fname}" for p in rpids]
+            for p in mp:  # warm: lookups and page cache
+                _read(p)
+            for what, op in (("open+read+close", _read), ("stat", os.stat)):
+                tm = best(lambda: _per_op(mp, op, n), reps)
+                tr = best(lambda: _per_op(rp, op, n), reps)
+                goal = 5.0 if what != "stat" else 2.0
+                rows.append(dict(bench=f"{what} /<pid>/{fname}", mount_us=tm * 1e6, proc_us=tr * 1e6,
+                                 ratio=tm / tr, goal=f"<= {goal:g}x", ok=tm / tr <= goal))
+    return rows
+
+
+def _ps_time(root: str | None, reps: int) -> tuple[float, int]:
+    if root is None:
+        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", "ps -ef > /dev/null"]
+        count_cmd = ["ps", "-e", "--no-headers"]
+    else:
+        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+               f"mount --bind {root} /proc && ps -ef > /dev/null"]
+        count_cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                     f"mount --bind {root} /proc && ps -e --no-headers"]
+    nproc = len(subprocess.run(count_cmd, capture_output=True, text=True).stdout.splitlines())
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        return time.perf_counter() - t0
+
+    return best(once, reps), nproc
+
+
+def bench_ps(quick: bool) -> list[dict]:
+    reps = 3 if quick else 5
+    with Mounted() as m:
+        m.ctl("clone", "1", "comm=bench", "count=1000")
+        _ps_time(m.path, 1)  # warm the caches, as a second ps would find them
+        tm, nm = _ps_time(m.path, reps)
+        tr, nr = _ps_time(None, reps)
+    per_m, per_r = tm / nm, tr / nr
+    return [dict(bench=f"ps -ef per process ({nm} emulated vs {nr} real)", mount_us=per_m * 1e6,
+                 proc_us=per_r * 1e6, ratio=per_m / per_r, goal="<= 5x", ok=per_m / per_r <= 5)]
+
+
+def _list_time(path: str, reps: int) -> float:
+    def once() -> float:
+        t0 = time.perf_counter()
+        os.listdir(path)
+        return time.perf_counter() - t0
+
+    return best(once, reps)
+
+
+def bench_listing(quick: bool) -> list[dict]:
+    threads = 10_000 if quick else 100_000
+    reps = 5 if quick else 9
+    rows = []
+    times = {}
+    for scan in ("tagged", "linear"):
+        with Mounted("--tgid-scan", scan) as m:
+            m.ctl("clone", "1", "comm=p", "count=100")
+            base = _list_time(m.path, reps)
+            leader = m.ctl("clone", "1", "comm=fat").split()[0]
+            m.ctl("clone", leader, "thread", f"count={threads}")
+            fat = _list_time(m.path, reps)
+            times[scan] = (base, fat)
+            rows.append(dict(bench=f"ls / ({scan}), 100 procs + {threads} threads vs none",
+                             mount_us=fat * 1e6, proc_us=base * 1e6, ratio=fat / base,
+                             goal="<= 1.5x" if scan == "tagged" else "grows",
+                             ok=(fat / base <= 1.5) if scan == "tagged" else True))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("unshare") is None:
+        return [dict(bench="mount benchmarks", skipped="need root, /dev/fuse and unshare")]
+    return bench_files(quick) + bench_ps(quick) + bench_listing(quick)
+
+
+if __name__ == "__main__":
+    for row in run("--quick" in sys.argv):
+        print(row)
