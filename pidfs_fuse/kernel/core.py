@@ -888,8 +888,11 @@ class Kernel:
         disappears without notifying anyone. EINVAL for an empty or non-string comm."""
         if not isinstance(comm, str) or not comm or "\n" in comm or "\0" in comm:
             raise _einval(f"comm {comm!r} must be a non-empty line of text")
-        if argv is not None and not all(isinstance(a, str) for a in argv):
+        if argv is not None and (not isinstance(argv, (tuple, list))
+                                 or not all(isinstance(a, str) for a in argv)):
             raise _einval(f"argv {argv!r} must be a list of strings")
+        if exe is not None and not isinstance(exe, str):
+            raise _einval(f"exe {exe!r} is not a string")
         self._check_alive(task)
         g = task.group
         if g.group_exit:
@@ -959,6 +962,7 @@ class Kernel:
         if sid.pgrp_tasks:
             raise KernelError(errno.EPERM, f"a process group {sid.nr} already exists")
         g.session_leader = True
+        g.tty_nr = 0  # proc_clear_tty(): a new session has no controlling terminal
         self._change_pgrp(g, sid)
         self._change_session(g, sid)
         self._emit(EventKind.CHANGED, sid, g.leader)
