@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 #: pyfuse3 spawns one trio task per request; blocked handle reads and waits each hold one,
 #: so the cap is far above what a test opens at once (the default, 99, would stall the mount).
 MAX_TASKS = 100_000
+#: idle readers kept waiting on /dev/fuse: with one, every request spawns a fresh trio task
+#: (pyfuse3 starts a worker whenever none is left waiting), which costs more than the request
+MIN_TASKS = 8
 
 
 def fuse_options(*, allow_other: bool) -> set[str]:
@@ -37,7 +40,7 @@ async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
             task_status.started()
-            await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
+            await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
             nursery.cancel_scope.cancel()  # unmounted from outside: main returned
     finally:
         pyfuse3.close(unmount=True)
