@@ -13,6 +13,18 @@ Deliberate departures, all for a process model with no real execution:
 - Init of a namespace reaps its children while dying, but zombies whose parent lives outside the
   namespace are left to that parent (the kernel would make init wait for them).
 - The root namespace's init cannot exit (Linux panics).
+- A failed allocation rewinds the cursors (ns_last_pid) of the levels it had already allocated
+  at; Linux removes those ids but leaves their cursors advanced, except for a namespace whose
+  very first allocation failed, which it resets to 0. So a failed clone (EAGAIN at an outer
+  level, ENOMEM in a dead namespace) changes nothing, as the spec asks of every failed call.
+- alloc_pid() keeps kernel 6.18's order: levels are checked and allocated one at a time from the
+  innermost, so e.g. EEXIST at an inner level wins over EINVAL at an outer one (6.19+ validates
+  every set_tid entry first), and an automatic number other than 1 in a namespace without init
+  is not refused (6.19+ says EINVAL; unreachable here: such a namespace's cursor is at 0).
+- No orphaned-process-group handling: a process group that becomes orphaned with stopped
+  members gets no SIGHUP/SIGCONT (kernel/exit.c kill_orphaned_pgrp), and SIGTSTP/SIGTTIN/SIGTTOU
+  stop members of orphaned groups too.
+- A parent's exec does not turn a child's custom exit signal into SIGCHLD (no exec ids).
 """
 
 from __future__ import annotations
@@ -130,6 +142,19 @@ def _check_task(name: str, value: object) -> Task:
     return value
 
 
+def _check_uid(value: object) -> int:
+    uid = _check_int("uid", value)
+    if not 0 <= uid < 2**32 - 1:
+        raise _einval(f"uid {uid} is outside 0..4294967294")
+    return uid
+
+
+def _check_ns(value: object) -> PidNamespace:
+    if not isinstance(value, PidNamespace):
+        raise _einval(f"{value!r} is not a pid namespace")
+    return value
+
+
 class Kernel:
     """The in-process model of Linux's pid machinery.
 
@@ -177,7 +202,7 @@ class Kernel:
     # -- lookups (find_pid_ns, find_task_by_pid_ns, the tagged scan) ---------------------------
 
     def find_pid(self, ns: PidNamespace, nr: int) -> Pid | None:
-        return ns.idr.find(nr) if isinstance(nr, int) else None
+        return ns.idr.find(nr) if type(nr) is int else None  # not True, not 1.0
 
     def find_task(self, ns: PidNamespace, nr: int) -> Task | None:
         """find_task_by_pid_ns(): the task whose own pid is ``nr`` in ``ns`` (threads too)."""
@@ -209,7 +234,7 @@ class Kernel:
         """
         idr = ns.idr
         step = idr.next_used if linear else idr.next_tagged
-        nr = max(nr, 0)
+        nr = max(_check_int("pid", nr), 0)
         while True:
             n = step(nr)
             if n < 0:
@@ -246,6 +271,7 @@ class Kernel:
             raise _einval(f"set_tid has {len(set_tid)} entries but the new task has only "
                           f"{ns.level + 1} pid namespace level(s)")
         taken: list[tuple[PidNamespace, int]] = []
+        cursors: list[tuple[PidNamespace, int]] = []
         try:
             level = ns.level
             anc = ns.ancestors
@@ -267,6 +293,7 @@ class Kernel:
                                           f"namespace {tmp.inum}")
                     nr = tid
                 else:
+                    cursors.append((tmp, tmp.idr.cursor))
                     pid_min = RESERVED_PIDS if tmp.idr.cursor > RESERVED_PIDS else 1
                     nr = tmp.idr.alloc_cyclic(None, pid_min, tmp.pid_max, tag)
                     if nr < 0:
@@ -279,8 +306,11 @@ class Kernel:
         except KernelError:
             for tmp, nr in taken:
                 tmp.idr.remove(nr)
-            if len(ns.idr) == 0 and ns.adding:
-                ns.idr.cursor = 0  # "On failure to allocate the first pid, reset the state"
+            # Linux rewinds only a namespace whose first allocation failed ("reset the state",
+            # cursor 0); the model rewinds every cursor it moved, so a failed clone changes
+            # nothing (departure, see the module docstring). It includes Linux's reset.
+            for tmp, cursor in cursors:
+                tmp.idr.cursor = cursor
             raise
         numbers = tuple(nr for _, nr in reversed(taken))
         pid = Pid(numbers, ns, self._next_ino)
@@ -743,7 +773,7 @@ class Kernel:
         elif idtype == P_PIDFD:
             if id < 0:
                 raise _einval(f"P_PIDFD needs a descriptor >= 0, got {id}")
-            if pidfd is None or pidfd.closed:
+            if not isinstance(pidfd, PidFd) or pidfd.closed:
                 raise KernelError(errno.EBADF, f"descriptor {id} is not an open pidfd")
             target = pidfd.pid
             nonblock = pidfd.nonblock
@@ -821,6 +851,9 @@ class Kernel:
         or 0). Sending to a zombie succeeds and does nothing. EINVAL: not a signal; ESRCH:
         released; EPERM: a non-zero uid that differs from the target's."""
         sig = _check_int("signal", sig)
+        _check_task("task", task)
+        if sender is not None:
+            _check_task("sender", sender)
         if not S.valid_signal(sig):
             raise _einval(f"signal {sig} is outside 0..64")
         if task.exit_state is ExitState.DEAD:
@@ -828,6 +861,8 @@ class Kernel:
         g = task.group
         if uid is None:
             uid = sender.group.uid if sender is not None else 0
+        else:
+            _check_uid(uid)
         if uid != 0 and uid != g.uid:
             raise KernelError(errno.EPERM, f"uid {uid} may not signal task {task.pid.nr} (uid {g.uid})")
         if sig == 0 or not g.live or g.group_exit:
@@ -1064,6 +1099,7 @@ class Kernel:
         """setns(fd, CLONE_NEWPID) -> pid_for_children. EPERM without privilege; EINVAL unless
         ``ns`` is the task's active namespace or a descendant of it."""
         self._check_alive(task)
+        _check_ns(ns)
         if task.group.uid != 0:
             raise KernelError(errno.EPERM, "setns needs privilege (uid 0)")
         active = task.active_ns
@@ -1076,14 +1112,16 @@ class Kernel:
     def set_pid_max(self, ns: PidNamespace, value: int, *, uid: int = 0) -> None:
         """kernel.pid_max of one namespace (301..4194304). Each level keeps its own; allocation
         checks every level, so a child's higher value does not lift its parent's limit."""
-        if uid != 0:
+        _check_ns(ns)
+        if _check_uid(uid) != 0:
             raise KernelError(errno.EPERM, f"uid {uid} may not change pid_max")
         check_pid_max(value)
         ns.pid_max = value
 
     def set_last_pid(self, ns: PidNamespace, value: int, *, uid: int = 0) -> None:
         """kernel.ns_last_pid: the next cyclic allocation starts after ``value`` (0..pid_max)."""
-        if uid != 0:
+        _check_ns(ns)
+        if _check_uid(uid) != 0:
             raise KernelError(errno.EPERM, f"uid {uid} may not write ns_last_pid")
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= ns.pid_max:
             raise _einval(f"ns_last_pid {value!r} is outside 0..{ns.pid_max}")
@@ -1096,6 +1134,7 @@ class Kernel:
         number (or it was reaped); ENOENT for a thread without PIDFD_THREAD."""
         flags = _check_int("pidfd flags", flags)
         nr = _check_int("pid", nr)
+        _check_ns(ns)
         if flags & ~(PIDFD_THREAD | PIDFD_NONBLOCK) or flags < 0:
             raise _einval(f"unknown pidfd_open flags {flags & ~(PIDFD_THREAD | PIDFD_NONBLOCK):#o}")
         if nr <= 0:
@@ -1144,8 +1183,9 @@ class Kernel:
     def pidfd_send_signal(self, fd: PidFd, sig: int, *, uid: int = 0) -> None:
         """Models pidfd_send_signal(): EBADF on a closed handle; EINVAL for a bad signal; ESRCH
         once reaped; 0 (nothing happens) for a zombie; EPERM for a uid that may not signal it."""
-        if fd.closed:
-            raise KernelError(errno.EBADF, "the pidfd is closed")
+        if not isinstance(fd, PidFd) or fd.closed:
+            raise KernelError(errno.EBADF, f"{fd!r} is not an open pidfd")
+        _check_uid(uid)
         sig = _check_int("signal", sig)
         if not S.valid_signal(sig):
             raise _einval(f"signal {sig} is outside 0..64")
@@ -1161,11 +1201,19 @@ class Kernel:
     # xattrs on the pid (pidfs keeps them on the inode of the struct pid)
 
     @staticmethod
-    def _xattr_name(name: str) -> str:
-        if not isinstance(name, str) or not name.startswith("trusted.") or len(name) <= 8:
+    def _xattr_name(name: str, uid: int) -> str:
+        """The VFS checks in order: name length (ERANGE), then xattr_resolve_name(): no handler
+        for the prefix (EOPNOTSUPP; pidfs has only trusted.*), an empty suffix (EINVAL)."""
+        if not isinstance(name, str):
+            raise _einval(f"xattr name {name!r} is not a string")
+        _check_uid(uid)
+        size = len(name.encode("utf-8", "surrogateescape"))
+        if not 0 < size <= 255:
+            raise KernelError(errno.ERANGE, f"xattr name {name!r} has {size} bytes, not 1..255")
+        if not name.startswith("trusted."):
             raise KernelError(errno.EOPNOTSUPP, f"pidfs supports only trusted.* xattrs, not {name!r}")
-        if len(name) > 255:
-            raise KernelError(errno.ERANGE, f"xattr name of {len(name)} bytes is longer than 255")
+        if name == "trusted.":
+            raise _einval(f"xattr name {name!r} has nothing after the prefix")
         return name
 
     def _xattrs(self, pid: Pid) -> dict[str, bytes]:
@@ -1174,15 +1222,17 @@ class Kernel:
         return pid.attr.xattrs
 
     def setxattr(self, pid: Pid, name: str, value: bytes, *, uid: int = 0) -> None:
-        name = self._xattr_name(name)
+        name = self._xattr_name(name, uid)
+        if not isinstance(value, (bytes, bytearray)):
+            raise _einval(f"xattr value {value!r} is not bytes")
+        if len(value) > 65536:
+            raise KernelError(errno.E2BIG, f"xattr value of {len(value)} bytes is over 65536")
         if uid != 0:
             raise KernelError(errno.EPERM, f"uid {uid} may not set {name} (trusted.* needs privilege)")
-        if not isinstance(value, (bytes, bytearray)) or len(value) > 65536:
-            raise KernelError(errno.E2BIG, "xattr values are bytes of at most 65536")
         self._xattrs(pid)[name] = bytes(value)
 
     def getxattr(self, pid: Pid, name: str, *, uid: int = 0) -> bytes:
-        name = self._xattr_name(name)
+        name = self._xattr_name(name, uid)
         if uid != 0:
             raise KernelError(errno.ENODATA, f"no {name} visible to uid {uid}")
         try:
@@ -1191,12 +1241,12 @@ class Kernel:
             raise KernelError(errno.ENODATA, f"pid has no xattr {name}") from None
 
     def listxattr(self, pid: Pid, *, uid: int = 0) -> list[str]:
-        if uid != 0 or pid.attr is None:
+        if _check_uid(uid) != 0 or pid.attr is None:
             return []
         return sorted(pid.attr.xattrs)
 
     def removexattr(self, pid: Pid, name: str, *, uid: int = 0) -> None:
-        name = self._xattr_name(name)
+        name = self._xattr_name(name, uid)
         if uid != 0:
             raise KernelError(errno.EPERM, f"uid {uid} may not remove {name}")
         if pid.attr is None or name not in pid.attr.xattrs:

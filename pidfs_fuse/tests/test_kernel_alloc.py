@@ -2,10 +2,10 @@
 every level, after tools/testing/selftests/pid_namespace/pid_max.c and regression_enomem.c.
 
 Numbers in comments are the kernel's: RESERVED_PIDS = 300, PID_MAX_LIMIT = 4194304, 32 nested
-levels at most. A failed allocation gives back every number it took; like Linux (out_free
-removes the ids but never rewinds idr_next), the cursor of an inner level that had already
-allocated stays advanced, except that a namespace whose very first allocation failed gets its
-cursor reset to 0 so its first pid is still 1.
+levels at most. A failed allocation gives back every number it took and, unlike Linux (out_free
+removes the ids but only rewinds the cursor of a namespace whose first allocation failed), also
+rewinds every cursor it moved, so a failed clone changes nothing (a documented departure in
+kernel/core.py). A namespace whose first allocation failed therefore still starts at 1.
 """
 
 from __future__ import annotations
@@ -132,14 +132,11 @@ def test_parent_level_refuses_even_when_the_child_namespace_allows_more() -> Non
     ns = ns_init.pid.ns
     assert ns.pid_max == PID_MAX_LIMIT
     spawn(k, k.init, 397)  # root 3..399: root is full
-    before_root = len(k.root_ns.idr)
-    e = raises(errno.EAGAIN, k.clone, ns_init)
+    e = expect_error(k, errno.EAGAIN, k.clone, ns_init)
     assert f"namespace {k.root_ns.inum}" in str(e) and "level 0" in str(e)
-    assert (len(k.root_ns.idr), len(ns.idr)) == (before_root, 1)
-    # Linux removes the child-level id it took but keeps that level's cursor where it went
-    assert ns.last_pid == 2
+    assert len(ns.idr) == 1 and ns.last_pid == 1  # the child-level number 2 was given back
     k.set_pid_max(k.root_ns, 500)
-    assert k.clone(ns_init).task.pid.numbers == (400, 3)
+    assert k.clone(ns_init).task.pid.numbers == (400, 2)
 
 
 def test_nested_limit_outer_level_runs_out_first() -> None:
@@ -168,7 +165,7 @@ def test_nested_last_outer_number_then_refusal_then_everything_wraps() -> None:
     k.set_pid_max(inner.pid.ns, 500)
     first = k.clone(inner).task
     assert first.pid.numbers[1:] == (399, 2)
-    raises(errno.EAGAIN, k.clone, inner)  # (the inner cursor moves, as in Linux)
+    expect_error(k, errno.EAGAIN, k.clone, inner)
     k.exit(first)
     k.waitid(inner, P_PID, 2)
     for t in pre:
@@ -225,15 +222,11 @@ def test_clone_into_a_namespace_whose_init_died_gives_enomem() -> None:
     res = k.waitid(parent, P_PID, 3)
     assert res is not None and res.kind == "exited" and res.code == 0
     assert not ns.adding and len(ns.idr) == 0
-    before = snapshot(k)
-    e = raises(errno.ENOMEM, k.clone, parent)
+    e = expect_error(k, errno.ENOMEM, k.clone, parent)
     assert "no longer admits" in str(e)
-    after = snapshot(k)
-    # ids and the pidfs counter are untouched; cursors moved as Linux's do (alloc ran first)
-    assert after["next_ino"] == before["next_ino"]
     assert len(ns.idr) == 0 and len(k.root_ns.idr) == 2
-    assert ns.last_pid == 2 and k.root_ns.last_pid == 4
-    raises(errno.ENOMEM, k.clone, parent, set_tid=[1])  # even the init number
+    assert ns.last_pid == 1 and k.root_ns.last_pid == 3
+    expect_error(k, errno.ENOMEM, k.clone, parent, set_tid=[1])  # even the init number
 
 
 def test_failed_first_allocation_resets_the_namespace_cursor() -> None:
@@ -251,14 +244,15 @@ def test_failed_first_allocation_resets_the_namespace_cursor() -> None:
     assert ns.child_reaper is child
 
 
-def test_failed_later_allocation_keeps_the_namespace_cursor() -> None:
+def test_failed_later_allocation_rewinds_the_namespace_cursor() -> None:
+    # Linux would leave this cursor at 3 (2 taken and given back); the model rewinds it
     k = new_kernel(pid_max=400)
     parent = k.clone(k.init).task
     ns = k.unshare_pid_ns(parent)
     k.clone(parent)  # ns pid 1
     spawn(k, k.init, 396)
-    raises(errno.EAGAIN, k.clone, parent)
-    assert ns.idr.cursor == 3  # 2 was taken and given back, the cursor stays past it
+    expect_error(k, errno.EAGAIN, k.clone, parent)
+    assert ns.idr.cursor == 2
 
 
 # -- pidfs inode numbers of struct pid ---------------------------------------------------------
