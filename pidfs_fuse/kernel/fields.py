@@ -42,7 +42,7 @@ COMM_MAX = 15
 SETTABLE_STATES = "RSDTtI"
 U64_MAX = 2**64 - 1
 ID_MAX = 2**32 - 2  # (uid_t)-1 is "no change", never an id
-_DECIMAL = re.compile(r"[+-]?[0-9]{1,20}")
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
 
 
 def _short(value: object, limit: int = 48) -> str:
@@ -52,8 +52,8 @@ def _short(value: object, limit: int = 48) -> str:
 
 
 def parse_decimal(value: object, lo: int, hi: int, what: str) -> int:
-    """An integer in ``lo..hi`` given as an int or as ASCII decimal text (an optional sign and at
-    most 20 digits; no spaces, underscores or non-ASCII digits, which ``int()`` would accept).
+    """An integer in ``lo..hi`` given as an int or as ASCII decimal text (an optional minus and
+    at most 20 digits; no '+', spaces, underscores or non-ASCII digits, which ``int()`` accepts).
     Raises EINVAL naming ``what`` and the value."""
     if isinstance(value, bool):
         raise KernelError(errno.EINVAL, f"{what} {_short(value)} is not a number")
@@ -122,13 +122,23 @@ def parse_sigset(value: object, what: str = "sigign") -> int:
 
 
 def parse_signal_token(value: object, *, what: str = "signal", allow_zero: bool = True) -> int:
-    """``signals.parse_signal`` behind an ASCII gate: it trusts ``str.isdigit``, which accepts
-    digits ``int()`` rejects (``'²'``) and strings too long for ``int()``."""
+    """A signal as a number or a name (``9``, ``KILL``, ``SIGKILL``, ``rtmin+2``), checked here
+    for numbers and by ``signals.parse_signal`` for names; every error names ``what``. (The
+    ASCII gate matters: ``parse_signal`` trusts ``str.isdigit``, which accepts ``'²'``.)"""
+    lo = 0 if allow_zero else 1
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise KernelError(errno.EINVAL, f"{what} {_short(value)} is not a signal name or number")
-    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9+-]{1,20}", value):
-        raise KernelError(errno.EINVAL, f"unknown {what} {_short(value)}")
-    return S.parse_signal(value, allow_zero=allow_zero)
+    if isinstance(value, int) or _DECIMAL.fullmatch(value):
+        n = int(value)
+        if not lo <= n <= S.SIGRTMAX:
+            raise KernelError(errno.EINVAL, f"{what} {_short(value)} is outside {lo}..{S.SIGRTMAX}")
+        return n
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9+-]{0,19}", value):
+        try:
+            return S.parse_signal(value, allow_zero=allow_zero)
+        except KernelError:
+            pass
+    raise KernelError(errno.EINVAL, f"unknown {what} {_short(value)}")
 
 
 def _environ(value: object) -> tuple[str, ...]:

@@ -1,0 +1,1 @@
+"""Scenario files shipped with pidfs_fuse (read with importlib.resources)."""
