@@ -359,7 +359,7 @@ class Kernel:
         if not parent.alive or parent.group.group_exit:
             raise KernelError(errno.ESRCH, f"task {parent.pid.nr} has exited and cannot clone")
         if flags & ~CLONE_KNOWN or flags < 0:
-            raise _einval(f"unknown clone flags {flags & ~CLONE_KNOWN:#x}")
+            raise _einval(f"clone flags {flags:#x} include unknown bits {flags & ~CLONE_KNOWN:#x}")
         # copy_clone_args_from_user() checks set_tid_size before copy_process() runs
         if not isinstance(set_tid, (tuple, list)):
             raise _einval(f"set_tid {set_tid!r} is not a list of integers")
@@ -1136,7 +1136,8 @@ class Kernel:
         nr = _check_int("pid", nr)
         _check_ns(ns)
         if flags & ~(PIDFD_THREAD | PIDFD_NONBLOCK) or flags < 0:
-            raise _einval(f"unknown pidfd_open flags {flags & ~(PIDFD_THREAD | PIDFD_NONBLOCK):#o}")
+            raise _einval(f"pidfd_open flags {flags:#o} include unknown bits "
+                          f"{flags & ~(PIDFD_THREAD | PIDFD_NONBLOCK):#o}")
         if nr <= 0:
             raise _einval(f"pidfd_open needs a pid > 0, got {nr}")
         pid = self.find_pid(ns, nr)
