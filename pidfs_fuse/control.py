@@ -268,13 +268,16 @@ def _check_room(parent: Task, count: int) -> None:
     wrapping skips still count as free, so a later clone may still fail (and say so)."""
     for ns in parent.ns_for_children.ancestors:
         idr = ns.idr
+        # ids at or above pid_max (left by lowering it) do not take room below it: count just
+        # enough of them to know whether the rest leaves room for ``count``
+        need = count - (ns.pid_max - 1 - len(idr))
         above = 0
-        nr = idr.next_used(ns.pid_max)
-        while nr >= 0 and above <= count:
+        nr = idr.next_used(ns.pid_max) if need > 0 else -1
+        while nr >= 0 and above < need:
             above += 1
             nr = idr.next_used(nr + 1)
-        room = ns.pid_max - 1 - (len(idr) - above)
-        if count > room:
+        if above < need:
+            room = ns.pid_max - 1 - len(idr) + above
             raise KernelError(errno.EAGAIN, f"count={count}: pid namespace {ns.inum} has at most "
                               f"{max(room, 0)} free pid(s) (pid_max {ns.pid_max})")
 

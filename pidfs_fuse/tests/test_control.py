@@ -783,3 +783,15 @@ def test_control_on_a_view_inside_a_namespace_cannot_reach_outside(k: Kernel) ->
     assert inner.execute("wait 1") == "2 exited 5\n"
     assert k.find_task(k.root_ns, 3) is None
     assert init2.exit_state is ExitState.RUNNING
+
+
+def test_clone_count_room_ignores_pids_above_a_lowered_pid_max() -> None:
+    k = new_kernel()
+    c = Control(k)
+    c.execute("ns_last_pid 1 999")
+    c.execute("clone 1 count=5")  # 1000..1004
+    c.execute("pid_max 1 400")
+    assert c.execute("clone 1 count=3") == "300\n301\n302\n"  # wrapped to RESERVED_PIDS
+    # below 400: 395 free numbers (2..299 and 303..399); 1000..1004 do not count
+    assert "at most 395 free" in err(c, "clone 1 count=396").strerror
+    assert c.execute("clone 1 count=97").split() == [str(n) for n in range(303, 400)]

@@ -418,3 +418,54 @@ def test_errors_name_the_file_and_the_entry(text: str, message: str) -> None:
 def test_model_errors_keep_their_errno() -> None:
     assert failure("[[process]]\nname = 'a'\nset_tid = [1]").errno == errno.EEXIST
     assert failure("[[process]]\nname = 'a'\nnice = 99").errno == errno.EINVAL
+
+
+# -- fuzz: any mutation of a good file loads or fails with a ScenarioError -------------------
+
+_ODD_VALUES: list[Any] = [None, True, False, 0, -1, 1, 7, 2**63, 2**64, 1.5, float("nan"), float("inf"),
+                          "", "x", "init", "java", "KILL", "STOP", "R", "Z", "/", "relative", "\0",
+                          "a=b", [], [1], ["x"], ["A=1"], [1, "CHLD"], [{}], [{"comm": "t"}],
+                          [{"count": 3}], [{"colour": 1}], {}, {"a": 1}]
+
+
+def _mutate(rng: Any, data: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    data = copy.deepcopy(data)
+    tables: list[dict[str, Any]] = [data, data.setdefault("kernel", {}), data.setdefault("init", {})]
+    tables += data.get("process", [])
+    for _ in range(rng.randint(1, 3)):
+        table = rng.choice(tables)
+        keys = list(table) + ["threads", "exit", "parent", "pgid", "set_tid", "newpid", "daemonize",
+                              "start", "colour", "pid_max_ns", "stopped", "killed", "sigign"]
+        key = rng.choice(keys)
+        if rng.random() < 0.15 and key in table:
+            del table[key]
+        else:
+            table[key] = rng.choice(_ODD_VALUES)
+    return data
+
+
+def test_fuzz_mutated_scenarios_load_or_fail_with_a_scenario_error() -> None:
+    import importlib.resources
+    import random
+    import tomllib
+
+    from pidfs_fuse.scenario import load_data
+
+    text = importlib.resources.files("pidfs_fuse.scenarios").joinpath("default.toml").read_text()
+    good = tomllib.loads(text)
+    rng = random.Random(7)
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(300):
+        data = _mutate(rng, good)
+        try:
+            load_data(data, source="fuzz.toml")
+        except ScenarioError as e:
+            outcomes["refused"] += 1
+            assert str(e).startswith("fuzz.toml: "), e
+        except Exception as e:  # anything else is a bug in the loader
+            raise AssertionError(f"mutation {i} raised {type(e).__name__}: {e}") from e
+        else:
+            outcomes["loaded"] += 1
+    assert outcomes["loaded"] > 10 and outcomes["refused"] > 100, outcomes
