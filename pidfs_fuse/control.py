@@ -216,6 +216,14 @@ def _sort_args(cmd: Command, rest: list[str]) -> Args:
 
 # -- builders: bind the arguments, return the action ------------------------------------------
 
+
+def _silent(fn: Callable[..., object], *args: object, **kw: object) -> Callable[[], str]:
+    """The action of a command that prints nothing: call ``fn`` and reply ``""``."""
+    def run() -> str:
+        fn(*args, **kw)
+        return ""
+    return run
+
 _CLONE_WORDS = {"thread": CLONE_THREAD, "parent": CLONE_PARENT, "newpid": CLONE_NEWPID,
                 "pidfd": CLONE_PIDFD, "wait_pid": CLONE_WAIT_PID, "autoreap": CLONE_AUTOREAP,
                 "autokill": CLONE_PIDFD_AUTOKILL, "nnp": CLONE_NNP}
@@ -288,19 +296,19 @@ def _exit_code(a: Args) -> int:
 
 def _exit(c: Control, a: Args) -> Callable[[], str]:
     task, code = c.task(a, a.pos[0], "TID"), _exit_code(a)
-    return lambda: (c.kernel.exit(task, code), "")[1]
+    return _silent(c.kernel.exit, task, code)
 
 
 def _exit_group(c: Control, a: Args) -> Callable[[], str]:
     task, code = c.task(a, a.pos[0], "PID"), _exit_code(a)
-    return lambda: (c.kernel.exit_group(task, code), "")[1]
+    return _silent(c.kernel.exit_group, task, code)
 
 
 def _kill(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     sig = a.checked(lambda: parse_signal_token(a.pos[1], what="SIG"))
     sender = c.task(a, a.keys["from"], "from") if "from" in a.keys else None
-    return lambda: (c.kernel.kill(task, sig, sender=sender), "")[1]  # type: ignore[arg-type]
+    return _silent(c.kernel.kill, task, sig, sender=sender)  # type: ignore[arg-type]
 
 
 def _exec(c: Control, a: Args) -> Callable[[], str]:
@@ -311,7 +319,7 @@ def _exec(c: Control, a: Args) -> Callable[[], str]:
     comm = a.checked(lambda: parse_comm(k["comm"]))
     argv = a.checked(lambda: parse_words(k["argv"], "argv")) if "argv" in k else None
     exe = a.checked(lambda: parse_path(k["exe"], "exe")) if "exe" in k else None
-    return lambda: (c.kernel.execve(task, comm, argv, exe=exe), "")[1]  # type: ignore[arg-type]
+    return _silent(c.kernel.execve, task, comm, argv, exe=exe)  # type: ignore[arg-type]
 
 
 _WAIT_WORDS = {"nohang": WNOHANG, "nowait": WNOWAIT, "all": WALL, "exited": WEXITED,
@@ -386,7 +394,7 @@ def _subreaper(c: Control, a: Args) -> Callable[[], str]:
     if a.pos[1] not in ("on", "off"):
         raise a.fail(f"{_short(a.pos[1])} is neither 'on' nor 'off'")
     on = a.pos[1] == "on"
-    return lambda: (c.kernel.set_child_subreaper(task, on), "")[1]
+    return _silent(c.kernel.set_child_subreaper, task, on)
 
 
 def _unshare(c: Control, a: Args) -> Callable[[], str]:
@@ -399,19 +407,19 @@ def _unshare(c: Control, a: Args) -> Callable[[], str]:
 def _setns(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     other = c.task(a, a.pos[1], "NSPID")
-    return lambda: (c.kernel.setns_pid(task, other.active_ns), "")[1]
+    return _silent(c.kernel.setns_pid, task, other.active_ns)
 
 
 def _pid_max(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     value = a.num(a.pos[1], 0, PID_T_MAX, "N")
-    return lambda: (c.kernel.set_pid_max(task.active_ns, value, uid=task.group.uid), "")[1]
+    return _silent(lambda: c.kernel.set_pid_max(task.active_ns, value, uid=task.group.uid))
 
 
 def _ns_last_pid(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     value = a.num(a.pos[1], 0, PID_T_MAX, "N")
-    return lambda: (c.kernel.set_last_pid(task.active_ns, value, uid=task.group.uid), "")[1]
+    return _silent(lambda: c.kernel.set_last_pid(task.active_ns, value, uid=task.group.uid))
 
 
 def _set(c: Control, a: Args) -> Callable[[], str]:
@@ -424,13 +432,13 @@ def _set(c: Control, a: Args) -> Callable[[], str]:
         if f is None:
             raise a.fail(f"unknown field {_short(key)}; fields: {', '.join(FIELDS)}")
         a.checked(lambda: f.parse(value))  # noqa: B023 - called at once
-    return lambda: (set_fields(c.kernel, task, pairs), "")[1]
+    return _silent(set_fields, c.kernel, task, pairs)
 
 
 def _close(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     fd = a.num(a.pos[1], 0, PID_T_MAX, "FD")
-    return lambda: (c.kernel.fd_close(task, fd), "")[1]
+    return _silent(c.kernel.fd_close, task, fd)
 
 
 def _snapshot(c: Control, a: Args) -> Callable[[], str]:
