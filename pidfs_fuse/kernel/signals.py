@@ -67,6 +67,11 @@ def signame(sig: int) -> str:
     return str(sig)
 
 
+def _is_decimal(t: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²', which int() rejects."""
+    return bool(t) and t.isascii() and t.isdigit()
+
+
 def parse_signal(text: str | int, *, allow_zero: bool = True) -> int:
     """A signal given as a number (``9``), a name (``KILL``, ``SIGKILL``, ``sigkill``) or
     ``RTMIN+n``. Raises EINVAL naming the text when it is none of those."""
@@ -77,13 +82,15 @@ def parse_signal(text: str | int, *, allow_zero: bool = True) -> int:
         u = t.upper()
         if u.startswith("SIG"):
             u = u[3:]
-        if t.lstrip("-").isdigit():
+        if _is_decimal(t.lstrip("-")):
+            if len(t) > 4:
+                raise KernelError(errno.EINVAL, f"signal {text!r} is outside 0..{_NSIG}")
             sig = int(t)
         elif u in _BY_NAME:
             sig = _BY_NAME[u]
-        elif u.startswith("RTMIN") and (u == "RTMIN" or u[5:6] == "+" and u[6:].isdigit()):
+        elif u.startswith("RTMIN") and (u == "RTMIN" or u[5:6] == "+" and _is_decimal(u[6:]) and len(u) < 9):
             sig = SIGRTMIN + (int(u[6:]) if u != "RTMIN" else 0)
-        elif u.startswith("RTMAX") and (u == "RTMAX" or u[5:6] == "-" and u[6:].isdigit()):
+        elif u.startswith("RTMAX") and (u == "RTMAX" or u[5:6] == "-" and _is_decimal(u[6:]) and len(u) < 9):
             sig = SIGRTMAX - (int(u[6:]) if u != "RTMAX" else 0)
         else:
             raise KernelError(errno.EINVAL, f"unknown signal {text!r}")
