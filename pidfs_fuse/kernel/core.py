@@ -212,6 +212,7 @@ class Kernel:
     def get_task(self, ns: PidNamespace, nr: int) -> Task:
         """Like find_task but raises ESRCH naming the number."""
         nr = _check_int("pid", nr)
+        _check_ns(ns)
         t = self.find_task(ns, nr)
         if t is None:
             raise KernelError(errno.ESRCH, f"no task with pid {nr} in pid namespace {ns.inum}")
@@ -219,6 +220,8 @@ class Kernel:
 
     def find_pidfs(self, ino: int) -> Pid | None:
         """The live struct pid with pidfs inode number ``ino`` (a pidfs file handle), or None."""
+        if type(ino) is not int:
+            return None
         lst = self._by_ino
         i = bisect.bisect_left(lst, ino, key=lambda p: p.ino)
         if i < len(lst) and lst[i].ino == ino and lst[i].allocated:
@@ -528,6 +531,8 @@ class Kernel:
         return fd
 
     def fd_close(self, task: Task, fd: int) -> None:
+        _check_task("task", task)
+        fd = _check_int("descriptor", fd)
         g = task.group
         if g.files is None or fd not in g.files:
             raise KernelError(errno.EBADF, f"process {task.leader.pid.nr} has no descriptor {fd}")
@@ -753,7 +758,7 @@ class Kernel:
         idtype = _check_int("idtype", idtype)
         id = _check_int("id", id)
         if options & ~WAIT_KNOWN or options < 0:
-            raise _einval(f"unknown wait options {options & ~WAIT_KNOWN:#x}")
+            raise _einval(f"wait options {options:#x} include unknown bits {options & ~WAIT_KNOWN:#x}")
         if not options & (WEXITED | WSTOPPED | WCONTINUED):
             raise _einval("wait needs at least one of WEXITED, WSTOPPED, WCONTINUED")
         self._check_alive(parent)
@@ -1070,6 +1075,8 @@ class Kernel:
 
     def set_child_subreaper(self, task: Task, on: bool = True) -> None:
         """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants go to the nearest subreaper."""
+        if not isinstance(on, int):  # bool is an int; a string such as "off" is not
+            raise _einval(f"child subreaper setting {on!r} is not a boolean")
         self._check_alive(task)
         g = task.group
         g.is_child_subreaper = bool(on)
@@ -1147,7 +1154,9 @@ class Kernel:
 
     def pidfd_get(self, pid: Pid, *, thread: bool = False, nonblock: bool = False) -> PidFd:
         """pidfd_prepare() on a struct pid already in hand (a file opened by path or by inode)."""
-        return self._pidfd_get(pid, thread=thread, nonblock=nonblock)
+        if not isinstance(pid, Pid):
+            raise _einval(f"{pid!r} is not a struct pid")
+        return self._pidfd_get(pid, thread=bool(thread), nonblock=bool(nonblock))
 
     def _pidfd_get(self, pid: Pid, *, thread: bool, nonblock: bool) -> PidFd:
         if pid.task is None:
@@ -1161,6 +1170,8 @@ class Kernel:
         return PidFd(pid, thread=thread, nonblock=nonblock)
 
     def pidfd_close(self, fd: PidFd) -> None:
+        if not isinstance(fd, PidFd):
+            raise KernelError(errno.EBADF, f"{fd!r} is not a pidfd")
         if fd.closed:
             return
         fd.closed = True
@@ -1174,6 +1185,8 @@ class Kernel:
         """pidfd_poll(): 0 while running; POLLIN|POLLRDNORM once exited, except a leader whose
         threads still run (delay_group_leader; the same for thread handles); plus POLLHUP once
         reaped."""
+        if not isinstance(fd, PidFd):
+            raise KernelError(errno.EBADF, f"{fd!r} is not a pidfd")
         t = fd.pid.task
         if t is None:
             return POLLIN | POLLRDNORM | POLLHUP
