@@ -17,6 +17,7 @@ import pytest
 from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_ALL, P_PIDFD, WEXITED,
                                Kernel, KernelError)
 from test_kernel_helpers import expect_error, new_kernel
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 EINVAL, EBADF = errno.EINVAL, errno.EBADF
 

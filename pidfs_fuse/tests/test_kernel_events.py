@@ -14,6 +14,7 @@ import pytest
 from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_THREAD, P_PID, Event, EventKind, ExitState,
                                Kernel)
 from test_kernel_helpers import SIGCHLD, SIGCONT, SIGSTOP, new_kernel
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 C, X, R, F, CH, K = (EventKind.CREATED, EventKind.EXITED, EventKind.REAPED, EventKind.FREED,
                      EventKind.CHANGED, EventKind.CHILD)

@@ -18,6 +18,7 @@ from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CLONE_WA
                                P_PID, P_PIDFD, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, WEXITED,
                                WNOHANG, EventKind, ExitInfo, ExitState, TaskFlag)
 from test_kernel_helpers import SIGCHLD, SIGKILL, expect_error, new_kernel, raises, tgids
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 SIGUSR1 = 10
 READY = POLLIN | POLLRDNORM

@@ -18,6 +18,7 @@ from pidfs_fuse.kernel import (CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID, P_ALL,
                                describe_status)
 from test_kernel_helpers import (SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
                                  new_kernel, raises, spawn, tgids)
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 SIGQUIT, SIGUSR1, SIGTSTP, SIGHUP = 3, 10, 20, 1
 

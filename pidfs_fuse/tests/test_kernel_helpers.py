@@ -8,6 +8,8 @@ The helpers are plain functions so a test reads as a sequence of system calls:
   that the failed call changed nothing observable (``snapshot``).
 - ``tgids(k, ns)`` lists thread-group leaders with the tagged scan after asserting that the
   linear scan (Linux's ``find_ge_pid`` loop) agrees, in every namespace.
+- ``scans_agree_after_each_test`` (autouse; each test module imports it) checks the same for
+  every kernel ``new_kernel`` made during the test, once the test is over.
 
 The tests at the bottom make sure the helpers can fail: a snapshot that does not see a change,
 or a scan comparison that accepts a difference, would make every test using them vacuous.
@@ -50,13 +52,28 @@ class Recorder:
         return [e.pid for e in self.events if e.kind is kind]
 
 
+_made: list[Kernel] = []  # the kernels of the running test, for scans_agree_after_each_test
+
+
 def new_kernel(*, events: bool = False, **kw: Any) -> Any:
     """A Kernel whose clock ticks 1 ms per reading; with ``events``, also its Recorder."""
     clock = itertools.count(1_000_000, 1_000_000).__next__
-    if events:
-        rec = Recorder()
-        return Kernel(clock=clock, listener=rec, **kw), rec
-    return Kernel(clock=clock, **kw)
+    rec = Recorder() if events else None
+    k = Kernel(clock=clock, listener=rec, **kw)
+    _made.append(k)
+    return (k, rec) if events else k
+
+
+@pytest.fixture(autouse=True)
+def scans_agree_after_each_test() -> Any:
+    """After every test, the tagged and linear scans agree in every namespace of every kernel
+    the test made with ``new_kernel`` (import this fixture into a module to enable it there)."""
+    _made.clear()
+    yield
+    kernels = list(_made)
+    _made.clear()
+    for k in kernels:
+        assert_scans_agree(k)
 
 
 def spawn(k: Kernel, parent: Task, n: int = 1, **kw: Any) -> list[Task]:
@@ -245,3 +262,9 @@ def test_recorder_keeps_events_per_struct_pid() -> None:
     t = k.clone(k.init).task
     assert rec.kinds(t.pid) == [EventKind.CREATED]
     assert rec.kinds(k.init.pid) == [EventKind.CREATED]  # the boot created init
+
+
+def test_kernels_made_by_new_kernel_are_checked_after_the_test(request: pytest.FixtureRequest) -> None:
+    assert "scans_agree_after_each_test" in request.fixturenames
+    k = new_kernel()
+    assert _made == [k]

@@ -18,6 +18,7 @@ from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_PID, P
                                PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, ExitInfo)
 from test_kernel_helpers import (SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
                                  new_kernel, reap_all, spawn)
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 READY = POLLIN | POLLRDNORM
 GONE = POLLIN | POLLRDNORM | POLLHUP

@@ -21,6 +21,7 @@ import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_PID, Kernel, Task
 from test_kernel_helpers import expect_error, new_kernel, tgids
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 EINVAL, EEXIST, EPERM = errno.EINVAL, errno.EEXIST, errno.EPERM
 

@@ -15,6 +15,7 @@ import pytest
 from pidfs_fuse.kernel import CLONE_THREAD, P_ALL, WCONTINUED, WEXITED, WNOHANG, WSTOPPED, ExitState
 from test_kernel_helpers import (SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
                                  new_kernel)
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 # (signal, what happens to a running process: "killed" | "dumped" | "stopped" | "nothing")
 DEFAULTS = [

@@ -18,6 +18,7 @@ from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PARENT, CLONE_THREAD, P_PID, M
 from pidfs_fuse.kernel.idr import Idr
 from test_kernel_helpers import (SIGKILL, assert_scans_agree, new_kernel, raises, reap_all, spawn,
                                  tgids)
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 
 class StepCounter:
