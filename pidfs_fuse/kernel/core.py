@@ -859,10 +859,10 @@ class Kernel:
         _check_task("task", task)
         if sender is not None:
             _check_task("sender", sender)
-        if not S.valid_signal(sig):
-            raise _einval(f"signal {sig} is outside 0..64")
-        if task.exit_state is ExitState.DEAD:
+        if task.exit_state is ExitState.DEAD:  # kill_pid_info(): no task is ESRCH before all else
             raise KernelError(errno.ESRCH, f"task {task.pid.nr} has been reaped")
+        if not S.valid_signal(sig):  # check_kill_permission()
+            raise _einval(f"signal {sig} is outside 0..64")
         g = task.group
         if uid is None:
             uid = sender.group.uid if sender is not None else 0
@@ -1025,7 +1025,7 @@ class Kernel:
         if pgid_nr < 0:
             raise _einval(f"pgid {pgid_nr} is negative")
         p = self.find_task(ns, pid_nr)
-        if p is None or p.exit_state is not ExitState.RUNNING and p.group.live == 0:
+        if p is None:  # a zombie is still found (find_task_by_vpid) and may change group
             raise KernelError(errno.ESRCH, f"no process {pid_nr}")
         if not p.is_leader:
             raise _einval(f"{pid_nr} is a thread, not a process")
@@ -1195,14 +1195,13 @@ class Kernel:
         return 0
 
     def pidfd_send_signal(self, fd: PidFd, sig: int, *, uid: int = 0) -> None:
-        """Models pidfd_send_signal(): EBADF on a closed handle; EINVAL for a bad signal; ESRCH
-        once reaped; 0 (nothing happens) for a zombie; EPERM for a uid that may not signal it."""
+        """Models pidfd_send_signal(): EBADF on a closed handle; ESRCH once reaped (even for a
+        bad signal); EINVAL for a bad signal; 0 (nothing happens) for a zombie; EPERM for a uid
+        that may not signal it."""
         if not isinstance(fd, PidFd) or fd.closed:
             raise KernelError(errno.EBADF, f"{fd!r} is not an open pidfd")
         _check_uid(uid)
         sig = _check_int("signal", sig)
-        if not S.valid_signal(sig):
-            raise _einval(f"signal {sig} is outside 0..64")
         t = fd.pid.task
         if t is None:
             raise KernelError(errno.ESRCH, f"process {fd.pid.nr} has been reaped")

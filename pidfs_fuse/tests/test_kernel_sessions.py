@@ -182,3 +182,16 @@ def test_subreaper_flag_reaches_existing_and_future_descendants() -> None:
     k.exit(b)
     assert c.group.parent is k.init
     reap_all(k, s)
+
+
+def test_a_zombie_child_can_still_change_group_like_in_linux() -> None:
+    # find_task_by_vpid() finds a zombie until it is reaped; setpgid() does not look at exit_state
+    k = new_kernel()
+    sh = k.clone(k.init).task
+    k.setsid(sh)
+    c = k.clone(sh).task
+    k.exit(c)
+    k.setpgid(sh, 3, 3)
+    assert c.group.pgrp is c.pid and c in c.pid.pgrp_tasks
+    k.waitid(sh)
+    assert k.find_pid(k.root_ns, 3) is None

@@ -195,3 +195,14 @@ def test_sigchld_default_is_ignore_and_does_not_touch_the_parent() -> None:
     p = k.clone(k.init).task
     k.kill(p, SIGCHLD)
     assert p.alive
+
+
+def test_a_reaped_target_is_esrch_before_the_signal_is_checked() -> None:
+    # kill_pid_info(): no task -> ESRCH; check_kill_permission() (valid_signal) comes later
+    k = new_kernel()
+    c = k.clone(k.init).task
+    fd = k.pidfd_open(k.root_ns, 2)
+    k.exit(c)
+    k.waitid(k.init)
+    expect_error(k, errno.ESRCH, k.kill, c, 65)
+    expect_error(k, errno.ESRCH, k.pidfd_send_signal, fd, 65)
