@@ -21,9 +21,6 @@ Deliberate departures, all for a process model with no real execution:
   innermost, so e.g. EEXIST at an inner level wins over EINVAL at an outer one (6.19+ validates
   every set_tid entry first), and an automatic number other than 1 in a namespace without init
   is not refused (6.19+ says EINVAL; unreachable here: such a namespace's cursor is at 0).
-- No orphaned-process-group handling: a process group that becomes orphaned with stopped
-  members gets no SIGHUP/SIGCONT (kernel/exit.c kill_orphaned_pgrp), and SIGTSTP/SIGTTIN/SIGTTOU
-  stop members of orphaned groups too.
 - A parent's exec does not turn a child's custom exit signal into SIGCHLD (no exec ids).
 """
 
@@ -604,6 +601,8 @@ class Kernel:
         if group_dead:
             self._close_files(g)
         self._forget_original_parent(t)
+        if group_dead:
+            self._kill_orphaned_pgrp(g.leader, None)
         t.exit_state = ExitState.ZOMBIE
         if t is g.leader:
             autoreap = len(g.threads) == 1 and self._do_notify_parent(t, t.exit_signal)
@@ -674,6 +673,7 @@ class Kernel:
         father.children = None
         if reaper.children is None:
             reaper.children = {}
+        orphan_checks: dict[int, Task] = {}  # one reparented child per process group
         for p in moved:
             p.group.parent = reaper
             reaper.children[p] = None
@@ -681,11 +681,54 @@ class Kernel:
                 continue
             # reparent_leader()
             p.exit_signal = S.SIGCHLD
+            if p.group.pgrp is not None:
+                orphan_checks.setdefault(id(p.group.pgrp), p)
             if p.exit_state is ExitState.ZOMBIE and len(p.group.threads) == 1:
                 if self._do_notify_parent(p, p.exit_signal):
                     self._release_task(p)
                     continue
             self._emit(EventKind.CHANGED, p.pid, p)
+        # kill_orphaned_pgrp(p, father) runs per child in Linux but only fires once the group's
+        # last link to father is gone, i.e. once per group after the whole move; the signals
+        # go out after the loop (Linux delivers them asynchronously anyway).
+        for p in orphan_checks.values():
+            self._kill_orphaned_pgrp(p, father)
+
+    def _will_become_orphaned_pgrp(self, pgrp: Pid, ignored: Task | None) -> bool:
+        """will_become_orphaned_pgrp(): no member (other than ``ignored``, dead ones, and those
+        whose parent is the global init) has a parent in another group of the same session."""
+        for p in pgrp.pgrp_tasks or ():
+            g = p.group
+            if p is ignored or (p.exit_state is not ExitState.RUNNING and len(g.threads) == 1):
+                continue
+            rp = g.parent
+            if rp is None or rp.group is self.init.group:
+                continue
+            if rp.group.pgrp is not pgrp and rp.group.session is g.session:
+                return False
+        return True
+
+    def _kill_orphaned_pgrp(self, tsk: Task, parent: Task | None) -> None:
+        """kill_orphaned_pgrp(): when ``tsk``'s exit (``parent`` None) or its move away from
+        ``parent`` orphans its process group while a member is stopped, every member gets
+        SIGHUP and then SIGCONT (POSIX job control; a namespace init ignores the SIGHUP)."""
+        g = tsk.group
+        pgrp = g.pgrp
+        ignored: Task | None = tsk
+        if parent is None:
+            parent = g.parent
+        else:
+            ignored = None
+        if (pgrp is None or parent is None or parent.group.pgrp is pgrp
+                or parent.group.session is not g.session
+                or not self._will_become_orphaned_pgrp(pgrp, ignored)
+                or not any(m.group.stopped for m in pgrp.pgrp_tasks or ())):
+            return
+        for sig in (S.SIGHUP, S.SIGCONT):
+            for m in list(pgrp.pgrp_tasks or ()):
+                mg = m.group
+                if mg.live and not mg.group_exit and not (mg.unkillable and sig == S.SIGHUP):
+                    self._deliver(mg, sig)
 
     def _zap_pid_ns(self, ns: PidNamespace, init: Task) -> None:
         """zap_pid_ns_processes(): init's last thread is exiting. The namespace stops admitting
@@ -901,6 +944,8 @@ class Kernel:
         if action is S.Action.IGNORE:
             return
         if action is S.Action.STOP:
+            if sig != S.SIGSTOP and g.pgrp is not None and self._will_become_orphaned_pgrp(g.pgrp, None):
+                return  # get_signal(): SIGTSTP/SIGTTIN/SIGTTOU do not stop an orphaned group
             g.pending &= ~(1 << S.SIGCONT)
             if not g.stopped:
                 g.stopped = True
@@ -981,6 +1026,8 @@ class Kernel:
         g.threads = {task: None, **{t: None for t in g.threads if t is not task}}
         if lpid.ns.child_reaper is leader:
             lpid.ns.child_reaper = task
+        if self.init is leader:
+            self.init = task
         # release_task(leader): silent, its exit_signal is -1 now
         leader.exit_state = ExitState.DEAD
         if tpid.attr is not None:
@@ -1132,6 +1179,10 @@ class Kernel:
             raise KernelError(errno.EPERM, f"uid {uid} may not write ns_last_pid")
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= ns.pid_max:
             raise _einval(f"ns_last_pid {value!r} is outside 0..{ns.pid_max}")
+        if ns.child_reaper is None:
+            # Linux writes the ns_last_pid of the writer's own namespace, so one without init
+            # never has its cursor moved: its first pid must be 1 and become its child reaper.
+            raise _einval(f"pid namespace {ns.inum} has no init yet: its first pid is always 1")
         ns.idr.cursor = value + 1
 
     # -- pidfd (kernel/pid.c, fs/pidfs.c) -------------------------------------------------

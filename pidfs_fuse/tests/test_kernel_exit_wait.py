@@ -17,7 +17,7 @@ from pidfs_fuse.kernel import (CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID, P_ALL,
                                WEXITED, WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitInfo, ExitState,
                                describe_status)
 from test_kernel_helpers import (SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
-                                 new_kernel, raises, spawn, tgids)
+                                 job, new_kernel, raises, spawn, tgids)
 from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 SIGQUIT, SIGUSR1, SIGTSTP, SIGHUP = 3, 10, 20, 1
@@ -56,9 +56,9 @@ OUTCOMES = [
                          ids=[o[0] for o in OUTCOMES])
 def test_wait_status_encoding(end, options: int, expected: tuple) -> None:
     k = new_kernel()
-    c = k.clone(k.init).task
+    sh, c = job(k)  # a job in its own group: SIGTSTP stops it (it would not in an orphaned one)
     end(k, c)
-    res = k.waitid(k.init, P_ALL, 0, options)
+    res = k.waitid(sh, P_ALL, 0, options)
     assert (res.kind, res.code, res.status) == expected
     assert describe_status(res.status) == expected[:2]
 

@@ -81,6 +81,16 @@ def spawn(k: Kernel, parent: Task, n: int = 1, **kw: Any) -> list[Task]:
     return [k.clone(parent, **kw).task for _ in range(n)]
 
 
+def job(k: Kernel) -> tuple[Task, Task]:
+    """A shell (session leader) and its child running as a job in a group of its own, so
+    job-control stops work (the group is not orphaned: its parent is in the same session)."""
+    sh = k.clone(k.init).task
+    k.setsid(sh)
+    c = k.clone(sh).task
+    k.setpgid(sh, c.pid.nr_in(sh.pid.ns), 0)
+    return sh, c
+
+
 def ns_chain(k: Kernel, depth: int, flags_parent: Task | None = None) -> list[Task]:
     """Inits of ``depth`` nested namespaces, each created by the previous one's init."""
     from pidfs_fuse.kernel import CLONE_NEWPID

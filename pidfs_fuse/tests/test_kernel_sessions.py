@@ -195,3 +195,75 @@ def test_a_zombie_child_can_still_change_group_like_in_linux() -> None:
     assert c.group.pgrp is c.pid and c in c.pid.pgrp_tasks
     k.waitid(sh)
     assert k.find_pid(k.root_ns, 3) is None
+
+
+# -- orphaned process groups (kernel/exit.c kill_orphaned_pgrp, get_signal) ------------------
+
+
+def shell_with_job(k):
+    """sh leads a session; job (its child) leads group J; worker is job's child, also in J."""
+    sh = k.clone(k.init).task  # 2
+    k.setsid(sh)
+    job = k.clone(sh).task  # 3
+    k.setpgid(sh, 3, 3)
+    worker = k.clone(job).task  # 4, group 3
+    assert worker.group.pgrp is job.pid
+    return sh, job, worker
+
+
+def test_shell_exit_hangs_up_its_stopped_job() -> None:
+    k = new_kernel()
+    sh, job, worker = shell_with_job(k)
+    k.kill(job, 20)  # SIGTSTP: the group is not orphaned (sh is in the session), so it stops
+    assert job.group.stopped
+    k.exit(sh)
+    assert not job.alive and not worker.alive
+    got = sorted((r.pid, r.kind, r.code) for r in reap_all(k, k.init))
+    assert got == [(2, "exited", 0), (3, "killed", 1), (4, "killed", 1)]  # SIGHUP
+
+
+def test_orphaned_group_without_a_stopped_member_is_left_alone() -> None:
+    k = new_kernel()
+    sh, job, worker = shell_with_job(k)
+    k.exit(sh)
+    assert job.alive and worker.alive and job.group.parent is k.init
+
+
+def test_member_ignoring_sighup_is_continued_and_lives() -> None:
+    k = new_kernel()
+    sh, job, worker = shell_with_job(k)
+    job.group.sigign |= 1 << 1
+    worker.group.sigign |= 1 << 1
+    k.kill(job, 19)
+    k.exit(sh)
+    assert job.alive and not job.group.stopped
+    assert k.waitid(k.init, P_PID, 3, 8).kind == "continued"  # WCONTINUED
+    assert worker.alive
+
+
+def test_exit_of_the_groups_last_outside_link_hangs_up_the_rest() -> None:
+    k = new_kernel()
+    sh, job, worker = shell_with_job(k)
+    k.kill(worker, 19)  # SIGSTOP
+    k.exit(job)  # worker goes to init; nobody in group 3 has a parent in the session any more
+    assert not worker.alive
+    assert sorted((r.pid, r.code) for r in reap_all(k, k.init)) == [(4, 1)]
+
+
+def test_a_subreaper_in_the_session_keeps_the_group_attached() -> None:
+    k = new_kernel()
+    sh, job, worker = shell_with_job(k)
+    k.set_child_subreaper(sh)
+    k.kill(worker, 19)
+    k.exit(job)
+    assert worker.group.parent is sh and worker.alive and worker.group.stopped
+
+
+@pytest.mark.parametrize("sig", [20, 21, 22], ids=["SIGTSTP", "SIGTTIN", "SIGTTOU"])
+def test_job_control_stops_are_discarded_in_an_orphaned_group(sig: int) -> None:
+    k = new_kernel()
+    c = k.clone(k.init).task  # group 1 with init, whose parent links do not count
+    k.kill(c, sig)
+    assert not c.group.stopped
+    k.kill(c, 19)  # SIGSTOP always stops
+    assert c.group.stopped

@@ -14,7 +14,7 @@ import pytest
 
 from pidfs_fuse.kernel import CLONE_THREAD, P_ALL, WCONTINUED, WEXITED, WNOHANG, WSTOPPED, ExitState
 from test_kernel_helpers import (SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
-                                 new_kernel)
+                                 job, new_kernel)
 from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
 
 # (signal, what happens to a running process: "killed" | "dumped" | "stopped" | "nothing")
@@ -32,10 +32,10 @@ DEFAULTS = [
 @pytest.mark.parametrize(("sig", "outcome"), DEFAULTS, ids=[f"sig{s}-{o}" for s, o in DEFAULTS])
 def test_default_action(sig: int, outcome: str) -> None:
     k = new_kernel()
-    c = k.clone(k.init).task
+    sh, c = job(k)
     th = k.clone(c, CLONE_THREAD).task
     k.kill(th, sig)  # a default action is process-wide, whichever thread is named
-    res = k.waitid(k.init, P_ALL, 0, WEXITED | WSTOPPED | WNOHANG)
+    res = k.waitid(sh, P_ALL, 0, WEXITED | WSTOPPED | WNOHANG)
     if outcome == "nothing":
         assert res is None and c.alive and th.alive and not c.group.stopped
     elif outcome == "stopped":
