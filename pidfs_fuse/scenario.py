@@ -35,7 +35,9 @@ Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[in
     ``uid``, ``gid``  passed to clone (a uid-0 parent may give any; others only their own)
     ``set_tid``   array of exact pid numbers, innermost namespace first
     ``newpid``    true: the process is init of a new pid namespace (CLONE_NEWPID);
-                  ``pid_max_ns``: that namespace's pid_max
+                  ``pid_max_ns``: that namespace's pid_max; ``ns_last_pid_ns``: its cursor
+                  (ns_last_pid) once its init exists, so the namespace's next pids are numbered
+                  from it plus one (near ``pid_max_ns``: a namespace about to wrap to 300)
     ``pidfd``, ``wait_pid``, ``autoreap``  clone flags (``wait_pid`` implies ``pidfd``; the
                   handle lands in the parent's fd table; ``autoreap`` uses exit_signal 0)
     ``setsid``    true: setsid() after exec
@@ -46,6 +48,9 @@ Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[in
                   name then refers to the daemon, whose session id is a pid that no task holds any
                   more: a tagged thread-group pid with no TGID task (the tagged scan's false
                   positive). Excludes ``newpid``, ``set_tid`` and ``setsid``.
+    ``count``     int (default 1): that many identical processes, one after another (each with
+                  the entry's threads, fields and ending); the name refers to the first.
+                  Excludes ``set_tid``
     ``threads``   an int (that many threads named like the process) or an array of tables with
                   ``comm``, ``count`` (default 1), ``set_tid``, ``start``, ``state``, ``nice``,
                   ``utime``, ``stime``
@@ -91,8 +96,8 @@ _TOP_KEYS = {"name", "description", "kernel", "init", "process"}
 _KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid"}
 _INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
 _PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
-                  "pid_max_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid", "subreaper",
-                  "daemonize", "threads", "start", "exit", "killed", "stopped"} | set(_FIELD_KEYS))
+                  "pid_max_ns", "ns_last_pid_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid",
+                  "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped"} | set(_FIELD_KEYS))
 _THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime"}
 _THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime")}
 _STOP_SIGNALS = {S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU}
@@ -338,8 +343,9 @@ class _Loader:
         set_tid = t.ints("set_tid", 1, PID_MAX_LIMIT) if "set_tid" in t else ()
         newpid, pidfd, wait_pid, autoreap = (t.bool(x) for x in ("newpid", "pidfd", "wait_pid", "autoreap"))
         daemonize, setsid = t.bool("daemonize"), t.bool("setsid")
-        if "pid_max_ns" in t and not newpid:
-            raise t.fail("pid_max_ns", "needs newpid = true")
+        for key in ("pid_max_ns", "ns_last_pid_ns"):
+            if key in t and not newpid:
+                raise t.fail(key, "needs newpid = true")
         if daemonize:
             for other in ("newpid", "set_tid", "setsid"):
                 if other in t and t.data[other] not in (False,):
@@ -350,31 +356,42 @@ class _Loader:
         flags = ((CLONE_NEWPID if newpid else 0) | (CLONE_PIDFD if pidfd or wait_pid else 0)
                  | (CLONE_WAIT_PID if wait_pid else 0) | (CLONE_AUTOREAP if autoreap else 0))
 
-        task = self.call(who, "clone", lambda: k.clone(
-            parent, flags, exit_signal=0 if autoreap else S.SIGCHLD, set_tid=set_tid,
-            comm=comm, argv=argv, uid=uid, gid=gid).task)
-        if newpid and "pid_max_ns" in t:
-            v = t.int("pid_max_ns", 0, 2**63)
-            self.call(t.at("pid_max_ns"), "pid_max", lambda: k.set_pid_max(task.active_ns, v))  # type: ignore[arg-type]
-        self.call(who, "execve", lambda: k.execve(task, comm, argv, exe=exe))
-        if daemonize:
-            task = self._daemonize(who, parent, task)
-        self.tasks[name] = task
-        if setsid:
-            self.call(t.at("setsid"), "setsid", lambda: k.setsid(task))
-        if "pgid" in t:
-            gname = t.str("pgid")
-            if gname != name and gname not in self.tasks:
-                raise t.fail("pgid", f"no earlier process named {_show(gname)}")
-            nr = 0 if gname == name else self.tasks[gname].group.leader.pid.nr_in(task.pid.ns)  # type: ignore[index]
-            if gname != name and nr == 0:
-                raise t.fail("pgid", f"{_show(gname)} is not visible from {name}'s pid namespace", errno.EPERM)
-            self.call(t.at("pgid"), "setpgid", lambda: k.setpgid(task, 0, nr))
-        self._fields(t, task)
-        self._threads(t, task)
-        if t.bool("subreaper"):
-            k.set_child_subreaper(task, True)
-        self._endings(t, who, task)
+        count = t.int("count", 1, PID_MAX_LIMIT, 1) or 1
+        if count > 1 and "set_tid" in t:
+            raise t.fail("count", "cannot be combined with set_tid (one number per level names one process)")
+        for copy in range(count):
+            if count > 1:
+                who = f"{where} ({name}, copy {copy + 1} of {count})"
+            task = self.call(who, "clone", lambda: k.clone(
+                parent, flags, exit_signal=0 if autoreap else S.SIGCHLD, set_tid=set_tid,
+                comm=comm, argv=argv, uid=uid, gid=gid).task)
+            if newpid and "pid_max_ns" in t:
+                v = t.int("pid_max_ns", 0, 2**63)
+                self.call(t.at("pid_max_ns"), "pid_max", lambda: k.set_pid_max(task.active_ns, v))  # type: ignore[arg-type]
+            if newpid and "ns_last_pid_ns" in t:
+                n = t.int("ns_last_pid_ns", 0, PID_MAX_LIMIT)
+                self.call(t.at("ns_last_pid_ns"), "ns_last_pid",
+                          lambda: k.set_last_pid(task.active_ns, n))  # type: ignore[arg-type]
+            self.call(who, "execve", lambda: k.execve(task, comm, argv, exe=exe))
+            if daemonize:
+                task = self._daemonize(who, parent, task)
+            if copy == 0:
+                self.tasks[name] = task
+            if setsid:
+                self.call(t.at("setsid"), "setsid", lambda: k.setsid(task))
+            if "pgid" in t:
+                gname = t.str("pgid")
+                if gname != name and gname not in self.tasks:
+                    raise t.fail("pgid", f"no earlier process named {_show(gname)}")
+                nr = 0 if gname == name else self.tasks[gname].group.leader.pid.nr_in(task.pid.ns)  # type: ignore[index]
+                if gname != name and nr == 0:
+                    raise t.fail("pgid", f"{_show(gname)} is not visible from {name}'s pid namespace", errno.EPERM)
+                self.call(t.at("pgid"), "setpgid", lambda: k.setpgid(task, 0, nr))
+            self._fields(t, task)
+            self._threads(t, task)
+            if t.bool("subreaper"):
+                k.set_child_subreaper(task, True)
+            self._endings(t, who, task)
 
     def _daemonize(self, who: str, parent: Task, p: Task) -> Task:
         """fork; the parent exits and is reaped; the child setsid()s, forks the daemon, exits."""
