@@ -1,0 +1,106 @@
+"""The example scenarios mounted with ``pidfs-fuse mount DIR --scenario FILE`` and read by procps
+through a private /proc; a bad scenario file is one clear line, a non-zero exit and no mount."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .conftest import in_private_proc, run_cli, server_pid
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
+
+
+def ps(mount, args: str, columns: int = 5) -> list[list[str]]:
+    """``ps ARGS`` through a private /proc; rows split into at most ``columns`` fields."""
+    r = in_private_proc(mount, f"ps {args}")
+    assert r.returncode == 0, r.stderr
+    return [line.split(None, columns - 1) for line in r.stdout.splitlines()]
+
+
+def test_container_host_ps_eL_shows_every_thread_and_nested_numbers(mount_table):
+    m = mount_table("--scenario", str(EXAMPLES / "container-host.toml"))
+    rows = ps(m, "-eL -o pid=,lwp=,ppid=,stat=,comm=")
+    # 91 tasks: every thread of every namespace, seen from the root namespace
+    assert len(rows) == 91
+    by_pid = {}
+    for pid, lwp, ppid, stat, comm in rows:
+        by_pid.setdefault(int(pid), []).append((int(lwp), int(ppid), stat, comm))
+    assert len(by_pid[3]) == 13 and {r[3] for r in by_pid[3]} == {"containerd"}
+    # the build container's init, two levels down, and its zombie
+    assert by_pid[7001][0][:2] == (7001, 80) and by_pid[7001][0][3] == "sh"
+    assert [r for r in by_pid[90]] == [(90, 88, "Z", "ld")]
+    status = (m / "7001" / "status").read_text()
+    assert "\nNSpid:\t7001\t60\t1\n" in status and "\nNSsid:\t7001\t60\t1\n" in status
+
+
+def test_zombie_storm_ps_shows_two_thousand_defunct_children(mount_table):
+    m = mount_table("--scenario", str(EXAMPLES / "zombie-storm.toml"))
+    rows = ps(m, "-e -o pid=,ppid=,stat=,args=", columns=4)
+    sup = next(int(r[0]) for r in rows if r[3:] == ["/usr/local/bin/jobrunner --no-reap"])
+    zombies = [r for r in rows if r[2] == "Z"]
+    assert len(zombies) == 2000
+    assert all(int(r[1]) == sup and r[3] == "[job] <defunct>" for r in zombies)
+    reply = m.ctl("wait", str(sup))
+    assert reply.split()[1:] == ["exited", "0"]
+    assert len([r for r in ps(m, "-e -o stat=") if r == ["Z"]]) == 1999
+
+
+def test_pid_wrap_next_clones_wrap_to_300(mount_table):
+    m = mount_table("--scenario", str(EXAMPLES / "pid-wrap.toml"))
+    assert (m / "sys/kernel/ns_last_pid").read_text() == "32766\n"
+    assert m.new(32760) == 32767
+    assert m.new(1) == 300
+    assert "\nNSpid:\t32767\t300\n" in (m / "32767" / "status").read_text()
+    rows = ps(m, "-e -o pid=")
+    assert [int(r[0]) for r in rows][-3:] == [32765, 32766, 32767]
+    assert 300 in [int(r[0]) for r in rows]
+
+
+BAD = {
+    "schema": ("""
+        [[process]]
+        name = "a"
+        [[process]]
+        name = "b"
+        [[process]]
+        name = "c"
+        [[process]]
+        name = "d"
+        threads = "many"
+    """, 'process[3].threads: expected an integer >= 0 or an array of tables, got "many"'),
+    "replayed-call": ("""
+        [[process]]
+        name = "a"
+        set_tid = [50]
+        [[process]]
+        name = "b"
+        set_tid = [50]
+    """, "process[1] (b): clone: EEXIST"),
+    "toml": ("[[process]\n", "invalid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_scenario_is_one_line_nonzero_and_nothing_mounted(tmp_path, case):
+    text, expected = BAD[case]
+    f = tmp_path / "bad.toml"
+    f.write_text(textwrap.dedent(text))
+    d = tmp_path / "mnt"
+    d.mkdir()
+    r = run_cli("mount", str(d), "--scenario", str(f), check=False)
+    try:
+        assert r.returncode != 0
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1, r.stderr
+        assert lines[0].startswith(f"pidfs-fuse: {f}: ") and expected in lines[0]
+        assert r.stdout == ""
+        assert not os.path.ismount(d) and os.listdir(d) == []
+        assert str(d) not in Path("/proc/self/mountinfo").read_text()
+        assert server_pid(str(d)) is None
+    finally:
+        if os.path.ismount(d):
+            run_cli("unmount", str(d), check=False)
