@@ -177,3 +177,14 @@ def test_exec_by_an_exited_task_is_esrch() -> None:
     expect_error(k, errno.ESRCH, k.execve, th, "x")
     k.exit(p)
     expect_error(k, errno.ESRCH, k.execve, p, "x")
+
+
+def test_exec_by_a_thread_of_the_root_init_keeps_kernel_init_current() -> None:
+    k = new_kernel()
+    th = k.clone(k.init, CLONE_THREAD).task
+    k.execve(th, "systemd")
+    assert k.init is th and th.pid.numbers == (1,) and k.root_ns.child_reaper is th
+    expect_error(k, errno.EPERM, k.exit_group, th)
+    c = k.clone(th).task
+    k.exit(c)
+    assert k.waitid(th).task is c
