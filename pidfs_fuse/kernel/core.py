@@ -22,6 +22,10 @@ Deliberate departures, all for a process model with no real execution:
   every set_tid entry first), and an automatic number other than 1 in a namespace without init
   is not refused (6.19+ says EINVAL; unreachable here: such a namespace's cursor is at 0).
 - A parent's exec does not turn a child's custom exit signal into SIGCHLD (no exec ids).
+- pidfs inode numbers come from one global counter starting at 2, as in 6.14-6.18; 6.19+
+  hands them out in per-CPU batches (unique and increasing per CPU only).
+- Writing pid_max without privilege is EPERM, like ns_last_pid (the kernel refuses pid_max at
+  open time through the sysctl's file mode, which a caller sees as EACCES).
 """
 
 from __future__ import annotations
