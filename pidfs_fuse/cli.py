@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unmount", help="unmount and stop the server")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
 
+    b = sub.add_parser("bench", help="run the benchmarks (from a source checkout)",
+                       description="Run bench/ side by side with this machine's /proc and print a "
+                                   "table; arguments go to the bench runner (try --help, --quick, --json).")
+    b.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+
     c = sub.add_parser("ctl", help="run one control command (see 'ctl MOUNT help')",
                        description="Write COMMAND to MOUNT/.control and print the reply. Each argument "
                                    "is one token, so comm='a) (b' stays one word.")
@@ -139,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl}[args.cmd](args)
+        return COMMANDS[args.cmd](args)
     except CliError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
@@ -326,3 +331,16 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         return _fail(f"{args.command[0]}: {msg.removeprefix('error: ')}")
     sys.stdout.write(reply)
     return 0
+
+
+# -- bench --------------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(root, "bench", "__main__.py")):
+        raise CliError("the benchmarks live in the source tree (bench/); run this from a checkout "
+                       "installed with 'make setup'")
+    return subprocess.call([sys.executable, "-m", "bench", *args.args], cwd=root)
+
+
+COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl, "bench": cmd_bench}
