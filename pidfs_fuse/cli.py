@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
+        # everything after "bench" belongs to the bench runner, options included
+        try:
+            return cmd_bench(argparse.Namespace(args=argv[1:]))
+        except CliError as e:
+            return _fail(str(e))
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)
