@@ -65,6 +65,9 @@ class Handle:
     fh: int = 0
     uid: int = 0  # who opened it: signalling is checked against this uid
     poll: Any = None  # the latest PollHandle
+    #: the text served at offsets > 0: rendered by the last read at offset 0 (seq_file-like),
+    #: so a reader taking the text in pieces never mixes two renderings
+    text: bytes | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -320,6 +323,8 @@ class PidFs(pyfuse3.Operations):
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         attr = self._attr(node, ctx)
+        if parent.special == "pidfsdir":
+            attr.entry_timeout = 0  # /.pidfs/<ino> must stop resolving the moment the pid is reaped
         node.lookups += 1
         return attr
 
@@ -668,7 +673,7 @@ class PidFs(pyfuse3.Operations):
             return cs.reply[off: off + size]
         h = self.handles.get(fh)
         if h is not None:
-            return (await self._read_pidfd(h))[off: off + size]
+            return await self._read_pidfd(h, off, size)
         raise pyfuse3.FUSEError(errno.EBADF)
 
     async def write(self, fh, off, buf):
@@ -761,9 +766,18 @@ class PidFs(pyfuse3.Operations):
         h = Handle(fd, self.root_view, bool(flags & os.O_NONBLOCK), fh=fh, uid=ctx.uid)
         self.handles[fh] = h
         self.pollers.setdefault(pid, {})[fh] = h
-        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
+        # direct_io: every read reaches _read_pidfd (the page cache would serve a stale text and
+        # never block); seekable, so pread(fd, n, 0) or lseek(0) re-reads the current state
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
 
-    async def _read_pidfd(self, h: Handle) -> bytes:
+    async def _read_pidfd(self, h: Handle, off: int, size: int) -> bytes:
+        """Block until the handle is readable (EAGAIN instead with O_NONBLOCK), then serve the
+        text: rendered afresh at offset 0, continued from that rendering at other offsets.
+
+        Only O_NONBLOCK given to open counts: pyfuse3 passes no file flags to ``read``, so a
+        later fcntl(F_SETFL) is not seen. A blocked read cannot be interrupted (pyfuse3 has no
+        FUSE_INTERRUPT hook): a reader killed while blocked stays in the kernel until the
+        process exits or the mount goes away."""
         k = self.kernel
         while not k.pidfd_poll(h.fd) & POLLIN:
             if h.nonblock:
@@ -772,7 +786,9 @@ class PidFs(pyfuse3.Operations):
             if ev is None:
                 ev = self.pid_waiters[h.fd.pid] = trio.Event()
             await ev.wait()
-        return render_handle(h.view, k, h.fd)
+        if off == 0 or h.text is None:
+            h.text = render_handle(h.view, k, h.fd)
+        return h.text[off: off + size]
 
     async def _write_pidfd(self, h: Handle, buf: bytes) -> int:
         text = bytes(buf).decode(errors="replace").strip()
