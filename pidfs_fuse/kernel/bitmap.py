@@ -157,7 +157,8 @@ def _next(levels: list[list[int]], lvl: int, i: int, clear: bool) -> int:
                 return (k << 6) | _low(w)
         return -1
     k = _next(levels, lvl + 1, j + 1, clear)
-    if k < 0:
+    if k < 0 or k >= len(words):
+        # a summary's bits past its last real word read as "not full": nothing is there
         return -1
     w = ~words[k] & _FULL if clear else words[k]
     return (k << 6) | _low(w)
