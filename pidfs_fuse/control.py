@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Callable
@@ -49,6 +51,7 @@ from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLON
 from .kernel import signals as S
 from .kernel.fields import (FIELDS, ID_MAX, parse_comm, parse_decimal, parse_path,
                             parse_signal_token, parse_words, set_fields)
+from .kernel.snapshot import write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -441,9 +444,46 @@ def _close(c: Control, a: Args) -> Callable[[], str]:
     return _silent(c.kernel.fd_close, task, fd)
 
 
+def _pidfs_mounts() -> list[str]:
+    """Mount points of pidfs-fuse file systems (fstype fuse.pidfs) in this mount namespace."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                parts = left.split()
+                if right.split()[:1] == ["fuse.pidfs"] and len(parts) > 4:
+                    found.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), parts[4]))
+    except OSError:
+        pass
+    return found
+
+
 def _snapshot(c: Control, a: Args) -> Callable[[], str]:
+    """``snapshot FILE``: write the whole table to FILE atomically (kernel/snapshot.py). FILE
+    must be absolute: the mount's server runs with "/" as its working directory, so a relative
+    name would not mean what the caller's shell meant. A FILE inside a pidfs-fuse mount is
+    refused (EINVAL): the server would have to serve its own write, and deadlock. Symlinks are
+    not resolved for that check (resolving them could itself reach the mount)."""
+    path = a.pos[0]
+    if not os.path.isabs(path):
+        raise a.fail(f"FILE {_short(path)} must be an absolute path (the server's working "
+                     "directory is /)")
+    norm = os.path.normpath(path)
+    for mp in _pidfs_mounts():
+        if norm == mp or norm.startswith(mp.rstrip("/") + "/"):
+            raise a.fail(f"FILE {_short(path)} is inside the pidfs-fuse mount {mp}, which cannot "
+                         "store files")
+
     def run() -> str:
-        raise KernelError(errno.ENOSYS, "snapshot is not implemented yet")
+        try:
+            n = write_snapshot(c.kernel, path)
+        except KernelError:
+            raise
+        except OSError as e:
+            raise KernelError(e.errno or errno.EIO, f"cannot write {path}: "
+                              f"{e.strerror or e}") from None
+        return f"snapshot {path}: {n} tasks\n"
     return run
 
 
@@ -540,7 +580,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
          keys=None),
     _cmd("close", "PID FD", "PID FD", "close() descriptor FD of PID's process (a pidfd from clone)",
          _close),
-    _cmd("snapshot", "FILE", "FILE", "write the whole table to FILE", _snapshot),
+    _cmd("snapshot", "FILE", "FILE", "write the whole table to FILE (an absolute path) atomically; "
+         "'pidfs-fuse mount DIR --restore FILE' rebuilds it", _snapshot),
     _cmd("help", "COMMAND", "[COMMAND]", "list the commands, or explain one", _help, required=0),
     _cmd("ps", "", "", "list the processes of this view: PID PPID PGID SID UID S NLWP COMM", _ps),
     _cmd("show", "TID", "TID", "what the model holds for TID, one 'Key:\\tvalue' per line", _show),
