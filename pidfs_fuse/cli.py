@@ -162,15 +162,34 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_kernel(args: argparse.Namespace):
     from . import scenario
+    from .kernel import snapshot
 
-    if args.restore:
-        raise CliError("--restore is not implemented yet")
     try:
+        if args.restore:
+            return snapshot.restore_file(args.restore, progress=_progress("restoring"))
         if args.scenario:
-            return scenario.load(args.scenario).kernel
+            return scenario.load(args.scenario, progress=_progress("loading")).kernel
         return scenario.load_default().kernel
     except (OSError, ValueError) as e:
         raise CliError(str(e)) from None
+
+
+def _progress(label: str, *, over: int = 10_000):
+    """A progress(done, total) callback drawing one updating line on stderr, such as
+    ``restoring: 412,000/1,000,000 tasks``, for tables of more than ``over`` tasks; None when
+    stderr is not a terminal (nothing is printed then)."""
+    if not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if total <= over or (done < total and now - last[0] < 0.1):
+            return
+        last[0] = now
+        sys.stderr.write(f"\r{label}: {done:,}/{total:,} tasks\x1b[K" + ("\n" if done >= total else ""))
+        sys.stderr.flush()
+    return report
 
 
 def _build_fs(args: argparse.Namespace):

@@ -88,6 +88,8 @@ from .kernel.events import Listener
 from .kernel.fields import FIELDS, parse_signal_token, set_fields
 
 DEFAULT = "default.toml"
+#: progress(done, total): tasks created so far and expected (a loader of a large table reports)
+Progress = Callable[[int, int], None]
 
 _FIELD_KEYS = {"environ": "strs", "cwd": "str", "root": "str", "state": "str", "nice": "int",
                "rss": "int", "vsize": "int", "utime": "int", "stime": "int", "cutime": "int",
@@ -124,7 +126,7 @@ class Scenario:
 
 
 def load(path: str | os.PathLike[str], *, listener: Listener | None = None,
-         clock: Callable[[], int] | None = None) -> Scenario:
+         clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
     """Load the scenario file at ``path`` into a fresh Kernel."""
     source = os.fspath(path)
     try:
@@ -133,30 +135,30 @@ def load(path: str | os.PathLike[str], *, listener: Listener | None = None,
         raise ScenarioError(errno.EINVAL, f"{source}: not UTF-8 text ({e.reason})") from None
     except OSError as e:
         raise ScenarioError(e.errno or errno.EIO, f"{source}: {e.strerror or e}") from None
-    return loads(text, source=source, listener=listener, clock=clock)
+    return loads(text, source=source, listener=listener, clock=clock, progress=progress)
 
 
 def load_default(*, listener: Listener | None = None,
-                 clock: Callable[[], int] | None = None) -> Scenario:
+                 clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
     """The embedded default table (``pidfs_fuse/scenarios/default.toml``)."""
     text = importlib.resources.files("pidfs_fuse.scenarios").joinpath(DEFAULT).read_text("utf-8")
-    return loads(text, source=DEFAULT, listener=listener, clock=clock)
+    return loads(text, source=DEFAULT, listener=listener, clock=clock, progress=progress)
 
 
 def loads(text: str, *, source: str = "<string>", listener: Listener | None = None,
-          clock: Callable[[], int] | None = None) -> Scenario:
+          clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
     """Load a scenario from TOML text; ``source`` names it in errors."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {e}") from None
-    return load_data(data, source=source, listener=listener, clock=clock)
+    return load_data(data, source=source, listener=listener, clock=clock, progress=progress)
 
 
 def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listener | None = None,
-              clock: Callable[[], int] | None = None) -> Scenario:
+              clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
     """Load an already parsed scenario (a dict as ``tomllib`` returns)."""
-    sc = _Loader(source).run(data, clock)
+    sc = _Loader(source, progress).run(data, clock)
     sc.kernel.listener = listener  # attached last: nobody watches a table being built
     return sc
 
@@ -257,8 +259,11 @@ class _Table:
 
 
 class _Loader:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, progress: Progress | None = None) -> None:
         self.source = source
+        #: progress(done, total) in tasks cloned; total from ``_count_tasks``
+        self.progress = progress
+        self.total = 0
         self.kernel: Kernel | None = None
         self.tasks: dict[str, Task] = {}
         #: (where, task, action) run after every entry exists
@@ -299,12 +304,22 @@ class _Loader:
             n = kt.int("ns_last_pid", 0, PID_MAX_LIMIT)
             self.call(kt.at("ns_last_pid"), "ns_last_pid",
                       lambda: k.set_last_pid(k.root_ns, n))  # type: ignore[arg-type]
+        self.total = _count_tasks(data)
         self._init(it)
         for i, entry in enumerate(procs):
             self._process(i, entry)
+            self._tick(force=True)
         for where, _task, action in self.endings:
             action()
+        if self.progress is not None:
+            self.progress(self.total, self.total)
         return Scenario(k, self.source, name, description, self.tasks)
+
+    def _tick(self, force: bool = False) -> None:
+        """Report progress every 4096 clones (and when ``force``d)."""
+        k = self.kernel
+        if self.progress is not None and k is not None and (force or k.total_forks % 4096 == 0):
+            self.progress(min(k.total_forks + 1, self.total), self.total)
 
     def _init(self, t: _Table) -> None:
         k = self.kernel
@@ -439,6 +454,7 @@ class _Loader:
                 raise t.expect("threads", "an integer >= 0 or an array of tables")
             for _ in range(spec):
                 self.call(t.at("threads"), "clone thread", lambda: k.clone(task, CLONE_THREAD))
+                self._tick()
             return
         if not isinstance(spec, list):
             raise t.expect("threads", "an integer >= 0 or an array of tables")
@@ -453,6 +469,7 @@ class _Loader:
                 th = self.call(tt.where, "clone thread", lambda: k.clone(
                     task, CLONE_THREAD, set_tid=set_tid, comm=comm).task)
                 self._fields(tt, th, _THREAD_FIELD_KEYS)
+                self._tick()
 
     def _endings(self, t: _Table, who: str, task: Task) -> None:
         k = self.kernel
@@ -496,6 +513,23 @@ def _field_value(t: _Table, key: str, kind: str) -> object:
     except KernelError as e:
         raise t.fail(key, e.strerror) from None
     return v
+
+
+def _count_tasks(data: object) -> int:
+    """How many tasks loading ``data`` creates (init, each process, its threads, the two
+    short-lived processes of a daemonize), for progress only: malformed parts count as 0 (the
+    loader reports them)."""
+    def threads(t: object) -> int:
+        spec = t.get("threads", 0) if isinstance(t, dict) else 0
+        if isinstance(spec, list):
+            return sum(max(x.get("count", 1), 0) if isinstance(x, dict) and type(x.get("count", 1)) is int
+                       else 0 for x in spec)
+        return max(spec, 0) if type(spec) is int else 0
+
+    procs = data.get("process", []) if isinstance(data, dict) else []
+    procs = procs if isinstance(procs, list) else []
+    return 1 + threads(data.get("init") if isinstance(data, dict) else None) + sum(
+        1 + threads(p) + (2 if isinstance(p, dict) and p.get("daemonize") is True else 0) for p in procs)
 
 
 def _monotonic_since_now() -> Callable[[], int]:
