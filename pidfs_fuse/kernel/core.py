@@ -42,7 +42,8 @@ from .events import Event, EventKind, Listener
 from .idr import PID_MAX_LIMIT
 from .pid import (MAX_PID_NS_LEVEL, PID_MAX_DEFAULT, PROC_PID_INIT_INO, RESERVED_PIDS, ExitInfo,
                   Pid, PidAttr, PidNamespace, check_pid_max)
-from .task import ExitState, Task, TaskFlag, ThreadGroup
+from .task import (EXIT_DEAD, EXIT_RUNNING, EXIT_ZOMBIE, TF_AUTOREAP, TF_EXITING, TF_FORKNOEXEC,
+                   TF_NO_NEW_PRIVS, TF_WAIT_PID, Task, ThreadGroup)
 
 # clone flags (include/uapi/linux/sched.h; WAIT_PID from seed 003 and numbered as there;
 # AUTOREAP, NNP and PIDFD_AUTOKILL are the newest clone3 flags)
@@ -382,7 +383,7 @@ class Kernel:
             raise _einval("CLONE_WAIT_PID and CLONE_PIDFD_AUTOKILL need CLONE_PIDFD")
         if flags & CLONE_AUTOREAP and (exit_signal or flags & (CLONE_THREAD | CLONE_PARENT)):
             raise _einval("CLONE_AUTOREAP needs exit_signal 0 and neither CLONE_THREAD nor CLONE_PARENT")
-        if flags & CLONE_PARENT and parent.flags & TaskFlag.AUTOREAP:
+        if flags & CLONE_PARENT and parent.flags & TF_AUTOREAP:
             raise _einval("an autoreaping process cannot use CLONE_PARENT")
         if flags & CLONE_PIDFD_AUTOKILL and (thread or not flags & CLONE_AUTOREAP):
             raise _einval("CLONE_PIDFD_AUTOKILL needs CLONE_AUTOREAP and a process, not a thread")
@@ -438,7 +439,7 @@ class Kernel:
             g = g_parent
             task = Task(pid=pid, group=g, comm=comm[: TASK_COMM_LEN - 1] if comm else parent.comm,
                         start_time=now, exit_signal=-1, state=parent.state,
-                        flags=parent.flags & TaskFlag.NO_NEW_PRIVS)
+                        flags=parent.flags & TF_NO_NEW_PRIVS)
             pid.task = task
             g.threads[task] = None
             g.live += 1
@@ -457,13 +458,13 @@ class Kernel:
                 sigign=g_parent.sigign,
                 has_child_subreaper=g_parent.has_child_subreaper or g_parent.is_child_subreaper,
                 pgrp=g_parent.pgrp, session=g_parent.session)
-            tflags = TaskFlag.FORKNOEXEC | (parent.flags & TaskFlag.NO_NEW_PRIVS)
+            tflags = TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS)
             if flags & CLONE_NNP:
-                tflags |= TaskFlag.NO_NEW_PRIVS
+                tflags |= TF_NO_NEW_PRIVS
             if flags & CLONE_WAIT_PID:
-                tflags |= TaskFlag.WAIT_PID
+                tflags |= TF_WAIT_PID
             if flags & CLONE_AUTOREAP:
-                tflags |= TaskFlag.AUTOREAP
+                tflags |= TF_AUTOREAP
             task = Task(pid=pid, group=g, comm=comm[: TASK_COMM_LEN - 1] if comm else parent.comm,
                         start_time=now, exit_signal=exit_signal, flags=tflags, nice=parent.nice)
             g.leader = task
@@ -597,7 +598,7 @@ class Kernel:
 
     def _do_exit(self, t: Task, status: int) -> None:
         """do_exit() + exit_notify() for one thread."""
-        t.flags |= TaskFlag.EXITING
+        t.flags |= TF_EXITING
         t.exit_code = status
         g = t.group
         g.live -= 1
@@ -607,7 +608,7 @@ class Kernel:
         self._forget_original_parent(t)
         if group_dead:
             self._kill_orphaned_pgrp(g.leader, None)
-        t.exit_state = ExitState.ZOMBIE
+        t.exit_state = EXIT_ZOMBIE
         if t is g.leader:
             autoreap = len(g.threads) == 1 and self._do_notify_parent(t, t.exit_signal)
         else:
@@ -626,7 +627,7 @@ class Kernel:
         if parent is None:
             return True
         # CLONE_AUTOREAP: no signal, but __wake_up_parent() still runs (a blocked wait rescans)
-        autoreap = bool(t.flags & TaskFlag.AUTOREAP) or (
+        autoreap = bool(t.flags & TF_AUTOREAP) or (
             sig == S.SIGCHLD and parent.group.ignores(S.SIGCHLD))
         self._emit(EventKind.CHILD, parent.pid, parent)
         return autoreap
@@ -681,13 +682,13 @@ class Kernel:
         for p in moved:
             p.group.parent = reaper
             reaper.children[p] = None
-            if same_group or p.exit_state is ExitState.DEAD:
+            if same_group or p.exit_state is EXIT_DEAD:
                 continue
             # reparent_leader()
             p.exit_signal = S.SIGCHLD
             if p.group.pgrp is not None:
                 orphan_checks.setdefault(id(p.group.pgrp), p)
-            if p.exit_state is ExitState.ZOMBIE and len(p.group.threads) == 1:
+            if p.exit_state is EXIT_ZOMBIE and len(p.group.threads) == 1:
                 if self._do_notify_parent(p, p.exit_signal):
                     self._release_task(p)
                     continue
@@ -703,7 +704,7 @@ class Kernel:
         whose parent is the global init) has a parent in another group of the same session."""
         for p in pgrp.pgrp_tasks or ():
             g = p.group
-            if p is ignored or (p.exit_state is not ExitState.RUNNING and len(g.threads) == 1):
+            if p is ignored or (p.exit_state is not EXIT_RUNNING and len(g.threads) == 1):
                 continue
             rp = g.parent
             if rp is None or rp.group is self.init.group:
@@ -751,12 +752,12 @@ class Kernel:
                 self._group_exit(g, S.SIGKILL)
         for th in list(init.group.threads):
             for c in list(th.children or ()):
-                if c.exit_state is ExitState.ZOMBIE and len(c.group.threads) == 1:
+                if c.exit_state is EXIT_ZOMBIE and len(c.group.threads) == 1:
                     self._release_task(c)
 
     def _release_task(self, p: Task) -> None:
         """release_task(): the task leaves its pids; handles see POLLHUP; numbers may be freed."""
-        p.exit_state = ExitState.DEAD
+        p.exit_state = EXIT_DEAD
         g = p.group
         pid = p.pid
         if pid.attr is not None:  # pidfs_exit(): only pids that ever had a handle keep a record
@@ -783,7 +784,7 @@ class Kernel:
         else:
             self._emit(EventKind.REAPED, pid, p)
             self._maybe_free(pid)
-            if len(g.threads) == 1 and leader.exit_state is ExitState.ZOMBIE:
+            if len(g.threads) == 1 and leader.exit_state is EXIT_ZOMBIE:
                 if g.group_exit:
                     leader.exit_code = g.group_exit_code
                 if self._do_notify_parent(leader, leader.exit_signal):
@@ -850,20 +851,20 @@ class Kernel:
             if not th.children:
                 continue
             for p in list(th.children):
-                if p.exit_state is ExitState.DEAD:
+                if p.exit_state is EXIT_DEAD:
                     continue
                 if idtype == P_ALL:
-                    if p.flags & TaskFlag.WAIT_PID:
+                    if p.flags & TF_WAIT_PID:
                         continue
                 elif idtype == P_PGID:
-                    if p.group.pgrp is not target or p.flags & TaskFlag.WAIT_PID:
+                    if p.group.pgrp is not target or p.flags & TF_WAIT_PID:
                         continue
                 elif p.pid is not target:
                     continue
                 if not options & WALL and ((p.exit_signal != S.SIGCHLD) ^ bool(options & WCLONE)):
                     continue
                 g = p.group
-                if p.exit_state is ExitState.ZOMBIE:
+                if p.exit_state is EXIT_ZOMBIE:
                     if len(g.threads) == 1:  # not delay_group_leader()
                         if options & WEXITED:
                             return self._wait_task_zombie(parent, p, options), True
@@ -906,7 +907,7 @@ class Kernel:
         _check_task("task", task)
         if sender is not None:
             _check_task("sender", sender)
-        if task.exit_state is ExitState.DEAD:  # kill_pid_info(): no task is ESRCH before all else
+        if task.exit_state is EXIT_DEAD:  # kill_pid_info(): no task is ESRCH before all else
             raise KernelError(errno.ESRCH, f"task {task.pid.nr} has been reaped")
         if not S.valid_signal(sig):  # check_kill_permission()
             raise _einval(f"signal {sig} is outside 0..64")
@@ -1000,7 +1001,7 @@ class Kernel:
         g.argv = tuple(argv) if argv is not None else (comm,)
         if exe is not None:
             g.exe = exe
-        task.flags &= ~TaskFlag.FORKNOEXEC
+        task.flags &= ~TF_FORKNOEXEC
         self._emit(EventKind.CHANGED, task.pid, task)
 
     def _de_thread(self, task: Task, leader: Task) -> None:
@@ -1017,7 +1018,7 @@ class Kernel:
                 links[task] = None
         task.start_time = leader.start_time
         leader.exit_signal = -1
-        task.flags |= leader.flags & (TaskFlag.WAIT_PID | TaskFlag.AUTOREAP)
+        task.flags |= leader.flags & (TF_WAIT_PID | TF_AUTOREAP)
         parent = g.parent
         if parent is not None and parent.children is not None:
             parent.children = {(task if c is leader else c): None for c in parent.children}
@@ -1033,7 +1034,7 @@ class Kernel:
         if self.init is leader:
             self.init = task
         # release_task(leader): silent, its exit_signal is -1 now
-        leader.exit_state = ExitState.DEAD
+        leader.exit_state = EXIT_DEAD
         if tpid.attr is not None:
             tpid.attr.exit = ExitInfo(leader.exit_code, False)  # WIFEXITED(0)
         del g.threads[leader]
@@ -1084,7 +1085,7 @@ class Kernel:
         if pg.parent is not None and pg.parent.group is me:
             if pg.session is not me.session:
                 raise KernelError(errno.EPERM, f"process {pid_nr} is in another session")
-            if not p.flags & TaskFlag.FORKNOEXEC:
+            if not p.flags & TF_FORKNOEXEC:
                 raise KernelError(errno.EACCES, f"child {pid_nr} has already exec'd")
         elif pg is not me:
             raise KernelError(errno.ESRCH, f"process {pid_nr} is neither the caller nor its child")
@@ -1245,7 +1246,7 @@ class Kernel:
         t = fd.pid.task
         if t is None:
             return POLLIN | POLLRDNORM | POLLHUP
-        if t.exit_state is ExitState.ZOMBIE and not (t is t.group.leader and len(t.group.threads) > 1):
+        if t.exit_state is EXIT_ZOMBIE and not (t is t.group.leader and len(t.group.threads) > 1):
             return POLLIN | POLLRDNORM  # exited, and not a leader whose threads still run
         return 0
 
