@@ -39,7 +39,7 @@ from typing import Callable, Iterator
 from . import signals as S
 from .errors import KernelError, ModelBug
 from .events import Event, EventKind, Listener
-from .idr import PID_MAX_LIMIT
+from .idr import PID_MAX_LIMIT, Idr
 from .pid import (MAX_PID_NS_LEVEL, PID_MAX_DEFAULT, PROC_PID_INIT_INO, RESERVED_PIDS, ExitInfo,
                   Pid, PidAttr, PidNamespace, check_pid_max)
 from .task import (EXIT_DEAD, EXIT_RUNNING, EXIT_ZOMBIE, TF_AUTOREAP, TF_EXITING, TF_FORKNOEXEC,
@@ -272,18 +272,21 @@ class Kernel:
         privilege; EEXIST: the set_tid number is taken; EAGAIN: a level is full; ENOMEM: the
         namespace no longer admits pids (its init died; kernel/pid.c explains the errno).
         """
-        if len(set_tid) > ns.level + 1:
-            raise _einval(f"set_tid has {len(set_tid)} entries but the new task has only "
-                          f"{ns.level + 1} pid namespace level(s)")
-        taken: list[tuple[PidNamespace, int]] = []
-        cursors: list[tuple[PidNamespace, int]] = []
+        nset = len(set_tid)
+        level = ns.level
+        if nset > level + 1:
+            raise _einval(f"set_tid has {nset} entries but the new task has only "
+                          f"{level + 1} pid namespace level(s)")
+        anc = ns.ancestors
+        taken: list[tuple[Idr, int, int]] = []  # (id map, number, its cursor before), innermost first
+        nrs: list[int] = []
         try:
-            level = ns.level
-            anc = ns.ancestors
             for i in range(level, -1, -1):
                 tmp = anc[i]
+                idr = tmp.idr
+                cursor = idr.cursor
                 idx = level - i
-                if idx < len(set_tid):  # an entry of 0 is an error, not "any number"
+                if idx < nset:  # an entry of 0 is an error, not "any number"
                     tid = set_tid[idx]
                     if not 1 <= tid < tmp.pid_max:
                         raise _einval(f"set_tid[{idx}]={tid} is outside 1..{tmp.pid_max - 1} "
@@ -293,35 +296,34 @@ class Kernel:
                                       "only 1 can be requested")
                     if not privileged:
                         raise KernelError(errno.EPERM, f"set_tid[{idx}]={tid} needs privilege (uid 0)")
-                    if not tmp.idr.alloc_exact(None, tid, tag):
+                    if not idr.alloc_exact(None, tid, tag):
                         raise KernelError(errno.EEXIST, f"set_tid[{idx}]={tid} is already in use in "
                                           f"namespace {tmp.inum}")
                     nr = tid
                 else:
-                    cursors.append((tmp, tmp.idr.cursor))
-                    pid_min = RESERVED_PIDS if tmp.idr.cursor > RESERVED_PIDS else 1
-                    nr = tmp.idr.alloc_cyclic(None, pid_min, tmp.pid_max, tag)
+                    nr = idr.alloc_cyclic(None, RESERVED_PIDS if cursor > RESERVED_PIDS else 1,
+                                          tmp.pid_max, tag)
                     if nr < 0:
                         raise KernelError(errno.EAGAIN, f"no free pid in namespace {tmp.inum} "
                                           f"(level {tmp.level}, pid_max {tmp.pid_max})")
-                taken.append((tmp, nr))
+                taken.append((idr, nr, cursor))
+                nrs.append(nr)
             if not ns.adding:
                 raise KernelError(errno.ENOMEM, f"pid namespace {ns.inum} no longer admits new "
                                   "processes (its init has exited)")
         except KernelError:
-            for tmp, nr in taken:
-                tmp.idr.remove(nr)
             # Linux rewinds only a namespace whose first allocation failed ("reset the state",
             # cursor 0); the model rewinds every cursor it moved, so a failed clone changes
             # nothing (departure, see the module docstring). It includes Linux's reset.
-            for tmp, cursor in cursors:
-                tmp.idr.cursor = cursor
+            for idr, nr, cursor in taken:
+                idr.remove(nr)
+                idr.cursor = cursor
             raise
-        numbers = tuple(nr for _, nr in reversed(taken))
-        pid = Pid(numbers, ns, self._next_ino)
+        nrs.reverse()
+        pid = Pid(tuple(nrs), ns, self._next_ino)
         self._next_ino += 1
-        for tmp, nr in taken:
-            tmp.idr.replace(nr, pid)
+        for idr, nr, _ in taken:
+            idr.replace(nr, pid)
         self._by_ino.append(pid)
         return pid
 
@@ -329,16 +331,15 @@ class Kernel:
         """free_pid(): give every level's number back. The struct may live on in handles."""
         anc = pid.ns.ancestors
         for lvl, nr in enumerate(pid.numbers):
-            ns = anc[lvl]
-            ns.idr.remove(nr)
-            if len(ns.idr) == 0:
-                ns.adding = False
+            if not anc[lvl].idr.remove(nr):  # the namespace's last pid: it admits no more
+                anc[lvl].adding = False
         pid.allocated = False
         self._by_ino_dead += 1
         if self._by_ino_dead > 64 and self._by_ino_dead * 2 > len(self._by_ino):
             self._by_ino = [p for p in self._by_ino if p.allocated]
             self._by_ino_dead = 0
-        self._emit(EventKind.FREED, pid)
+        if self.listener is not None:
+            self._emit(EventKind.FREED, pid)
 
     def _maybe_free(self, pid: Pid) -> None:
         if pid.allocated and not pid.has_task():

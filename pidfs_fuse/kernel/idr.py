@@ -40,13 +40,19 @@ class Idr:
 
         Returns -1 where the kernel returns -ENOSPC.
         """
-        used = self._used
-        nr = used.next_clear(max(start, self.cursor), end)
-        if nr < 0 and self.cursor > start:
-            nr = used.next_clear(start, end)
-        if nr < 0:
-            return -1
-        self._insert(nr, ptr, tag)
+        cursor = self.cursor
+        nr = cursor if cursor > start else start
+        if nr >= end or nr in self._ptr:  # the common case, the cursor's id is free, skips this
+            used = self._used
+            nr = used.next_clear(nr, end)
+            if nr < 0 and cursor > start:
+                nr = used.next_clear(start, end)
+            if nr < 0:
+                return -1
+        self._ptr[nr] = ptr
+        self._used.add(nr)
+        if tag:
+            self._tagged.add(nr)
         self.cursor = nr + 1
         return nr
 
@@ -66,10 +72,13 @@ class Idr:
     def replace(self, nr: int, ptr: Any) -> None:
         self._ptr[nr] = ptr
 
-    def remove(self, nr: int) -> None:
-        del self._ptr[nr]
+    def remove(self, nr: int) -> int:
+        """idr_remove(); returns how many ids are left (free_pid's ``--pid_allocated``)."""
+        ptrs = self._ptr
+        del ptrs[nr]
         self._used.discard(nr)
         self._tagged.discard(nr)
+        return len(ptrs)
 
     def is_tagged(self, nr: int) -> bool:
         return nr in self._tagged
