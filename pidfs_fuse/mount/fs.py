@@ -713,8 +713,10 @@ class PidFs(pyfuse3.Operations):
         if h is None:
             return DEFAULT_POLLMASK
         mask = self.kernel.pidfd_poll(h.fd)
-        if not mask & POLLHUP and poll_handle is not None:
-            h.poll = poll_handle
+        # re-arm with the newest PollHandle on every call (the kernel sends one whenever a
+        # waiter is queued on this open file: poll/select each time, epoll on every re-poll);
+        # one notify wakes every waiter of the file. After HUP nothing changes any more.
+        h.poll = poll_handle if not mask & POLLHUP else None
         return mask
 
     # -- the control file -----------------------------------------------------------------
