@@ -360,61 +360,69 @@ class Kernel:
         EPERM: NEWPID, set_tid or another uid without privilege. ENOSPC: a 33rd nested namespace.
         ESRCH: the parent has exited.
         """
-        flags = _check_int("clone flags", flags)
-        _check_task("parent", parent)
-        if not parent.alive or parent.group.group_exit:
+        # The common case (a plain fork: no flags, no set_tid, no ids) skips the checks that
+        # cannot fail for it; the order of the checks, and so the errno, is the same either way.
+        if flags.__class__ is not int:
+            flags = _check_int("clone flags", flags)
+        if parent.__class__ is not Task:
+            _check_task("parent", parent)
+        g_parent = parent.group
+        if parent.exit_state is not EXIT_RUNNING or parent.flags & TF_EXITING or g_parent.group_exit:
             raise KernelError(errno.ESRCH, f"task {parent.pid.nr} has exited and cannot clone")
         if flags & ~CLONE_KNOWN or flags < 0:
             raise _einval(f"clone flags {flags:#x} include unknown bits {flags & ~CLONE_KNOWN:#x}")
         # copy_clone_args_from_user() checks set_tid_size before copy_process() runs
-        if not isinstance(set_tid, (tuple, list)):
-            raise _einval(f"set_tid {set_tid!r} is not a list of integers")
-        set_tid = tuple(_check_int("set_tid entry", t) for t in set_tid)
-        if len(set_tid) > MAX_PID_NS_LEVEL:
-            raise _einval(f"set_tid has {len(set_tid)} entries, more than {MAX_PID_NS_LEVEL}")
+        if set_tid.__class__ is not tuple or set_tid:
+            if not isinstance(set_tid, (tuple, list)):
+                raise _einval(f"set_tid {set_tid!r} is not a list of integers")
+            set_tid = tuple(_check_int("set_tid entry", t) for t in set_tid)
+            if len(set_tid) > MAX_PID_NS_LEVEL:
+                raise _einval(f"set_tid has {len(set_tid)} entries, more than {MAX_PID_NS_LEVEL}")
         thread = bool(flags & CLONE_THREAD)
         if exit_signal is None:
             exit_signal = 0 if flags & (CLONE_THREAD | CLONE_PARENT | CLONE_AUTOREAP) else S.SIGCHLD
-        exit_signal = _check_int("exit_signal", exit_signal)
-        if not S.valid_signal(exit_signal):
-            raise _einval(f"exit_signal {exit_signal} is not a signal (0..64)")
-        if flags & (CLONE_THREAD | CLONE_PARENT) and exit_signal:
-            raise _einval("exit_signal must be 0 with CLONE_THREAD or CLONE_PARENT")
-        if flags & (CLONE_WAIT_PID | CLONE_PIDFD_AUTOKILL) and not flags & CLONE_PIDFD:
-            raise _einval("CLONE_WAIT_PID and CLONE_PIDFD_AUTOKILL need CLONE_PIDFD")
-        if flags & CLONE_AUTOREAP and (exit_signal or flags & (CLONE_THREAD | CLONE_PARENT)):
-            raise _einval("CLONE_AUTOREAP needs exit_signal 0 and neither CLONE_THREAD nor CLONE_PARENT")
-        if flags & CLONE_PARENT and parent.flags & TF_AUTOREAP:
-            raise _einval("an autoreaping process cannot use CLONE_PARENT")
-        if flags & CLONE_PIDFD_AUTOKILL and (thread or not flags & CLONE_AUTOREAP):
-            raise _einval("CLONE_PIDFD_AUTOKILL needs CLONE_AUTOREAP and a process, not a thread")
-        if thread and flags & CLONE_NEWPID:
-            raise _einval("CLONE_THREAD cannot be combined with CLONE_NEWPID")
-        if thread and parent.ns_for_children is not parent.active_ns:
-            raise _einval(f"task {parent.pid.nr} unshared its pid namespace for children; "
-                          "it cannot create threads")
-        if flags & CLONE_PARENT and parent.group.unkillable:
-            raise _einval("a namespace init cannot use CLONE_PARENT")
-        if flags & CLONE_NNP and thread:
-            raise _einval("CLONE_NNP cannot be combined with CLONE_THREAD")
-        if flags & CLONE_PIDFD_AUTOKILL and not flags & CLONE_NNP and parent.group.uid != 0:
-            raise KernelError(errno.EPERM, "CLONE_PIDFD_AUTOKILL without CLONE_NNP needs privilege (uid 0)")
+        else:
+            exit_signal = _check_int("exit_signal", exit_signal)
+            if not S.valid_signal(exit_signal):
+                raise _einval(f"exit_signal {exit_signal} is not a signal (0..64)")
+        if flags:
+            if flags & (CLONE_THREAD | CLONE_PARENT) and exit_signal:
+                raise _einval("exit_signal must be 0 with CLONE_THREAD or CLONE_PARENT")
+            if flags & (CLONE_WAIT_PID | CLONE_PIDFD_AUTOKILL) and not flags & CLONE_PIDFD:
+                raise _einval("CLONE_WAIT_PID and CLONE_PIDFD_AUTOKILL need CLONE_PIDFD")
+            if flags & CLONE_AUTOREAP and (exit_signal or flags & (CLONE_THREAD | CLONE_PARENT)):
+                raise _einval("CLONE_AUTOREAP needs exit_signal 0 and neither CLONE_THREAD nor CLONE_PARENT")
+            if flags & CLONE_PARENT and parent.flags & TF_AUTOREAP:
+                raise _einval("an autoreaping process cannot use CLONE_PARENT")
+            if flags & CLONE_PIDFD_AUTOKILL and (thread or not flags & CLONE_AUTOREAP):
+                raise _einval("CLONE_PIDFD_AUTOKILL needs CLONE_AUTOREAP and a process, not a thread")
+            if thread and flags & CLONE_NEWPID:
+                raise _einval("CLONE_THREAD cannot be combined with CLONE_NEWPID")
+            if thread and parent.ns_for_children is not parent.active_ns:
+                raise _einval(f"task {parent.pid.nr} unshared its pid namespace for children; "
+                              "it cannot create threads")
+            if flags & CLONE_PARENT and g_parent.unkillable:
+                raise _einval("a namespace init cannot use CLONE_PARENT")
+            if flags & CLONE_NNP and thread:
+                raise _einval("CLONE_NNP cannot be combined with CLONE_THREAD")
+            if flags & CLONE_PIDFD_AUTOKILL and not flags & CLONE_NNP and g_parent.uid != 0:
+                raise KernelError(errno.EPERM, "CLONE_PIDFD_AUTOKILL without CLONE_NNP needs privilege (uid 0)")
         if comm is not None and not isinstance(comm, str):
             raise _einval(f"comm {comm!r} is not a string")
         if argv is not None and (not isinstance(argv, (tuple, list))
                                  or not all(isinstance(a, str) for a in argv)):
             raise _einval(f"argv {argv!r} must be a list of strings")
-        g_parent = parent.group
         privileged = g_parent.uid == 0
-        for name, val, cur in (("uid", uid, g_parent.uid), ("gid", gid, g_parent.gid)):
-            if val is not None:
-                _check_int(name, val)
-                if not 0 <= val < 2**32 - 1:
-                    raise _einval(f"{name} {val} is outside 0..4294967294")
-                if thread and val != cur:
-                    raise _einval(f"a thread shares its process's {name}")
-                if val != cur and not privileged:
-                    raise KernelError(errno.EPERM, f"only uid 0 may give a child {name} {val}")
+        if uid is not None or gid is not None:
+            for name, val, cur in (("uid", uid, g_parent.uid), ("gid", gid, g_parent.gid)):
+                if val is not None:
+                    _check_int(name, val)
+                    if not 0 <= val < 2**32 - 1:
+                        raise _einval(f"{name} {val} is outside 0..4294967294")
+                    if thread and val != cur:
+                        raise _einval(f"a thread shares its process's {name}")
+                    if val != cur and not privileged:
+                        raise KernelError(errno.EPERM, f"only uid 0 may give a child {name} {val}")
 
         ns = parent.ns_for_children
         new_ns: PidNamespace | None = None
