@@ -568,3 +568,19 @@ def test_fdinfo_shows_zero_for_a_pid_outside_the_view(tmp_path, procs):
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_pidfs_lookup_obeys_hidepid(mount_table):
+    m = mount_table("-o", "hidepid=invisible,allow_other", public=True)
+    theirs, mine = m.new(1), m.new(1, "uid=1000")
+    ino = {p: os.stat(handle(m, p)).st_ino for p in (theirs, mine)}
+
+    def stat_as_1000(path: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                               "stat", "-c", "%i", path], capture_output=True, text=True, timeout=30)
+
+    r = stat_as_1000(f"{m.path}/.pidfs/{ino[mine]}")
+    assert (r.returncode, r.stdout) == (0, f"{ino[mine]}\n")
+    r = stat_as_1000(f"{m.path}/.pidfs/{ino[theirs]}")
+    assert r.returncode == 1 and "No such file or directory" in r.stderr
+    assert os.stat(f"{m.path}/.pidfs/{ino[theirs]}").st_ino == ino[theirs]  # root sees it

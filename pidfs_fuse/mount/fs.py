@@ -376,6 +376,7 @@ class PidFs(pyfuse3.Operations):
             pid = self.kernel.find_pidfs(int(name))
             if pid is None or pid.task is None:
                 return None
+            self._access(view, pid.task, ctx)  # hidepid= holds here as on /<pid>/
             return self._pidfd_node(pid, parent, name_b)
         if sp in ("piddir", "tiddir", "observer"):
             task = self._task_of(parent)
