@@ -149,6 +149,8 @@ STATUS_MAX = 0xFFFF
 _FLAGS_MAX = int(TaskFlag.WAIT_PID | TaskFlag.AUTOREAP | TaskFlag.FORKNOEXEC | TaskFlag.EXITING
                  | TaskFlag.NO_NEW_PRIVS)
 _INIT_INO = 2  # Kernel() allocates init's pid first
+_EXITING = int(TaskFlag.EXITING)
+_TASK_FLAGS = [TaskFlag(i) for i in range(_FLAGS_MAX + 1)]  # IntFlag() per task is slow
 
 #: group fields written when they differ from these (ThreadGroup's own defaults)
 _GROUP_DEFAULTS: dict[str, Any] = {
@@ -704,8 +706,8 @@ class _Restorer:
             self.max_ino = ino
         t.comm, t.state, t.start_time, t.nice, t.utime, t.stime = comm, state, start, nice, utime, stime
         t.exit_signal = exit_signal
-        t.flags = TaskFlag(flags & ~TaskFlag.EXITING)
-        if exit_state or flags & TaskFlag.EXITING:
+        t.flags = _TASK_FLAGS[flags & ~_EXITING]
+        if exit_state or flags & _EXITING:
             self.late_tasks.append((t, exit_state, exit_code, flags))
         if nsfc is not None:
             self.nsfc.append((f"{self.where}{path}[12] (pid_ns_for_children)", t, nsfc))
