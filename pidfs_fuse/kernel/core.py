@@ -587,8 +587,10 @@ class Kernel:
 
     def exit_group(self, task: Task, code: int = 0) -> None:
         """Models sys_exit_group(): every thread exits; the group's code is ``code``."""
-        code = self._exit_code_arg(code)
-        self._check_alive(task)
+        if code.__class__ is not int or not 0 <= code <= 255:
+            code = self._exit_code_arg(code)
+        if task.__class__ is not Task or task.exit_state is not EXIT_RUNNING or task.flags & TF_EXITING:
+            self._check_alive(task)
         if task.group is self.init.group:
             raise KernelError(errno.EPERM, "the root namespace's init cannot exit (Linux panics)")
         self._group_exit(task.group, code << 8)
@@ -615,10 +617,11 @@ class Kernel:
         g.stopped = False
         g.pending = 0
         leader = g.leader
-        for t in [t for t in g.threads if t is not leader and t.alive]:
-            if t.alive:
-                self._do_exit(t, status)
-        if leader.alive:
+        if len(g.threads) > 1:
+            for t in [t for t in g.threads if t is not leader and t.alive]:
+                if t.alive:
+                    self._do_exit(t, status)
+        if leader.exit_state is EXIT_RUNNING and not leader.flags & TF_EXITING:
             self._do_exit(leader, status)
 
     def _do_exit(self, t: Task, status: int) -> None:
@@ -628,9 +631,10 @@ class Kernel:
         g = t.group
         g.live -= 1
         group_dead = g.live == 0
-        if group_dead:
+        if group_dead and g.files:
             self._close_files(g)
-        self._forget_original_parent(t)
+        if t.children or t.pid.ns.child_reaper is t:  # otherwise forgetting it changes nothing
+            self._forget_original_parent(t)
         if group_dead:
             self._kill_orphaned_pgrp(g.leader, None)
         t.exit_state = EXIT_ZOMBIE
@@ -638,23 +642,27 @@ class Kernel:
             autoreap = len(g.threads) == 1 and self._do_notify_parent(t, t.exit_signal)
         else:
             autoreap = True
-            self._emit(EventKind.EXITED, t.pid, t)  # do_notify_pidfd() for thread handles
+            if self.listener is not None:
+                self._emit(EventKind.EXITED, t.pid, t)  # do_notify_pidfd() for thread handles
         if autoreap:
             self._release_task(t)
-        else:
+        elif self.listener is not None:
             self._emit(EventKind.CHANGED, t.pid, t)
 
     def _do_notify_parent(self, t: Task, sig: int) -> bool:
         """do_notify_parent(): wake handles (the group is empty now) and the parent; True when
         the child is to be released at once (parent ignores SIGCHLD, or CLONE_AUTOREAP)."""
-        self._emit(EventKind.EXITED, t.pid, t)
+        listener = self.listener
+        if listener is not None:
+            self._emit(EventKind.EXITED, t.pid, t)
         parent = t.group.parent
         if parent is None:
             return True
         # CLONE_AUTOREAP: no signal, but __wake_up_parent() still runs (a blocked wait rescans)
         autoreap = bool(t.flags & TF_AUTOREAP) or (
-            sig == S.SIGCHLD and parent.group.ignores(S.SIGCHLD))
-        self._emit(EventKind.CHILD, parent.pid, parent)
+            sig == S.SIGCHLD and bool(parent.group.sigign >> S.SIGCHLD & 1))  # ignores(SIGCHLD)
+        if listener is not None:
+            self._emit(EventKind.CHILD, parent.pid, parent)
         return autoreap
 
     def _find_alive_thread(self, t: Task) -> Task | None:
@@ -800,15 +808,21 @@ class Kernel:
             parent = g.parent
             if parent is not None and parent.children is not None:
                 parent.children.pop(p, None)
-            self._emit(EventKind.REAPED, pid, p)
-            self._maybe_free(pid)
-            if g.pgrp is not None and g.pgrp is not pid:
-                self._maybe_free(g.pgrp)
-            if g.session is not None and g.session is not pid and g.session is not g.pgrp:
-                self._maybe_free(g.session)
+            if self.listener is not None:
+                self._emit(EventKind.REAPED, pid, p)
+            if not pid.pgrp_tasks and not pid.session_tasks:  # _maybe_free(pid), inline
+                self._free_pid(pid)
+            # _maybe_free() of the group and session pids; one whose task lives keeps them
+            pg, sess = g.pgrp, g.session
+            if pg is not None and pg is not pid and pg.task is None:
+                self._maybe_free(pg)
+            if sess is not None and sess is not pid and sess is not pg and sess.task is None:
+                self._maybe_free(sess)
         else:
-            self._emit(EventKind.REAPED, pid, p)
-            self._maybe_free(pid)
+            if self.listener is not None:
+                self._emit(EventKind.REAPED, pid, p)
+            if pid.tgid_task is None and not pid.pgrp_tasks and not pid.session_tasks:
+                self._free_pid(pid)  # _maybe_free(pid), inline
             if len(g.threads) == 1 and leader.exit_state is EXIT_ZOMBIE:
                 if g.group_exit:
                     leader.exit_code = g.group_exit_code
@@ -827,14 +841,18 @@ class Kernel:
         wait for; EAGAIN: P_PIDFD on a non-blocking handle when nothing is ready and WNOHANG was
         not given.
         """
-        options = _check_int("wait options", options)
-        idtype = _check_int("idtype", idtype)
-        id = _check_int("id", id)
+        if options.__class__ is not int:
+            options = _check_int("wait options", options)
+        if idtype.__class__ is not int:
+            idtype = _check_int("idtype", idtype)
+        if id.__class__ is not int:
+            id = _check_int("id", id)
         if options & ~WAIT_KNOWN or options < 0:
             raise _einval(f"wait options {options:#x} include unknown bits {options & ~WAIT_KNOWN:#x}")
         if not options & (WEXITED | WSTOPPED | WCONTINUED):
             raise _einval("wait needs at least one of WEXITED, WSTOPPED, WCONTINUED")
-        self._check_alive(parent)
+        if parent.__class__ is not Task or parent.exit_state is not EXIT_RUNNING or parent.flags & TF_EXITING:
+            self._check_alive(parent)
         ns = parent.pid.ns
         target: Pid | None = None
         nonblock = False
@@ -870,12 +888,13 @@ class Kernel:
         return None
 
     def _do_wait(self, parent: Task, idtype: int, target: Pid | None, options: int) -> tuple[WaitResult | None, bool]:
-        waiters = (parent,) if options & WNOTHREAD else tuple(parent.group.threads)
+        # No copies of the thread and child lists: every path that changes them returns at once.
+        waiters = (parent,) if options & WNOTHREAD else parent.group.threads
         found = False
         for th in waiters:
             if not th.children:
                 continue
-            for p in list(th.children):
+            for p in th.children:
                 if p.exit_state is EXIT_DEAD:
                     continue
                 if idtype == P_ALL:
