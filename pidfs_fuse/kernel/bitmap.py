@@ -20,7 +20,7 @@ def _low(word: int) -> int:
 class BitSet:
     """Set of integers in ``[0, size)``: add, discard, membership, next set, next clear."""
 
-    __slots__ = ("size", "_nonempty", "_full", "count")
+    __slots__ = ("size", "_nonempty", "_full", "count", "_bits", "_ne_up")
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -39,6 +39,8 @@ class BitSet:
             full.append([0] * n)
         self._nonempty = nonempty
         self._full = full
+        self._bits = bits  # level 0, and the summary levels above it: read on every add/discard
+        self._ne_up = tuple(nonempty[1:])
 
     def __contains__(self, i: int) -> bool:
         return bool(self._nonempty[0][i >> 6] >> (i & 63) & 1)
@@ -47,46 +49,52 @@ class BitSet:
         return self.count
 
     def add(self, i: int) -> None:
-        bits = self._nonempty[0]
+        bits = self._bits
         j = i >> 6
         w = bits[j]
         b = 1 << (i & 63)
         if w & b:
             return
-        bits[j] = w | b
+        w |= b
+        bits[j] = w
         self.count += 1
-        if not w:
-            self._set_nonempty(j)
-        if w | b == _FULL:
+        if w == b:
+            # the word was empty: set its bit in the "non-empty" summaries, up to the first
+            # summary word that already had one (inline: this runs for most allocations)
+            for words in self._ne_up:
+                k = j >> 6
+                sw = words[k]
+                words[k] = sw | (1 << (j & 63))
+                if sw:
+                    break
+                j = k
+        elif w == _FULL:  # (a word with one bit is never full)
             self._set_full(j)
 
     def discard(self, i: int) -> None:
-        bits = self._nonempty[0]
+        bits = self._bits
         j = i >> 6
         w = bits[j]
         b = 1 << (i & 63)
         if not w & b:
             return
-        nw = w & ~b
+        nw = w ^ b
         bits[j] = nw
         self.count -= 1
         if not nw:
-            self._clear_nonempty(j)
-        if w == _FULL:
+            # the word is empty now: clear its "non-empty" summary bits, up to the first summary
+            # word that stays non-empty (inline, as in add)
+            for words in self._ne_up:
+                k = j >> 6
+                sw = words[k] & ~(1 << (j & 63))
+                words[k] = sw
+                if sw:
+                    break
+                j = k
+        elif w == _FULL:
             self._clear_full(j)
 
     # summaries ---------------------------------------------------------------------------
-
-    def _set_nonempty(self, j: int) -> None:
-        levels = self._nonempty
-        for lvl in range(1, len(levels)):
-            words = levels[lvl]
-            k = j >> 6
-            w = words[k]
-            words[k] = w | (1 << (j & 63))
-            if w:
-                return
-            j = k
 
     def _set_full(self, j: int) -> None:
         levels = self._full
@@ -96,17 +104,6 @@ class BitSet:
             nw = words[k] | (1 << (j & 63))
             words[k] = nw
             if nw != _FULL:
-                return
-            j = k
-
-    def _clear_nonempty(self, j: int) -> None:
-        levels = self._nonempty
-        for lvl in range(1, len(levels)):
-            words = levels[lvl]
-            k = j >> 6
-            nw = words[k] & ~(1 << (j & 63))
-            words[k] = nw
-            if nw:
                 return
             j = k
 
