@@ -526,10 +526,15 @@ def _count_tasks(data: object) -> int:
                        else 0 for x in spec)
         return max(spec, 0) if type(spec) is int else 0
 
+    def copies(p: object) -> int:  # a process entry's ``count``
+        n = p.get("count", 1) if isinstance(p, dict) else 1
+        return n if type(n) is int and n > 0 else 1
+
     procs = data.get("process", []) if isinstance(data, dict) else []
     procs = procs if isinstance(procs, list) else []
     return 1 + threads(data.get("init") if isinstance(data, dict) else None) + sum(
-        1 + threads(p) + (2 if isinstance(p, dict) and p.get("daemonize") is True else 0) for p in procs)
+        copies(p) * (1 + threads(p) + (2 if isinstance(p, dict) and p.get("daemonize") is True else 0))
+        for p in procs)
 
 
 def _monotonic_since_now() -> Callable[[], int]:

@@ -198,3 +198,22 @@ def test_new_keys_fail_naming_the_entry(text: str, message: str, err: int) -> No
     with pytest.raises(ScenarioError) as info:
         build(text)
     assert str(info.value).startswith(message) and info.value.errno == err
+
+
+def test_readme_scenario_example_loads_as_its_comments_say() -> None:
+    import re
+
+    readme = (EXAMPLES.parents[1] / "README.md").read_text()
+    text = re.search(r"```toml\n(.*?)```", readme.split("## Scenarios", 1)[1], re.S).group(1)
+    sc = loads(text, source="README.md", clock=clock())
+    app, shim = sc.tasks["app"], sc.tasks["shim"]
+    assert app.pid.numbers == (900, 1) and app.active_ns.pid_max == 4096
+    assert len(shim.group.threads) == 9 and shim.group.is_child_subreaper
+    jobs = list(app.children or ())
+    assert len(jobs) == 100 and all(j.exit_state is ExitState.ZOMBIE for j in jobs)
+
+
+def test_progress_total_counts_repeated_processes() -> None:
+    seen: list[tuple[int, int]] = []
+    load(EXAMPLES / "zombie-storm.toml", clock=clock(), progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (2206, 2206)
