@@ -354,6 +354,9 @@ def test_random_tables_cover_the_hard_cases() -> None:
                 seen.add("nested")
             if not ns.adding and len(ns.idr):
                 seen.add("dead namespace with pids")
+            for t in (ns.child_reaper, ns.creator):
+                if isinstance(t, Task) and t.pid.task is not t:
+                    seen.add("released task still referenced")
             if ns.level == 0 and ns.idr.cursor > 300 and any(nr < ns.idr.cursor - 200 for nr, _ in ns.idr.items() if nr >= 300):
                 seen.add("wrapped")
         for _, p in k.root_ns.idr.items():
@@ -385,7 +388,7 @@ def test_random_tables_cover_the_hard_cases() -> None:
     assert seen >= {"nested", "zombie", "zombie leader with live threads", "group exit", "stopped",
                     "fd table", "handle on a freed pid", "xattrs", "pid_for_children",
                     "pid held as pgid/sid only", "pid in a child namespace", "wrapped",
-                    "dead namespace with pids"}, seen
+                    "dead namespace with pids", "released task still referenced"}, seen
 
 
 def test_a_dead_namespace_keeps_refusing_and_its_reaper_comes_back() -> None:
