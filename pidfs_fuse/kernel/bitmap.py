@@ -136,26 +136,40 @@ class BitSet:
 
 
 def _next(levels: list[list[int]], lvl: int, i: int, clear: bool) -> int:
-    words = levels[lvl]
-    j = i >> 6
-    if j >= len(words):
-        return -1
-    w = words[j]
-    if clear:
-        # a set bit means "taken" (level 0) or "the word below is full" (summaries): skip it
-        w = ~w & _FULL
-    w &= (_FULL << (i & 63)) & _FULL
-    if w:
-        return (j << 6) | _low(w)
-    if lvl + 1 == len(levels):
-        for k in range(j + 1, len(words)):
-            w = ~words[k] & _FULL if clear else words[k]
-            if w:
-                return (k << 6) | _low(w)
-        return -1
-    k = _next(levels, lvl + 1, j + 1, clear)
-    if k < 0 or k >= len(words):
-        # a summary's bits past its last real word read as "not full": nothing is there
-        return -1
-    w = ~words[k] & _FULL if clear else words[k]
-    return (k << 6) | _low(w)
+    """First set (or, with ``clear``, clear) bit >= i at level ``lvl``, or -1: climb the
+    summaries until some word has a candidate at or after the position, then descend taking the
+    lowest candidate of each word below. A loop, not recursion: allocation runs it often."""
+    nlev = len(levels)
+    while True:
+        words = levels[lvl]
+        j = i >> 6
+        if j >= len(words):
+            return -1
+        w = words[j]
+        if clear:
+            # a set bit means "taken" (level 0) or "the word below is full" (summaries): skip it
+            w = ~w & _FULL
+        w &= (_FULL << (i & 63)) & _FULL
+        if w:
+            r = (j << 6) | ((w & -w).bit_length() - 1)
+            break
+        if lvl + 1 == nlev:
+            for k in range(j + 1, len(words)):
+                w = ~words[k] & _FULL if clear else words[k]
+                if w:
+                    r = (k << 6) | ((w & -w).bit_length() - 1)
+                    break
+            else:
+                return -1
+            break
+        lvl += 1
+        i = j + 1
+    while lvl:
+        lvl -= 1
+        words = levels[lvl]
+        if r >= len(words):
+            # a summary's bits past its last real word read as "not full": nothing is there
+            return -1
+        w = ~words[r] & _FULL if clear else words[r]
+        r = (r << 6) | ((w & -w).bit_length() - 1)
+    return r
