@@ -104,3 +104,22 @@ def test_bad_scenario_is_one_line_nonzero_and_nothing_mounted(tmp_path, case):
     finally:
         if os.path.ismount(d):
             run_cli("unmount", str(d), check=False)
+
+
+def test_tree_of_a_mount_draws_the_live_table(mount_table):
+    f = str(EXAMPLES / "container-host.toml")
+    m = mount_table("--scenario", f)
+    for fmt in ("text", "dot"):
+        live = run_cli("tree", m.path, "--format", fmt, "--color", "always").stdout
+        offline = run_cli("tree", "--scenario", f, "--format", fmt, "--color", "always").stdout
+        assert live == offline and live
+    child = m.new(80, "pidfd", "comm=late")  # the build container's shim, holding a pidfd
+    m.ctl("exit_group", str(child), "7")
+    text = run_cli("tree", m.path).stdout  # not a terminal: no colour
+    assert "\x1b[" not in text
+    lines = text.splitlines()
+    shim = next(i for i, ln in enumerate(lines) if "80/22 containerd-shim" in ln)
+    assert lines[shim + 1].endswith(f"├─ fd 3 → pidfd {child}/33")
+    assert any(ln.endswith(f"─ {child}/33 late Z · exited 7 · 1 open handle") for ln in lines)
+    # the snapshot went to a temporary file that is gone again
+    assert not [p for p in os.listdir("/tmp") if p.startswith("pidfs-tree-")]

@@ -1,4 +1,4 @@
-"""The ``pidfs-fuse`` command: mount, unmount, ctl.
+"""The ``pidfs-fuse`` command: mount, unmount, ctl, tree, bench.
 
 ``mount`` checks the mount point, clears a stale mount left by a killed server (and says so),
 starts the server in the background (``python -m pidfs_fuse.mount``) and returns once the mount
@@ -27,6 +27,7 @@ examples:
   pidfs-fuse ctl /tmp/proc clone 1 comm=worker      -> prints the new pid
   pidfs-fuse ctl /tmp/proc kill 42 TERM
   read -r how code < /tmp/proc/42/pidfd      blocks until 42 has exited
+  pidfs-fuse tree /tmp/proc                  draw its namespaces, processes and threads
   pidfs-fuse unmount /tmp/proc
 """
 
@@ -138,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "is one token, so comm='a) (b' stays one word.")
     c.add_argument("mountpoint", metavar="MOUNT")
     c.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+    t = sub.add_parser("tree", help="draw namespaces, processes and threads of a table",
+                       description="Draw pid namespaces -> processes -> threads with their numbers at "
+                                   "each level (root first: 7001/60/1), states and the pidfds their "
+                                   "descriptors hold: of the table mounted at DIR (read through a "
+                                   "snapshot), of a --scenario FILE, or of the default table.")
+    src = t.add_mutually_exclusive_group()
+    src.add_argument("dir", nargs="?", metavar="DIR", help="a mounted table")
+    src.add_argument("--scenario", metavar="FILE", help="a TOML scenario (not mounted)")
+    t.add_argument("--format", choices=("text", "dot"), default="text",
+                   help="text (default) or a graphviz digraph: pidfs-fuse tree --format dot | dot -Tsvg")
+    t.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="ANSI colour: when stdout is a terminal (auto, default), always, or never")
+    t.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="draw at most N threads per process, then a count (default 4; -1: all)")
     return p
 
 
@@ -369,4 +385,64 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "bench", *args.args], cwd=root)
 
 
-COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl, "bench": cmd_bench}
+# -- tree ---------------------------------------------------------------------------------------
+
+def _mounted_kernel(mountpoint: str):
+    """The table served at ``mountpoint``, read through ``snapshot`` into a temporary file."""
+    import tempfile
+
+    from .kernel import KernelError
+    from .kernel.snapshot import restore_file
+
+    control = os.path.join(mountpoint, ".control")
+    if not os.path.exists(control):
+        raise CliError(f"{mountpoint} is not a pidfs-fuse mount (no .control file)")
+    with tempfile.TemporaryDirectory(prefix="pidfs-tree-") as tmp:
+        snap = os.path.join(tmp, "table.snapshot")
+        try:
+            fd = os.open(control, os.O_RDWR)
+        except OSError as e:
+            raise CliError(f"cannot open {control}: {e.strerror}") from None
+        try:
+            try:
+                os.write(fd, f"snapshot {shlex.quote(snap)}\n".encode())
+            except OSError as e:
+                reply = os.pread(fd, 65536, 0).decode(errors="replace").strip()
+                raise CliError(f"snapshot of {mountpoint} failed: "
+                               f"{reply.removeprefix('error: ') or e.strerror}") from None
+        finally:
+            os.close(fd)
+        try:
+            return restore_file(snap)
+        except KernelError as e:
+            raise CliError(str(e)) from None
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    from . import scenario, tree
+
+    if args.dir is not None:
+        kernel = _mounted_kernel(args.dir)
+    else:
+        try:
+            sc = scenario.load(args.scenario) if args.scenario else scenario.load_default()
+        except (OSError, ValueError) as e:
+            raise CliError(str(e)) from None
+        kernel = sc.kernel
+    if args.format == "dot":
+        text = tree.render_dot(kernel)
+    else:
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
+                                           and os.environ.get("NO_COLOR", "") == "")
+        limit = tree.MAX_THREADS if args.threads is None else (None if args.threads < 0 else args.threads)
+        text = tree.render_text(kernel, color=color, max_threads=limit)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # pidfs-fuse tree | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl, "bench": cmd_bench,
+            "tree": cmd_tree}
