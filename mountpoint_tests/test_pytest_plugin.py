@@ -197,6 +197,26 @@ def test_two_mounts_in_one_test_are_independent(pytester, inner):
     inner.assert_clean(2)
 
 
+def test_snapshot_then_restore_through_the_factory(pytester, inner):
+    pytester.makepyfile(textwrap.dedent("""
+        from conftest import record
+
+        def test_copy(pidfs, pidfs_factory, tmp_path):
+            record(pidfs)
+            pid = pidfs.clone(1, comm="kept", pidfd=True)
+            pidfs.exit_group(pid, 4)
+            pidfs.snapshot(tmp_path / "table.snap")
+            copy = pidfs_factory(restore=tmp_path / "table.snap")
+            record(copy)
+            assert copy.ps() == pidfs.ps() and copy.show(pid)["Exited"] == "zombie"
+            assert copy.clone(1) == pidfs.clone(1)  # the same cursor
+            assert copy.wait(1, pid=pid).code == 4
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    inner.assert_clean(2)
+
+
 def test_marker_and_indirect_parametrization_choose_the_table(pytester, inner):
     pytester.makefile(".toml", wrap=textwrap.dedent("""
         [kernel]
