@@ -13,10 +13,6 @@ _W = 64
 _FULL = (1 << _W) - 1
 
 
-def _low(word: int) -> int:
-    return (word & -word).bit_length() - 1
-
-
 class BitSet:
     """Set of integers in ``[0, size)``: add, discard, membership, next set, next clear."""
 
