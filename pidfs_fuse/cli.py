@@ -182,9 +182,9 @@ def _load_kernel(args: argparse.Namespace):
 
     try:
         if args.restore:
-            return snapshot.restore_file(args.restore, progress=_progress("restoring"))
+            return snapshot.restore_file(args.restore, progress=_reporter(args, "restoring"))
         if args.scenario:
-            return scenario.load(args.scenario, progress=_progress("loading")).kernel
+            return scenario.load(args.scenario, progress=_reporter(args, "loading")).kernel
         return scenario.load_default().kernel
     except (OSError, ValueError) as e:
         raise CliError(str(e)) from None
@@ -206,6 +206,33 @@ def _progress(label: str, *, over: int = 10_000):
         sys.stderr.write(f"\r{label}: {done:,}/{total:,} tasks\x1b[K" + ("\n" if done >= total else ""))
         sys.stderr.flush()
     return report
+
+
+def _reporter(args: argparse.Namespace, label: str):
+    """Progress for a load: drawn here on a terminal, or, in a background server, sent up the
+    ready pipe for the ``mount`` command to draw (the server's own stderr is a log file)."""
+    fd = getattr(args, "ready_fd", None)
+    if fd is None:
+        return _progress(label)
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if total <= 10_000 or (done < total and now - last[0] < 0.1):
+            return
+        last[0] = now
+        os.write(fd, f"progress {label} {done} {total}\n".encode())
+    return report
+
+
+def _parse_options(args: argparse.Namespace):
+    from .kernel import KernelError
+    from .procfs.view import parse_mount_options
+
+    try:
+        return parse_mount_options(args.options)
+    except KernelError as e:
+        raise CliError(f"bad mount option: {e.reason}") from None
 
 
 def _build_fs(args: argparse.Namespace):
@@ -233,8 +260,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
         return _serve_here(args)
     for note in check_mountpoint(mp):
         print(f"pidfs-fuse: {note}", file=sys.stderr)
-    # validate everything that can be validated before starting a server
-    _build_fs(args)
+    # options are checked here; the table is loaded once, by the server, which reports
+    # progress and errors up the pipe (nothing is mounted when loading fails)
+    _parse_options(args)
+    for f in (args.scenario, args.restore):
+        if f is not None and not os.path.isfile(f):
+            raise CliError(f"{f}: no such file")
     r, w = os.pipe()
     cmd = [sys.executable, "-m", "pidfs_fuse.mount", "mount", mp, "--ready-fd", str(w),
            "--tgid-scan", args.tgid_scan]
@@ -250,9 +281,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
     proc = subprocess.Popen(cmd, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
                             start_new_session=True, cwd="/")
     os.close(w)
-    with os.fdopen(r, "rb") as rf:
-        status = rf.read()
-    if not status.startswith(b"ready"):
+    status = _follow_server(r)
+    if status != "ready":
         proc.wait(timeout=10)
         errf.seek(0)
         lines = [ln for ln in errf.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -275,6 +305,28 @@ def cmd_mount(args: argparse.Namespace) -> int:
         f.write(f"{proc.pid}\n")
     print(f"pidfs-fuse: mounted at {mp} (server pid {proc.pid})", file=sys.stderr)
     return 0
+
+
+def _follow_server(r: int) -> str:
+    """Read the starting server's pipe: draw its progress lines, return "ready" or "" (it died)."""
+    shown: dict[str, object] = {}
+    buf = b""
+    with os.fdopen(r, "rb", buffering=0) as rf:
+        while True:
+            chunk = rf.read(4096)
+            if not chunk:
+                return ""
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                words = line.decode(errors="replace").split()
+                if words[:1] == ["ready"]:
+                    return "ready"
+                if len(words) == 4 and words[0] == "progress":
+                    report = shown.get(words[1])
+                    if report is None:
+                        report = shown[words[1]] = _progress(words[1]) or (lambda d, t: None)
+                    report(int(words[2]), int(words[3]))  # type: ignore[operator]
 
 
 def _run_dir() -> str:
@@ -327,17 +379,24 @@ def cmd_unmount(args: argparse.Namespace) -> int:
         pid = None
     if pid is not None:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.02)
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.01)
         try:
             os.unlink(pidfile)
         except OSError:
             pass
     return 0
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs. A server that has exited counts as gone even before its new
+    parent (it was orphaned when ``mount`` returned) gets round to reaping the zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")
 
 
 # -- ctl ----------------------------------------------------------------------------------------

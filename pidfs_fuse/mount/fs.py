@@ -369,7 +369,7 @@ class PidFs(pyfuse3.Operations):
             if ns is None:
                 return None
             v = self._view(ns)
-            return mk(("root", ns.inum), "dir", "pidnsroot", view=v, parent=parent.ino, name=name_b)
+            return mk(("pidnsroot", ns.inum), "dir", "pidnsroot", view=v, parent=parent.ino, name=name_b)
         if sp == "pidfsdir":
             if not name.isdigit():
                 return None
