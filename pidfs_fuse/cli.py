@@ -265,7 +265,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     _parse_options(args)
     for f in (args.scenario, args.restore):
         if f is not None and not os.path.isfile(f):
-            raise CliError(f"{f}: no such file")
+            raise CliError(f"{f}: {os.strerror(errno.ENOENT)}")
     r, w = os.pipe()
     cmd = [sys.executable, "-m", "pidfs_fuse.mount", "mount", mp, "--ready-fd", str(w),
            "--tgid-scan", args.tgid_scan]
