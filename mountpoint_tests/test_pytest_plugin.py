@@ -245,6 +245,24 @@ def test_marker_and_indirect_parametrization_choose_the_table(pytester, inner):
     inner.assert_clean(4)
 
 
+def test_a_large_scenario_mounts_past_its_progress_reports(pytester, inner):
+    big = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "threads-100k.toml"
+    pytester.makepyfile(textwrap.dedent(f"""
+        import pytest
+        from conftest import record
+
+        @pytest.mark.pidfs_scenario({str(big)!r})
+        def test_big(pidfs):
+            record(pidfs)
+            server = next(r for r in pidfs.ps() if r.comm == "server")
+            assert server.nlwp == 100_000
+            assert "Threads:\\t100000\\n" in (pidfs.path / str(server.pid) / "status").read_text()
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    inner.assert_clean(1)
+
+
 def test_bad_scenario_is_a_setup_error_naming_the_entry(pytester, inner):
     pytester.makefile(".toml", bad='[[process]]\nname = "a"\nthreads = "x"\n')
     pytester.makepyfile(textwrap.dedent("""

@@ -96,7 +96,7 @@ def test_bad_scenario_is_one_line_nonzero_and_nothing_mounted(tmp_path, case):
         assert r.returncode != 0
         lines = r.stderr.splitlines()
         assert len(lines) == 1, r.stderr
-        assert lines[0].startswith(f"pidfs-fuse: {f}: ") and expected in lines[0]
+        assert lines[0].startswith(f"pidfs-fuse: could not mount {d}: {f}: ") and expected in lines[0]
         assert r.stdout == ""
         assert not os.path.ismount(d) and os.listdir(d) == []
         assert str(d) not in Path("/proc/self/mountinfo").read_text()

@@ -488,7 +488,8 @@ def mount_table(scenario: str | os.PathLike[str] | None = None, *,
     try:
         with os.fdopen(r, "rb") as rf:
             status = rf.read()
-        if not status.startswith(b"ready"):
+        # "progress LABEL DONE TOTAL" lines (tables over 10,000 tasks), then "ready"
+        if b"ready" not in (line.strip() for line in status.splitlines()):
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
