@@ -472,7 +472,7 @@ def _mounted_kernel(mountpoint: str):
         finally:
             os.close(fd)
         try:
-            return restore_file(snap)
+            return restore_file(snap, progress=_progress("reading"))
         except KernelError as e:
             raise CliError(str(e)) from None
 
@@ -484,7 +484,8 @@ def cmd_tree(args: argparse.Namespace) -> int:
         kernel = _mounted_kernel(args.dir)
     else:
         try:
-            sc = scenario.load(args.scenario) if args.scenario else scenario.load_default()
+            sc = (scenario.load(args.scenario, progress=_progress("loading")) if args.scenario
+                  else scenario.load_default())
         except (OSError, ValueError) as e:
             raise CliError(str(e)) from None
         kernel = sc.kernel
