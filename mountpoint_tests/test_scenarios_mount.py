@@ -123,3 +123,15 @@ def test_tree_of_a_mount_draws_the_live_table(mount_table):
     assert any(ln.endswith(f"─ {child}/33 late Z · exited 7 · 1 open handle") for ln in lines)
     # the snapshot went to a temporary file that is gone again
     assert not [p for p in os.listdir("/tmp") if p.startswith("pidfs-tree-")]
+
+
+def test_daemons_list_the_same_with_either_scan_and_keep_ghost_session_ids(mount_table):
+    f = str(EXAMPLES / "daemons.toml")
+    tagged, linear = mount_table("--scenario", f), mount_table("--scenario", f, "--tgid-scan", "linear")
+    listing = sorted(int(n) for n in os.listdir(tagged.path) if n.isdigit())
+    assert listing == sorted(int(n) for n in os.listdir(linear.path) if n.isdigit())
+    assert listing == [1, 4, 10, 13, 16, 17, 20, 23, 24, 25]
+    rows = {int(r[0]): (int(r[1]), r[2]) for r in ps(tagged, "-e -o pid=,sid=,comm=", columns=3)}
+    ghosts = {sid for sid, _ in rows.values()} - set(rows)
+    assert ghosts == {3, 9, 12, 15, 19, 22}  # session ids that no process has
+    assert rows[24] == (22, "legacyd") and rows[17] == (17, "sshd")
