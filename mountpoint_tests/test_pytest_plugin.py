@@ -83,6 +83,8 @@ def inner(pytester: pytest.Pytester, tmp_path: Path):
             subprocess.run(["fusermount3", "-u", "-z", m["path"]], capture_output=True)
         if alive(m["pid"]):
             os.kill(m["pid"], signal.SIGKILL)
+        if os.path.isdir(m["path"]) and m["path"] not in mounted_paths():
+            os.rmdir(m["path"])
 
 
 def test_passing_test_gets_a_live_table_and_typed_results(pytester, inner):
