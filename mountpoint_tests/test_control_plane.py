@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import random
+import subprocess
 
 from .conftest import run_cli
 
@@ -92,3 +93,45 @@ def test_server_survives_thousands_of_malformed_lines_and_table_is_unchanged(mnt
     assert failures == 3000
     assert _digest(mnt) == before
     assert mnt.ctl("clone", "1").strip().isdigit()  # still answers
+
+
+def _start_ctl(mnt, *args):
+    from .conftest import CLI
+
+    return subprocess.Popen([*CLI, "ctl", mnt.path, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_blocked_wait_does_not_stall_other_commands(mnt):
+    pid = mnt.new(1, "comm=victim")
+    waiter = _start_ctl(mnt, "wait", "1", f"pid={pid}")
+    try:
+        # the wait is accepted and blocks in its read; other writers go straight through
+        assert mnt.ctl("clone", "1", "comm=meanwhile").strip().isdigit()
+        assert waiter.poll() is None
+        r = run_cli("ctl", mnt.path, "kill", str(pid), "KILL", timeout=10)
+        assert r.returncode == 0
+        out, err = waiter.communicate(timeout=10)
+        assert (waiter.returncode, out) == (0, f"{pid} killed 9\n")
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+
+
+def test_a_wait_that_fails_after_blocking_reports_its_errno(mnt):
+    pid = mnt.new(1, "comm=contested")
+    waiters = [_start_ctl(mnt, "wait", "1", f"pid={pid}") for _ in range(2)]
+    try:
+        mnt.ctl("exit_group", str(pid), "5")
+        results = sorted((w.communicate(timeout=10), w.returncode) for w in waiters)
+        outs = [(rc, out, err.strip()) for (out, err), rc in results]
+        # one waiter reaps the child; the other finds no child left: ECHILD, exit status 1
+        assert (0, f"{pid} exited 5\n", "") in outs
+        failed = [o for o in outs if o[0] == 1]
+        assert len(failed) == 1 and "ECHILD" in failed[0][2]
+    finally:
+        for w in waiters:
+            if w.poll() is None:
+                w.kill()
+                w.wait()

@@ -388,6 +388,19 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_reply(fd: int) -> str:
+    """The reply of the last command, read from offset 0 until end of file (this read waits
+    for a command that blocks, such as ``wait``)."""
+    chunks = []
+    off = 0
+    while True:
+        b = os.pread(fd, 65536, off)
+        if not b:
+            return b"".join(chunks).decode(errors="replace")
+        chunks.append(b)
+        off += len(b)
+
+
 def _running(pid: int) -> bool:
     """True while ``pid`` runs. A server that has exited counts as gone even before its new
     parent (it was orphaned when ``mount`` returned) gets round to reaping the zombie."""
@@ -416,15 +429,11 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             os.write(fd, (line + "\n").encode())
         except OSError as e:
             err = e
-        chunks = []
-        off = 0
-        while True:
-            b = os.pread(fd, 65536, off)
-            if not b:
-                break
-            chunks.append(b)
-            off += len(b)
-        reply = b"".join(chunks).decode(errors="replace")
+        try:
+            reply = _read_reply(fd)
+        except OSError as e:  # a command that waited, then failed: the reply says why
+            err = e
+            reply = _read_reply(fd)
     finally:
         os.close(fd)
     if err is not None:

@@ -52,7 +52,13 @@ def _err(e: KernelError) -> pyfuse3.FUSEError:
 
 @dataclass(slots=True, eq=False)
 class ControlSession:
+    """One open ``.control`` file: the reply to the last write, and a command still running."""
+
     reply: bytes = b""
+    #: set when a blocking command (``wait``) accepted by the last write has finished
+    pending: trio.Event | None = None
+    #: the errno that command ended with, reported once by the next read from offset 0
+    failed: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -106,6 +112,8 @@ class PidFs(pyfuse3.Operations):
         self.next_fh = 1
         self.dir_uids: dict[int, tuple[int, list[int]]] = {}  # opendir fh -> caller (hidepid)
         self.control = Control(kernel, self.root_view.ns)
+        #: where commands that wait run on after their write was answered (set by serve())
+        self.nursery: trio.Nursery | None = None
         # waking: trio events for blocked reads and waits; poll handles per pid
         self.pid_waiters: dict[Pid, trio.Event] = {}
         self.any_change: trio.Event = trio.Event()
@@ -671,6 +679,11 @@ class PidFs(pyfuse3.Operations):
             return data[off: off + size]
         cs = self.controls.get(fh)
         if cs is not None:
+            if off == 0 and cs.pending is not None:
+                await cs.pending.wait()
+            if off == 0 and cs.failed:
+                err, cs.failed = cs.failed, 0
+                raise pyfuse3.FUSEError(err)  # read again for the reply that says why
             return cs.reply[off: off + size]
         h = self.handles.get(fh)
         if h is not None:
@@ -723,6 +736,14 @@ class PidFs(pyfuse3.Operations):
     # -- the control file -----------------------------------------------------------------
 
     async def _write_control(self, cs: ControlSession, buf: bytes) -> int:
+        """Run the written command line(s). A failure fails this write with its errno (the
+        reply says why). A command that has to wait (``wait`` without ``nohang``) is accepted
+        and finishes in the background: the kernel holds the file's lock for the whole of a
+        write, so blocking here would stall every other writer of ``.control``; the next read
+        from offset 0 waits for it instead."""
+        if cs.pending is not None and not cs.pending.is_set():
+            raise pyfuse3.FUSEError(errno.EBUSY)
+        cs.pending, cs.failed = None, 0
         try:
             text = bytes(buf).decode()
         except UnicodeDecodeError:
@@ -734,20 +755,29 @@ class PidFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EINVAL)
         out: list[str] = []
         try:
-            for line in lines:
-                out.append(await self._run_control(line))
+            for i, line in enumerate(lines):
+                call = self.control.parse(line)
+                try:
+                    out.append(call.run())
+                except WouldBlock:
+                    if self.nursery is None:  # no server around us (tests): block in place
+                        out.append(await self._finish(call))
+                        continue
+                    cs.reply = "".join(out).encode()
+                    cs.pending = trio.Event()
+                    self.nursery.start_soon(self._finish_control, cs, call, lines[i + 1:], out)
+                    return len(buf)
         except KernelError as e:
             out.append(f"error: {e.errname}: {e.reason}\n")
             cs.reply = "".join(out).encode()
-            await self.settle()
             raise _err(e) from None
         finally:
             await self.settle()
         cs.reply = "".join(out).encode()
         return len(buf)
 
-    async def _run_control(self, line: str) -> str:
-        call = self.control.parse(line)
+    async def _finish(self, call: Any) -> str:
+        """Run a blocked call again after every model change until it answers."""
         while True:
             ev = self.any_change
             try:
@@ -755,6 +785,20 @@ class PidFs(pyfuse3.Operations):
             except WouldBlock:
                 await self.settle()
                 await ev.wait()
+
+    async def _finish_control(self, cs: ControlSession, call: Any, rest: list[str],
+                              out: list[str]) -> None:
+        try:
+            out.append(await self._finish(call))
+            for line in rest:
+                out.append(await self._finish(self.control.parse(line)))
+        except KernelError as e:
+            out.append(f"error: {e.errname}: {e.reason}\n")
+            cs.failed = e.errno
+        finally:
+            cs.reply = "".join(out).encode()
+            await self.settle()
+            cs.pending.set()  # type: ignore[union-attr]
 
     # -- handle files (pidfd) ---------------------------------------------------------------
 

@@ -38,6 +38,7 @@ async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
     pyfuse3.init(fs, mountpoint, fuse_options(allow_other=allow_other))
     try:
         async with trio.open_nursery() as nursery:
+            fs.nursery = nursery
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
             task_status.started()
             await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
