@@ -570,7 +570,8 @@ class _Restorer:
         parent_inum = self.get(r, "parent")
         level = self.int_(r, "level", 0, MAX_PID_NS_LEVEL)
         self.int_(r, "pid_max", 0, PID_MAX_LIMIT)
-        self.int_(r, "cursor", 0, PID_MAX_LIMIT)
+        # ns_last_pid may be written up to pid_max itself, so the cursor reaches pid_max + 1
+        self.int_(r, "cursor", 0, PID_MAX_LIMIT + 1)
         self.bool_(r, "adding")
         if not self.ns:
             if parent_inum is not None or level != 0 or inum != PROC_PID_INIT_INO:

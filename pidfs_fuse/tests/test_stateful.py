@@ -24,6 +24,7 @@ randomness (``make fuzz``).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 from collections import Counter
@@ -42,6 +43,8 @@ from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PA
                                WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitState, Kernel,
                                KernelError, PidFd)
 from pidfs_fuse.kernel import signals as S
+from pidfs_fuse.kernel import snapshot
+from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.bitmap import BitSet
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
 
@@ -80,7 +83,7 @@ CLONE_FLAGS = st.sampled_from(
 EXIT_SIGNALS = st.sampled_from([None, None, None, None, 0, 0, S.SIGCHLD, S.SIGUSR1, S.SIGTERM, 65, -1])
 SET_TID_ENTRY = st.tuples(st.sampled_from(["free", "free", "taken", "taken", "one", "raw", "max", "zero"]),
                           st.integers(-1, 700))
-SET_TID = st.one_of(st.just(()), st.just(()), st.lists(SET_TID_ENTRY, min_size=1, max_size=3))
+SET_TID = st.lists(SET_TID_ENTRY, max_size=3)
 SIGNALS = st.sampled_from([S.SIGKILL, S.SIGTERM, S.SIGSTOP, S.SIGCONT, S.SIGCHLD, S.SIGSEGV,
                            S.SIGUSR1, 0, S.SIGTSTP, S.SIGHUP, 65])
 _WX, _WH = WEXITED, WNOHANG
@@ -195,9 +198,9 @@ class KernelMachine(RuleBasedStateMachine):
 
     # -- boot ------------------------------------------------------------------------------
 
-    @initialize(pid_max=st.sampled_from([301, 310, 350, 400, 600, 32768]))
-    def boot(self, pid_max: int) -> None:
-        self.k = Kernel(pid_max=pid_max)
+    @initialize(pid_max=st.sampled_from([301, 310, 350, 400, 600, 32768]), listen=st.booleans())
+    def boot(self, pid_max: int, listen: bool) -> None:
+        self.k = Kernel(pid_max=pid_max, listener=self.on_event if listen else None)
         self.tasks = [self.k.init]
         self.dead: list = []
         #: open handles we hold: (PidFd, group that holds it as a descriptor or None, fd number)
@@ -206,6 +209,20 @@ class KernelMachine(RuleBasedStateMachine):
         self.pids = {self.k.init.pid.ino: (self.k.init.pid, True)}
         self.last_ino = self.k.init.pid.ino
         self.in_step = False
+
+    def on_event(self, ev: Event) -> None:
+        """The listener: each event describes a state the model is already in when it fires."""
+        type(self).outcomes["event", ev.kind.name] += 1
+        kind, pid, t = ev.kind, ev.pid, ev.task
+        if kind is EventKind.CREATED:
+            assert pid.task is t and t.exit_state is ExitState.RUNNING and pid.allocated
+        elif kind is EventKind.EXITED:
+            assert t.exit_state is ExitState.ZOMBIE and t.pid is pid
+        elif kind is EventKind.REAPED:
+            assert t.exit_state is ExitState.DEAD and pid.task is not t
+        elif kind is EventKind.FREED:
+            assert not pid.allocated and pid.task is None and pid.tgid_task is None
+            assert not any(a.idr.find(nr) is pid for nr, a in zip(pid.numbers, pid.ns.ancestors))
 
     # -- clone -----------------------------------------------------------------------------
 
@@ -535,6 +552,31 @@ class KernelMachine(RuleBasedStateMachine):
         else:
             g.sigign &= ~(1 << S.SIGCHLD)
 
+    # -- snapshot and restore --------------------------------------------------------------
+
+    @rule()
+    def snapshot_restore(self):
+        """``snapshot`` + ``mount --restore``: the rebuilt model dumps to the same document,
+        passes every invariant, and the run goes on with it (nothing is lost)."""
+        self.start()
+        k = self.k
+        doc = json.loads(json.dumps(snapshot.dump(k)))
+        k2 = snapshot.restore(json.loads(json.dumps(doc)), listener=k.listener)
+        doc2 = snapshot.dump(k2)
+        doc.pop("clock")
+        doc2.pop("clock")
+        assert doc2 == doc, "a restored model dumps differently"
+        # carry on with the restored model; handles outside fd tables are not in a snapshot
+        by_ino = {p.ino: p for _, p in k2.root_ns.idr.items()}
+        self.k = k2
+        self.tasks = [by_ino[t.pid.ino].task for t in self.tasks
+                      if t.exit_state is not ExitState.DEAD and t.pid.ino in by_ino]
+        self.dead = []
+        self.fds = [(fd, g, n) for g in {id(t.group): t.group for t in self.tasks}.values()
+                    for n, fd in (g.files or {}).items()]
+        self.pids = {ino: (p, k2.root_ns.idr.is_tagged(p.numbers[0])) for ino, p in by_ino.items()}
+        assert k2._next_ino == k._next_ino and k2.nr_threads == k.nr_threads
+
     # -- invariants ------------------------------------------------------------------------
 
     @invariant()
@@ -725,7 +767,7 @@ def teardown_and_check(k: Kernel) -> None:
 
 #: The CI run's fixed seed: reproducible, and (unlike derandomize, whose one sequence happens to
 #: enable only a few rules in most runs here) it exercises every rule and every errno above.
-CI_SEED = 0
+CI_SEED = 1
 
 
 def _run(examples: int, seed: int | None) -> type[KernelMachine]:
@@ -799,3 +841,19 @@ def test_next_clear_with_the_tail_of_a_full_size_map_taken_finds_nothing():
     idr.cursor = lo + 10
     assert idr.alloc_cyclic(None, 300, PID_MAX_LIMIT, False) == 300  # wraps
     _check_bitset(bs, set(range(lo, PID_MAX_LIMIT)), "tail-full")
+
+
+def test_snapshot_restores_a_cursor_one_past_pid_max():
+    """Found by the machine: ns_last_pid may be written up to pid_max itself (Linux's
+    proc_dointvec_minmax range), which leaves the cursor at pid_max + 1; restoring such a
+    snapshot of a pid_max 4194304 namespace was refused as out of range."""
+    k = Kernel()
+    child = k.clone(k.init, CLONE_NEWPID).task
+    ns = child.pid.ns
+    k.set_last_pid(ns, ns.pid_max)
+    assert ns.idr.cursor == PID_MAX_LIMIT + 1
+    doc = snapshot.dump(k)
+    k2 = snapshot.restore(json.loads(json.dumps(doc)))
+    ns2 = k2.find_pidfs(child.pid.ino).ns
+    assert ns2.idr.cursor == PID_MAX_LIMIT + 1
+    assert k2.clone(k2.find_pidfs(child.pid.ino).task).task.pid.nr == RESERVED_PIDS  # wraps
