@@ -19,7 +19,8 @@ import errno
 import logging
 import os
 import stat as S
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import pyfuse3
@@ -44,6 +45,8 @@ TGID_OFFSET = FIRST_PROCESS_ENTRY + 2  # fs/proc/base.c
 LONG = 3600.0  # seconds: entry/attr timeout when caching is safe
 DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100  # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM
 TIME_VARYING = frozenset({"uptime", "stat", "loadavg"})  # global files re-read every time
+#: ``Node.extra`` of an observer's directory and of every node below it
+OBSERVER = ("observer",)
 
 
 def _err(e: KernelError) -> pyfuse3.FUSEError:
@@ -96,8 +99,6 @@ class PidFs(pyfuse3.Operations):
         super().__init__()
         self.kernel = kernel
         self.options = options or MountOptions()
-        import time
-
         self.boot_epoch = boot_epoch if boot_epoch is not None else time.time() - kernel.clock() / 1e9
         self.linear = linear_scan
         self.self_template = self_template
@@ -213,8 +214,7 @@ class PidFs(pyfuse3.Operations):
 
     def _task_of(self, node: Node) -> Task:
         """The live (or zombie) task a pid node shows; ESRCH once reaped (as procfs)."""
-        if node.special == "observer" or (node.extra is not None and isinstance(node.extra, tuple)
-                                          and node.extra and node.extra[0] == "observer"):
+        if node.extra == OBSERVER:
             t = self.observers.get((node.view.ns.inum, node.pid.nr))
             if t is None:
                 raise pyfuse3.FUSEError(errno.ESRCH)
@@ -224,7 +224,7 @@ class PidFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ESRCH)
         return t
 
-    def _access(self, view: View, task: Task, ctx: Any, *, listing: bool = False) -> None:
+    def _access(self, view: View, task: Task, ctx: Any) -> None:
         if self.cache_ok or ctx is None:
             return
         err = pid_access(view, ctx.uid, _caller_gids(ctx), task)
@@ -450,7 +450,7 @@ class PidFs(pyfuse3.Operations):
             t = _make_observer(self.kernel, view.ns, nr, self.self_template)
             self.observers[key] = t
         return self.table.make(("obs", view.ns.inum, nr), "dir", "observer", view=view, pid=t.pid,
-                               parent=parent.ino, name=str(nr).encode(), extra=("observer",))
+                               parent=parent.ino, name=str(nr).encode(), extra=OBSERVER)
 
     def _pid_entry(self, parent: Node, e: Any, task: Task, name_b: bytes) -> Node:
         view = parent.view
