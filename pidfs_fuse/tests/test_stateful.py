@@ -43,7 +43,7 @@ from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PA
                                P_PID, P_PIDFD, PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN,
                                POLLRDNORM, RESERVED_PIDS, WALL, WCLONE, WCONTINUED, WEXITED,
                                WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitState, Kernel,
-                               KernelError, PidFd)
+                               KernelError, PidFd, TaskFlag)
 from pidfs_fuse.kernel import signals as S
 from pidfs_fuse.kernel import fields, snapshot
 from pidfs_fuse.kernel.events import Event, EventKind
@@ -144,6 +144,65 @@ def _ref_cyclic(ns) -> int:
         if n < ns.pid_max:
             return n
     return -1
+
+
+def _ref_wait(k: Kernel, parent, idtype: int, wid: int, options: int, pidfd):
+    """What waitid should report (kernel/exit.c do_wait, wait_consider_task): (child, kind, its
+    number seen from the waiter), None (eligible children, nothing to report), "ECHILD", or
+    "other" for calls that fail before looking at children (bad arguments, a dead waiter)."""
+    if (options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+            or not options & (WEXITED | WSTOPPED | WCONTINUED) or not parent.alive):
+        return "other"
+    ns = parent.pid.ns
+    if idtype == P_ALL:
+        target = None
+    elif idtype == P_PID:
+        if wid <= 0:
+            return "other"
+        target = ns.find_pid(wid)
+    elif idtype == P_PGID:
+        if wid < 0:
+            return "other"
+        target = parent.group.pgrp if wid == 0 else ns.find_pid(wid)
+    elif idtype == P_PIDFD:
+        if pidfd is None or pidfd.closed:
+            return "other"
+        target = pidfd.pid
+    else:
+        return "other"
+    if idtype != P_ALL and target is None:
+        return "ECHILD"
+    waiters = [parent] if options & WNOTHREAD else list(parent.group.threads)
+    something = False
+    for th in waiters:
+        for c in list(th.children or ()):
+            if c.exit_state is ExitState.DEAD:
+                continue
+            if idtype in (P_ALL, P_PGID) and c.flags & TaskFlag.WAIT_PID:
+                continue  # seed 003: only a wait aimed at it
+            if idtype == P_PGID and c.group.pgrp is not target:
+                continue
+            if idtype in (P_PID, P_PIDFD) and c.pid is not target:
+                continue
+            if not options & WALL and (c.exit_signal != S.SIGCHLD) != bool(options & WCLONE):
+                continue
+            g = c.group
+            nr = c.pid.nr_in(ns)
+            if c.exit_state is ExitState.ZOMBIE:
+                if len(g.threads) == 1:
+                    if options & WEXITED:
+                        st_ = g.group_exit_code if g.group_exit else c.exit_code
+                        kind = ("exited" if st_ & 0x7F == 0 else "dumped" if st_ & 0x80 else "killed")
+                        return c, kind, nr
+                    continue  # a reapable zombie without WEXITED is nothing to wait for
+                something = True
+            else:
+                something = True
+            if options & WSTOPPED and g.stopped and g.stop_code:
+                return c, "stopped", nr
+            if options & WCONTINUED and g.continued:
+                return c, "continued", nr
+    return None if something else "ECHILD"
 
 
 class KernelMachine(RuleBasedStateMachine):
@@ -437,11 +496,18 @@ class KernelMachine(RuleBasedStateMachine):
             if self.fds and tgt % 4:
                 pidfd = self.fds[tgt % len(self.fds)][0]
                 wid = 3
+        want = _ref_wait(self.k, parent, idtype, wid, options, pidfd)
         res = self.call("waitid", self.k.waitid, parent, idtype, wid, options, pidfd=pidfd)
         if res is None:
+            if self.last_errno == E.ECHILD:
+                assert want == "ECHILD", f"waitid said ECHILD, the reference {want}"
+            elif not self.last_errno:
+                assert want is None, f"waitid reported nothing, the reference {want}"
             return
+        assert want is not None and want != "ECHILD" and (res.task, res.kind) == want[:2], \
+            f"waitid reported {res}, the reference {want}"
         c = res.task
-        assert res.pid > 0, "a child is always visible from its parent's namespace"
+        assert res.pid == want[2] > 0, "a child is always visible from its parent's namespace"
         if res.kind in ("exited", "killed", "dumped"):
             assert options & WEXITED
             assert (c.exit_state is ExitState.DEAD) == (not options & WNOWAIT)
@@ -696,6 +762,10 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
             for c in t.children or ():
                 assert c.group.parent is t and c is c.group.leader
                 assert c.exit_state is not ExitState.DEAD
+            # forget_original_parent() hands every child on before its parent exits
+            assert t.alive or not t.children, f"exited {t!r} still has children"
+        if par is not None:
+            assert par.alive, f"the parent of {leader!r} ({par!r}) has exited"
         if any(t.children for t in threads):
             assert g.live, f"exited process {leader!r} still has children"
         assert g.pgrp is not None and g.session is not None
