@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Callable
 
-from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_ALL, WEXITED, Kernel
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_ALL, RESERVED_PIDS, WEXITED, Kernel
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
 
 
@@ -47,13 +47,17 @@ def _timed(fn: Callable[[], object], inner: int = 1) -> Callable[[], float]:
 # -- a. leader iteration ----------------------------------------------------------------------
 
 def _threads_kernel(nthreads: int) -> Kernel:
+    """init, 50 processes, one process with ``nthreads`` threads, 50 more processes: the threads'
+    untagged ids lie between leaders, so a scan has to get past them."""
     k = Kernel(pid_max=PID_MAX_LIMIT)
     init = k.init
-    for _ in range(100):
+    for _ in range(50):
         k.clone(init, comm="p")
     fat = k.clone(init, comm="fat").task
     for _ in range(nthreads):
         k.clone(fat, CLONE_THREAD)
+    for _ in range(50):
+        k.clone(init, comm="p")
     return k
 
 
@@ -66,7 +70,6 @@ def leader_scan(quick: bool = False) -> list[dict]:
         k = _threads_kernel(n)
         ns = k.root_ns
         times = {}
-        # interleave the two scans so drift affects both alike
         for scan, linear in (("tagged", False), ("linear", True)):
             leaders = list(k.iter_tgids(ns, linear=linear))
             assert len(leaders) == 102, len(leaders)
@@ -114,7 +117,7 @@ def alloc_free(quick: bool = False) -> list[dict]:
     times = {}
     for label, f in (("empty", 0.0), (f"{fill:.2%} full", fill)):
         idr = _filled_idr(f)
-        start = 300 if f else 1
+        start = RESERVED_PIDS  # alloc_pid's pid_min once the cursor is past 300
 
         def cycle(idr=idr, start=start) -> float:
             alloc, remove = idr.alloc_cyclic, idr.remove
