@@ -240,8 +240,12 @@ def thread_memory(quick: bool = False) -> list[dict]:
                      bytes_per_thread=r["rss"]))
     rows.append(dict(bench="thread_memory", case=f"tracemalloc per thread, {n_tm:,} threads",
                      bytes_per_thread=t["traced"]))
-    rows.append(dict(bench="thread_memory", case="goal: RSS per thread <= 512 bytes", value=r["rss"],
-                     goal="<= 512", ok=r["rss"] <= 512))
+    if n_rss >= 1_000_000:
+        rows.append(dict(bench="thread_memory", case="goal: RSS per thread <= 512 bytes", value=r["rss"],
+                         goal="<= 512", ok=r["rss"] <= 512))
+    else:  # dict growth makes the per-thread figure depend on the count: judge only 1M
+        rows.append(dict(bench="thread_memory", case="goal at 1,000,000 threads (not run: --quick)",
+                         goal="<= 512"))
     return rows
 
 
