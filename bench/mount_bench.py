@@ -171,6 +171,7 @@ def bench_listing(quick: bool) -> list[dict]:
     times = {}
     for scan in ("tagged", "linear"):
         with Mounted("--tgid-scan", scan) as m:
+            m.ctl("pid_max", "1", "4194304")  # room for 100k threads (the default is 32768)
             m.ctl("clone", "1", "comm=p", "count=100")
             base = _list_time(m.path, reps)
             leader = m.ctl("clone", "1", "comm=fat").split()[0]
