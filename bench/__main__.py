@@ -17,6 +17,9 @@ import time
 from . import model
 
 MOUNT = "mount"
+#: benchmarks in their own modules, each with run(quick) -> rows; the first three need a mount
+EXTRA = {MOUNT: "mount_bench", "handles": "handles_bench", "snapshot": "snapshot_bench"}
+NEEDS_MOUNT = {MOUNT, "handles"}
 
 
 def machine_info() -> dict:
@@ -78,7 +81,7 @@ def print_table(rows: list[dict], out=sys.stdout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = list(model.ALL) + [MOUNT]
+    names = list(model.ALL) + list(EXTRA)
     ap = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks of pidfs_fuse: the "
                                  "model, and a real mount beside this machine's /proc.")
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-mount", action="store_true",
                     help="skip the benchmarks through a real FUSE mount (they need root and /dev/fuse)")
     args = ap.parse_args(argv)
-    selected = args.only or [n for n in names if not (n == MOUNT and args.no_mount)]
+    selected = args.only or [n for n in names if not (n in NEEDS_MOUNT and args.no_mount)]
     info = machine_info()
     info["quick"] = args.quick
     if not args.json:
@@ -99,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in selected:
         t0 = time.perf_counter()
         try:
-            if name == MOUNT:
-                from . import mount_bench
-                got = [{"bench": MOUNT, "case": r.pop("bench", "?"), **r}
-                       for r in mount_bench.run(args.quick)]
+            if name in EXTRA:
+                import importlib
+
+                mod = importlib.import_module(f".{EXTRA[name]}", __package__)
+                got = [{"bench": name, "case": r.pop("bench", "?"), **r} for r in mod.run(args.quick)]
             else:
                 got = model.ALL[name](args.quick)
         except Exception as e:  # a broken benchmark must not hide the others' figures
