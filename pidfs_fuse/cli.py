@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import IO, Sequence
 
 RUN_DIR = "/run/pidfs-fuse"
 EPILOG = """\
@@ -266,45 +267,69 @@ def cmd_mount(args: argparse.Namespace) -> int:
     for f in (args.scenario, args.restore):
         if f is not None and not os.path.isfile(f):
             raise CliError(f"{f}: {os.strerror(errno.ENOENT)}")
-    r, w = os.pipe()
-    cmd = [sys.executable, "-m", "pidfs_fuse.mount", "mount", mp, "--ready-fd", str(w),
-           "--tgid-scan", args.tgid_scan]
+    server_args = ["--tgid-scan", args.tgid_scan]
     if args.options:
-        cmd += ["-o", args.options]
+        server_args += ["-o", args.options]
     if args.scenario:
-        cmd += ["--scenario", os.path.abspath(args.scenario)]
+        server_args += ["--scenario", os.path.abspath(args.scenario)]
     if args.restore:
-        cmd += ["--restore", os.path.abspath(args.restore)]
+        server_args += ["--restore", os.path.abspath(args.restore)]
     if args.self_pid is not None:
-        cmd += ["--self", str(args.self_pid)]
-    errf = open(os.path.join(_run_dir(), os.path.basename(_pidfile(mp)) + ".log"), "w+b")
-    proc = subprocess.Popen(cmd, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-                            start_new_session=True, cwd="/")
-    os.close(w)
-    status = _follow_server(r)
-    if status != "ready":
-        proc.wait(timeout=10)
-        errf.seek(0)
-        lines = [ln for ln in errf.read().decode(errors="replace").splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"the server exited with status {proc.returncode}"
-        if _is_mounted(mp):
-            subprocess.run(_umount_cmd(mp, lazy=True), capture_output=True)
-        raise CliError(f"could not mount {mp}: {why.removeprefix('pidfs-fuse: ')}")
-    # the server mounted; wait until it answers
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            os.stat(os.path.join(mp, ".control"))
-            break
-        except OSError as e:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                subprocess.run(_umount_cmd(mp, lazy=True), capture_output=True)
-                raise CliError(f"the mount at {mp} does not answer: {e.strerror}") from None
-            time.sleep(0.01)
+        server_args += ["--self", str(args.self_pid)]
+    log = open(os.path.join(_run_dir(), os.path.basename(_pidfile(mp)) + ".log"), "w+b")
+    with log:
+        proc, ready = spawn_server(mp, server_args, log)
+        await_server(mp, proc, ready, log)
     with open(_pidfile(mp), "w") as f:
         f.write(f"{proc.pid}\n")
     print(f"pidfs-fuse: mounted at {mp} (server pid {proc.pid})", file=sys.stderr)
     return 0
+
+
+def spawn_server(mountpoint: str, server_args: list[str], log: IO[bytes], *,
+                 python: Sequence[str] = (sys.executable,)) -> tuple[subprocess.Popen, int]:
+    """Start ``python -m pidfs_fuse.mount mount MOUNTPOINT SERVER_ARGS`` in a session of its own,
+    its output going to ``log``. Returns the process and the read end of its ready pipe, for
+    ``await_server``. ``python`` is the interpreter's argv prefix (the pytest plugin wraps it)."""
+    r, w = os.pipe()
+    cmd = [*python, "-m", "pidfs_fuse.mount", "mount", mountpoint, *server_args, "--ready-fd", str(w)]
+    try:
+        proc = subprocess.Popen(cmd, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True, cwd="/")
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return proc, r
+
+
+def await_server(mountpoint: str, proc: subprocess.Popen, ready_fd: int, log: IO[bytes], *,
+                 timeout: float = 20.0) -> None:
+    """Follow a starting server (drawing its progress on a terminal) until it is mounted and
+    answers. On failure, raise CliError with the server's own last line, leaving nothing
+    mounted."""
+    if _follow_server(ready_fd) != "ready":
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        log.seek(0)
+        lines = [ln for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"the server exited with status {proc.returncode}"
+        if _is_mounted(mountpoint):
+            subprocess.run(_umount_cmd(mountpoint, lazy=True), capture_output=True)
+        raise CliError(f"could not mount {mountpoint}: {why.removeprefix('pidfs-fuse: ')}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.stat(os.path.join(mountpoint, ".control"))
+            return
+        except OSError as e:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                subprocess.run(_umount_cmd(mountpoint, lazy=True), capture_output=True)
+                raise CliError(f"the mount at {mountpoint} does not answer: {e.strerror}") from None
+            time.sleep(0.01)
 
 
 def _follow_server(r: int) -> str:

@@ -63,6 +63,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pytest
 
+from . import cli
+
 MARKER = "pidfs_scenario"
 MOUNT_TIMEOUT = 60.0  # a 1,000,000-task scenario takes a while to load
 WAIT_POLL = (0.001, 0.02)  # Client.wait: first and longest pause between non-blocking tries
@@ -457,55 +459,34 @@ def mount_table(scenario: str | os.PathLike[str] | None = None, *,
     if scenario is not None and restore is not None:
         raise ValueError("give scenario or restore, not both")
     d = tempfile.mkdtemp(prefix="pidfs-pytest-", dir=dir)
-    cmd = [sys.executable, "-m", "pidfs_fuse.mount", "mount", d]
+    server_args: list[str] = []
     if scenario is not None:
-        cmd += ["--scenario", os.path.abspath(scenario)]
+        server_args += ["--scenario", os.path.abspath(scenario)]
     if restore is not None:
-        cmd += ["--restore", os.path.abspath(restore)]
+        server_args += ["--restore", os.path.abspath(restore)]
     if options:
-        cmd += ["-o", options]
+        server_args += ["-o", options]
     if self_pid is not None:
-        cmd += ["--self", str(self_pid)]
+        server_args += ["--self", str(self_pid)]
     if tgid_scan is not None:
-        cmd += ["--tgid-scan", tgid_scan]
-    r, w = os.pipe()
-    log = tempfile.TemporaryFile(prefix="pidfs-server-")
-    cmd += ["--ready-fd", str(w)]
+        server_args += ["--tgid-scan", tgid_scan]
+    python: tuple[str, ...] = (sys.executable,)
     if threading.current_thread() is threading.main_thread():
-        cmd = [sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid())] + cmd[1:]
+        python = (sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()))
+    log = tempfile.TemporaryFile(prefix="pidfs-server-")
     try:
-        proc = subprocess.Popen(cmd, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=log, start_new_session=True, cwd="/")
+        proc, ready = cli.spawn_server(d, server_args, log, python=python)
     except BaseException:
-        os.close(r)
-        os.close(w)
         log.close()
         os.rmdir(d)
         raise
-    os.close(w)
     m = PidfsMount(Path(d), proc, log, None if scenario is None else os.fspath(scenario))
     _LIVE.add(m)
     try:
-        with os.fdopen(r, "rb") as rf:
-            status = rf.read()
-        # "progress LABEL DONE TOTAL" lines (tables over 10,000 tasks), then "ready"
-        if b"ready" not in (line.strip() for line in status.splitlines()):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-            lines = [ln for ln in m.server_log().splitlines() if ln.strip()]
-            why = lines[-1] if lines else f"the server exited with status {proc.returncode}"
-            raise MountError(f"could not mount {d}: {why.removeprefix('pidfs-fuse: ')}")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                os.stat(os.path.join(d, ".control"))
-                break
-            except OSError as e:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise MountError(f"the mount at {d} does not answer: {e.strerror}") from None
-                time.sleep(0.01)
+        try:
+            cli.await_server(d, proc, ready, log, timeout=timeout)
+        except cli.CliError as e:
+            raise MountError(str(e)) from None
     except BaseException:
         m.unmount()
         raise
