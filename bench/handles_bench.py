@@ -31,7 +31,6 @@ import threading
 import time
 
 CLI = os.path.join(os.path.dirname(sys.executable), "pidfs-fuse")
-RUN_DIR = "/run/pidfs-fuse"  # where `pidfs-fuse mount` writes the server's pid (pidfs_fuse.cli)
 SYS_POLL, SYS_EPOLL_WAIT = 7, 232
 
 
@@ -106,43 +105,32 @@ def helper_readers() -> None:
 
 # -- the bench side ------------------------------------------------------------------------------
 
-class Mounted:
-    """A default-table mount made with the CLI; ``close`` unmounts it."""
+from pidfs_fuse.cli import _pidfile  # noqa: E402
+
+try:  # as bench.handles_bench (make bench) or as a script (python bench/handles_bench.py)
+    from .mount_bench import Mounted as _MountedBase  # noqa: E402
+except ImportError:
+    from mount_bench import Mounted as _MountedBase  # type: ignore[no-redef]  # noqa: E402
+
+class Mounted(_MountedBase):
+    """A default-table mount made with the CLI, with its .control kept open; ``close``
+    unmounts it."""
 
     def __init__(self) -> None:
-        self.path = tempfile.mkdtemp(prefix="pidfs-bench-")
-        r = subprocess.run([CLI, "mount", self.path], capture_output=True, text=True)
-        if r.returncode != 0:
-            os.rmdir(self.path)
-            raise RuntimeError(f"mount failed: {r.stderr.strip()}")
+        super().__init__()
         self.control = os.open(os.path.join(self.path, ".control"), os.O_RDWR)
 
-    def ctl(self, line: str) -> str:
+    def ctl(self, line: str) -> str:  # type: ignore[override]
         os.write(self.control, line.encode() + b"\n")
         return os.pread(self.control, 1 << 22, 0).decode()
 
     def server_pid(self) -> int:
-        import hashlib
-
-        h = hashlib.sha1(os.path.realpath(self.path).encode()).hexdigest()[:16]
-        with open(os.path.join(RUN_DIR, f"{h}.pid")) as f:
+        with open(_pidfile(self.path)) as f:
             return int(f.read())
 
     def close(self) -> None:
         os.close(self.control)
-        r = subprocess.run([CLI, "unmount", self.path], capture_output=True, text=True)
-        if r.returncode != 0:
-            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True)
-        try:
-            os.rmdir(self.path)
-        except OSError:
-            pass
-
-    def __enter__(self) -> "Mounted":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
 
 class Helper:
