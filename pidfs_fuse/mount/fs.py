@@ -16,6 +16,7 @@ Root listing uses the model's tagged scan and the kernel's stable offsets
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat as S
@@ -890,6 +891,33 @@ class PidFs(pyfuse3.Operations):
         s.f_bsize = s.f_frsize = 4096
         s.f_namemax = 255
         return s
+
+
+def _guarded(handler):
+    """A request handler that cannot take the server down: pyfuse3 lets any exception other
+    than FUSEError escape its main loop, which ends the mount. A bug is logged with its
+    traceback and the request fails with EIO (a model error that slipped through keeps its
+    errno); the server goes on serving."""
+
+    @functools.wraps(handler)
+    async def guarded(self, *args):
+        try:
+            return await handler(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except KernelError as e:
+            raise _err(e) from None
+        except Exception:
+            log.exception("internal error in %s%r; answering EIO", handler.__name__, args[:2])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return guarded
+
+
+for _name in ("lookup", "getattr", "setattr", "readlink", "opendir", "releasedir", "readdir",
+              "open", "read", "write", "release", "poll", "getxattr", "setxattr", "listxattr",
+              "removexattr", "statfs"):
+    setattr(PidFs, _name, _guarded(getattr(PidFs, _name)))
 
 
 def _caller_gids(ctx: Any) -> list[int]:
