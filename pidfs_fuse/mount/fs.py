@@ -796,6 +796,10 @@ class PidFs(pyfuse3.Operations):
         except KernelError as e:
             out.append(f"error: {e.errname}: {e.reason}\n")
             cs.failed = e.errno
+        except Exception:  # a bug: this task runs in the server's nursery, so it must not escape
+            log.exception("internal error finishing a control command")
+            out.append("error: EIO: internal error (see the server log)\n")
+            cs.failed = errno.EIO
         finally:
             cs.reply = "".join(out).encode()
             await self.settle()
