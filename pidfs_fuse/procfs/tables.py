@@ -78,9 +78,8 @@ NS_ENTRIES: tuple[Entry, ...] = (
 
 _PIDFD = Entry("pidfd", FILE, 0o600, special="pidfd")
 
-#: /<pid>/ (tgid_base_stuff order)
-TGID_BASE: tuple[Entry, ...] = (
-    _dir("task", dynamic="task"),
+# The rows /<pid>/ and /<pid>/task/<tid>/ share, in Linux's order around the ones that differ.
+_BASE_HEAD: tuple[Entry, ...] = (
     _dir("fd", 0o500, dynamic="fd", ptrace=True),
     _dir("fdinfo", dynamic="fdinfo"),
     _dir("ns", 0o511, children=NS_ENTRIES),
@@ -89,8 +88,8 @@ TGID_BASE: tuple[Entry, ...] = (
     _file("limits", F.show_limits),
     _file("comm", F.show_comm, 0o644, write=F.write_comm),
     _file("cmdline", F.show_cmdline),
-    _file("stat", F.show_tgid_stat),
-    _file("statm", F.show_statm),
+)
+_BASE_TAIL: tuple[Entry, ...] = (
     _link("cwd", F.readlink_cwd, ptrace=True),
     _link("root", F.readlink_root, ptrace=True),
     _link("exe", F.readlink_exe, ptrace=True),
@@ -102,28 +101,20 @@ TGID_BASE: tuple[Entry, ...] = (
     _PIDFD,
 )
 
+#: /<pid>/ (tgid_base_stuff order): task/ and the whole group's stat
+TGID_BASE: tuple[Entry, ...] = (
+    (_dir("task", dynamic="task"),)
+    + _BASE_HEAD
+    + (_file("stat", F.show_tgid_stat), _file("statm", F.show_statm))
+    + _BASE_TAIL
+)
+
 #: /<pid>/task/<tid>/ (tid_base_stuff order): per-thread stat and children, no task/
 TID_BASE: tuple[Entry, ...] = (
-    _dir("fd", 0o500, dynamic="fd", ptrace=True),
-    _dir("fdinfo", dynamic="fdinfo"),
-    _dir("ns", 0o511, children=NS_ENTRIES),
-    _file("environ", F.show_environ, 0o400, ptrace=True),
-    _file("status", F.show_status),
-    _file("limits", F.show_limits),
-    _file("comm", F.show_comm, 0o644, write=F.write_comm),
-    _file("cmdline", F.show_cmdline),
-    _file("stat", F.show_tid_stat),
-    _file("statm", F.show_statm),
-    _file("children", F.show_children),
-    _link("cwd", F.readlink_cwd, ptrace=True),
-    _link("root", F.readlink_root, ptrace=True),
-    _link("exe", F.readlink_exe, ptrace=True),
-    _file("cgroup", F.show_cgroup),
-    _file("oom_score", F.show_oom_score),
-    _file("loginuid", F.show_loginuid, 0o644, write=F.write_loginuid),
-    _file("sessionid", F.show_sessionid),
-    _file("io", F.show_io, 0o400, ptrace=True),
-    _PIDFD,
+    _BASE_HEAD
+    + (_file("stat", F.show_tid_stat), _file("statm", F.show_statm),
+       _file("children", F.show_children))
+    + _BASE_TAIL
 )
 
 #: /sys/kernel/
