@@ -254,15 +254,15 @@ class PidFs(pyfuse3.Operations):
             mode = node.entry.mode if node.entry is not None and node.entry.kind == "dir" else 0o555
             a.st_mode = S.S_IFDIR | mode
             a.st_nlink = 2
+            t = self._task_of(node) if node.pid is not None else None
             if special in ("piddir", "tiddir", "observer"):
                 table = T.TGID_BASE if special != "tiddir" else T.TID_BASE
                 a.st_nlink = T.dir_nlink(table)
-            elif node.entry is not None and special != "gdir" and node.pid is not None:
-                a.st_nlink = T.entry_nlink(node.entry, self._task_of(node))
+            elif node.entry is not None and special != "gdir" and t is not None:
+                a.st_nlink = T.entry_nlink(node.entry, t)
             elif special == "gdir":
                 a.st_nlink = T.entry_nlink(node.entry)
-            if node.pid is not None:
-                t = self._task_of(node)
+            if t is not None:
                 a.st_uid, a.st_gid = t.group.uid, t.group.gid
                 t_ns += t.start_time
         elif special == "link" or special in ("self", "thread-self", "fdlink"):
