@@ -1,0 +1,875 @@
+"""The one client of a mounted table: the ``.control`` protocol, typed commands (sync and async),
+and starting, awaiting and stopping servers.
+
+Design note. Every program that drives a mount goes through this module: the ``pidfs-fuse`` CLI
+(``mount``, ``unmount``, ``ctl``, ``tree DIR``), the pytest plugin, the mountpoint tests and the
+benchmarks. It imports only the standard library at import time (trio on first use of the
+``aio`` twins), so ``pidfs-fuse ctl`` starts fast, and it never imports the server.
+
+The protocol (SPEC §4): open ``MOUNT/.control``, write one command line, read the reply from
+offset 0 until end of file. A failed command fails the write with its errno and the reply says
+why (``error: ESRCH: no task with pid 99999``). A command that blocks (``wait`` without
+``nohang``) is accepted by the write and finishes in the server's background; the read then
+blocks until it answers, and when it fails that read fails with its errno and the next read
+gives the reply. ``exchange`` is that transaction, ``ControlFile`` keeps one file open for
+several, ``Client`` turns replies into ints and records and failures into ``OSError`` (so
+``except ProcessLookupError`` catches ESRCH).
+
+Waiting. A blocking ``Client.wait`` is a blocking ``wait`` on ``.control``: the line is written
+and the read sleeps in the server until a child changes state. A read from a FUSE file cannot be
+interrupted once the server has it (the kernel sends FUSE_INTERRUPT, which pyfuse3 ignores, then
+waits uninterruptibly), so a caller that gives up (Ctrl-C, a trio cancel scope) cannot take the
+command back. The blocking step is therefore ``wait ... nowait`` (WNOWAIT: it reports a child
+without consuming it), and the status is then collected with ``wait ... nohang``: a wait given
+up on leaves its sleeping read behind (in a daemon thread, until a child changes state or the
+mount goes away) but reaps nothing, and the next wait still gets the child. From the main thread
+the blocking read runs in a helper thread, so signals (Ctrl-C) still reach the caller.
+
+Mounting. ``spawn_server`` starts ``python -m pidfs_fuse.mount`` (the server, which reports
+``progress`` lines and ``ready`` on a pipe), ``await_server`` follows it until the mount answers.
+``mount``/``unmount`` do what the CLI commands do (a detached server with a pid file under
+``/run/pidfs-fuse``); ``mount_table`` mounts a table owned by this process (the pytest plugin's
+mounts), unmounted at teardown, at interpreter exit, on SIGTERM/SIGHUP, and (PR_SET_PDEATHSIG)
+when this process dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Sequence
+
+CONTROL = ".control"
+RUN_DIR = "/run/pidfs-fuse"
+MOUNT_TIMEOUT = 60.0  # mount_table: a 1,000,000-task scenario takes a while to load
+START_TIMEOUT = 20.0  # await_server: from "ready" until the mount answers
+
+_Value = str | int | Sequence[str] | Sequence[int]
+#: progress(label) -> a report(done, total) callback, or None to show nothing
+ProgressFactory = Callable[[str], "Callable[[int, int], None] | None"]
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WaitStatus:
+    """What ``wait`` reported: ``pid`` (in the mount's view), ``kind`` (exited, killed, dumped,
+    stopped, continued) and ``code`` (the exit code, or the signal number; SIGCONT for
+    continued)."""
+
+    pid: int
+    kind: str
+    code: int
+
+    @property
+    def status(self) -> int:
+        """The wait4() status word (WIFEXITED & co. decode it)."""
+        if self.kind == "exited":
+            return self.code << 8
+        if self.kind == "stopped":
+            return self.code << 8 | 0x7F
+        if self.kind == "continued":
+            return 0xFFFF
+        return self.code | (0x80 if self.kind == "dumped" else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PsRow:
+    """One line of the ``ps`` control command (numbers in the mount's view)."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    uid: int
+    state: str
+    nlwp: int
+    comm: str
+
+
+class MountError(RuntimeError):
+    """A table could not be mounted or unmounted; the message is one sentence (the server's own,
+    when it refused to start)."""
+
+
+# -- the protocol (no I/O) ----------------------------------------------------------------------
+
+
+def _word(key: str, value: Any) -> str:
+    """``key=value`` for one control option: lists become shell-quoted words, except signal
+    lists (``sigign``) and ``set_tid``, which are comma-separated as the command reads them."""
+    if isinstance(value, bool):
+        raise TypeError(f"{key}= takes a value, not {value!r}")
+    if isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value)) if key in ("sigign", "set_tid") else shlex.join(map(str, value))
+    return f"{key}={value}"
+
+
+def command_line(*words: Any, **options: Any) -> str:
+    """One command line from words and ``key=value`` options (None values left out), quoted as
+    the server's ``shlex.split`` reads it."""
+    tokens = [str(w) for w in words]
+    tokens += [_word(k, v) for k, v in options.items() if v is not None]
+    return shlex.join(tokens)
+
+
+def reason(err: int, reply: str) -> str:
+    """Why a command failed, as the CLI prints it: the reply's ``ENAME: sentence`` (the
+    ``error:`` prefix dropped), or the errno's name and text when the reply is empty."""
+    return (reply.strip().removeprefix("error: ")
+            or f"{errno.errorcode.get(err, err)}: {os.strerror(err)}")
+
+
+def command_error(line: str, err: int, reply: str) -> OSError:
+    """The ``OSError`` for a failed command: its errno (so ``ProcessLookupError`` & co. match)
+    and ``"COMMAND: sentence"`` without the errno's name."""
+    why = reason(err, reply)
+    name = errno.errorcode.get(err, "")
+    why = why.removeprefix(f"{name}: ") if name else why
+    cmd = line.split(None, 1)[0] if line.strip() else "(empty)"
+    return OSError(err, f"{cmd}: {why}")
+
+
+def parse_wait(reply: str) -> WaitStatus | None:
+    """A ``wait`` reply: ``PID exited|killed|dumped|stopped N``, ``PID continued``, or ``0``
+    (nohang, nothing yet: None)."""
+    f = reply.split()
+    if f == ["0"]:
+        return None
+    if len(f) == 2 and f[1] == "continued":
+        return WaitStatus(int(f[0]), "continued", signal.SIGCONT.value)
+    if len(f) != 3 or f[1] not in ("exited", "killed", "dumped", "stopped"):
+        raise ValueError(f"not a wait reply: {reply!r}")
+    return WaitStatus(int(f[0]), f[1], int(f[2]))
+
+
+def parse_ps(reply: str) -> list[PsRow]:
+    """The ``ps`` reply (a header, then ``PID PPID PGID SID UID STATE NLWP COMM``; the comm may
+    hold spaces)."""
+    rows = []
+    for line in reply.splitlines()[1:]:
+        f = line.split(None, 7)
+        rows.append(PsRow(int(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[4]), f[5],
+                          int(f[6]), f[7] if len(f) > 7 else ""))
+    return rows
+
+
+def parse_show(reply: str) -> dict[str, str]:
+    """The ``show`` reply: ``Key:\\tvalue`` lines."""
+    out = {}
+    for line in reply.splitlines():
+        key, _, value = line.partition(":\t")
+        out[key] = value
+    return out
+
+
+# -- the door -----------------------------------------------------------------------------------
+
+
+class ControlFile:
+    """One open ``MOUNT/.control``: a session on which commands run one after another (the
+    server keeps one reply per open file). Root only: the file is mode 0600 and the server
+    checks the caller's uid."""
+
+    def __init__(self, mountpoint: str | os.PathLike[str]) -> None:
+        self.fd = os.open(os.path.join(mountpoint, CONTROL), os.O_RDWR | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> "ControlFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: str | bytes) -> int:
+        """One write (a line, part of one, or several lines): 0, or the errno it failed with."""
+        try:
+            os.write(self.fd, data.encode() if isinstance(data, str) else data)
+        except OSError as e:
+            return e.errno or errno.EIO
+        return 0
+
+    def _read_all(self) -> str:
+        chunks, off = [], 0
+        while chunk := os.pread(self.fd, 65536, off):
+            chunks.append(chunk)
+            off += len(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+    def reply(self) -> tuple[int, str]:
+        """The reply to the last write, from offset 0 until end of file: blocks while its command
+        waits. (0, text), or (errno, why) for a command that waited and then failed."""
+        try:
+            return 0, self._read_all()
+        except OSError as e:  # a command that waited, then failed: the next read says why
+            return e.errno or errno.EIO, self._read_all()
+
+    def exchange(self, data: str | bytes) -> tuple[int, str]:
+        """Write ``data``, read the reply: (0 or the errno the command failed with, reply)."""
+        err = self.send(data)
+        got, reply = self.reply()
+        return err or got, reply
+
+    def run(self, line: str) -> str:
+        """Run one command line; its reply, or ``OSError`` (see ``command_error``)."""
+        line = line.rstrip("\n")
+        if "\n" in line:
+            raise ValueError("run() takes one command line")
+        err, reply = self.exchange(line + "\n")
+        if err:
+            raise command_error(line, err, reply)
+        return reply
+
+
+def exchange(mountpoint: str | os.PathLike[str], data: str | bytes) -> tuple[int, str]:
+    """Open ``.control``, ``ControlFile.exchange`` once, close."""
+    with ControlFile(mountpoint) as cf:
+        return cf.exchange(data)
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+def _in_helper_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread while this thread waits interruptibly: a signal handler (Ctrl-C)
+    still runs here, and ``fn`` is left behind if it raises."""
+    box: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as e:  # handed to the caller below
+            box.append((False, e))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="pidfs-client-wait", daemon=True).start()
+    done.wait()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+class Client:
+    """Control commands on the mount at ``path``, through ``path/.control``. Methods mirror the
+    commands (``help`` on a mount lists them), return ints, lists of ints or small records, and
+    raise ``OSError`` with the command's errno and the reply's sentence. Each call opens the
+    control file once; ``ControlFile`` keeps one open for many commands."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def client(self) -> "Client":
+        return self
+
+    @functools.cached_property
+    def aio(self) -> "AsyncClient":
+        """The same methods as coroutines, each run in a trio worker thread."""
+        return AsyncClient(self)
+
+    # -- the door ------------------------------------------------------------------------------
+
+    def raw(self, line: str) -> str:
+        """Write one command line to ``.control`` and return the reply. A failed command raises
+        ``OSError(errno, "COMMAND: why")``. A blocking command (``wait``) blocks right here."""
+        line = line.rstrip("\n")
+        if "\n" in line:
+            raise ValueError("raw() takes one command line")
+        err, reply = self._exchange(line + "\n")
+        if err:
+            raise command_error(line, err, reply)
+        return reply
+
+    def _exchange(self, data: str) -> tuple[int, str]:
+        """The one place a ``Client`` touches ``.control`` (tests put a fake server here)."""
+        return exchange(self.path, data)
+
+    def command(self, *words: Any, **options: Any) -> str:
+        """Run one command built from words and ``key=value`` options (None values left out)."""
+        return self.raw(command_line(*words, **options))
+
+    # -- the commands -------------------------------------------------------------------------
+
+    def clone(self, parent: int, *, thread: bool = False, clone_parent: bool = False,
+              newpid: bool = False, pidfd: bool = False, wait_pid: bool = False,
+              autoreap: bool = False, autokill: bool = False, nnp: bool = False,
+              comm: str | None = None, argv: Sequence[str] | str | None = None,
+              uid: int | None = None, gid: int | None = None,
+              set_tid: Sequence[int] | int | None = None, exit_signal: str | int | None = None,
+              count: int | None = None) -> int | list[int]:
+        """clone3() as ``parent``: the new tid, or the list of tids when ``count`` is given.
+        ``clone_parent`` is CLONE_PARENT; ``set_tid`` lists one number per level, innermost
+        first."""
+        flags = {"thread": thread, "parent": clone_parent, "newpid": newpid, "pidfd": pidfd,
+                 "wait_pid": wait_pid, "autoreap": autoreap, "autokill": autokill, "nnp": nnp}
+        if isinstance(set_tid, int):
+            set_tid = [set_tid]
+        reply = self.command("clone", parent, *(w for w, on in flags.items() if on), comm=comm,
+                             argv=argv, uid=uid, gid=gid, set_tid=set_tid,
+                             exit_signal=exit_signal, count=count)
+        tids = [int(x) for x in reply.split()]
+        return tids if count is not None else tids[0]
+
+    def exit(self, tid: int, code: int = 0) -> None:
+        """exit(): one thread ends with ``code``."""
+        self.command("exit", tid, code)
+
+    def exit_group(self, pid: int, code: int = 0) -> None:
+        """exit_group(): the whole process ends with ``code``."""
+        self.command("exit_group", pid, code)
+
+    def kill(self, pid: int, sig: str | int, *, sender: int | None = None) -> None:
+        """kill(): ``sig`` by name ("TERM", "SIGKILL") or number; from outside every namespace
+        unless ``sender`` names the sending task."""
+        self.command("kill", pid, sig, **{"from": sender})
+
+    def exec(self, tid: int, comm: str, argv: Sequence[str] | str | None = None, *,
+             exe: str | None = None) -> None:
+        """execve() by ``tid`` (from a non-leader thread it takes over the leader's pid)."""
+        self.command("exec", tid, comm=comm, argv=argv, exe=exe)
+
+    def wait(self, parent: int, pid: int | None = None, pgid: int | None = None, *,
+             nohang: bool = False, nowait: bool = False, all: bool = False,
+             stopped: bool = False, continued: bool = False) -> WaitStatus | None:
+        """waitid() as ``parent`` (P_ALL, or P_PID with ``pid``, or P_PGID with ``pgid``).
+        None when ``nohang`` and nothing is ready; ECHILD (ChildProcessError) without
+        children.
+
+        Without ``nohang`` it blocks on ``.control`` until a child has changed state (see the
+        module's note: ``wait ... nowait`` blocks, ``wait ... nohang`` collects), so Ctrl-C
+        still works and a wait given up on consumes nothing."""
+        words = _wait_words(all=all, stopped=stopped, continued=continued)
+        if nohang:
+            return self._wait_line(parent, pid, pgid, "nohang", *_wait_words(nowait=nowait), *words)
+        peek = functools.partial(self._wait_line, parent, pid, pgid, "nowait", *words)
+        while True:
+            if threading.current_thread() is threading.main_thread():
+                seen = _in_helper_thread(peek)
+            else:
+                seen = peek()
+            if nowait:
+                return seen
+            got = self._wait_line(parent, pid, pgid, "nohang", *words)
+            if got is not None:
+                return got  # else another waiter took it first: block again
+
+    def _wait_line(self, parent: int, pid: int | None, pgid: int | None,
+                   *words: str) -> WaitStatus | None:
+        return parse_wait(self.command("wait", parent, *words, pid=pid, pgid=pgid))
+
+    def setsid(self, pid: int) -> int:
+        """setsid() by ``pid``; the new session id."""
+        return int(self.command("setsid", pid))
+
+    def setpgid(self, pid: int, pgid: int = 0) -> None:
+        """setpgid(0, pgid) by ``pid`` (0: a group of its own)."""
+        self.command("setpgid", pid, pgid)
+
+    def subreaper(self, pid: int, on: bool = True) -> None:
+        """prctl(PR_SET_CHILD_SUBREAPER)."""
+        self.command("subreaper", pid, "on" if on else "off")
+
+    def unshare(self, pid: int) -> int:
+        """unshare(CLONE_NEWPID) by ``pid``; the new namespace's inode number."""
+        return int(self.command("unshare", pid, "newpid"))
+
+    def setns(self, pid: int, nspid: int) -> None:
+        """setns(CLONE_NEWPID): ``pid``'s children go to ``nspid``'s pid namespace."""
+        self.command("setns", pid, nspid)
+
+    def pid_max(self, pid: int, value: int) -> None:
+        """kernel.pid_max of the namespace ``pid`` lives in."""
+        self.command("pid_max", pid, value)
+
+    def ns_last_pid(self, pid: int, value: int) -> None:
+        """kernel.ns_last_pid of the namespace ``pid`` lives in."""
+        self.command("ns_last_pid", pid, value)
+
+    def set(self, tid: int, **fields: _Value) -> None:
+        """Set fields of ``tid`` (state, nice, utime, rss, argv, environ, sigign...), all or
+        none; lists are passed as words (``sigign`` as a comma list)."""
+        if not fields:
+            raise TypeError("set() needs at least one field")
+        self.command("set", tid, **fields)
+
+    def close(self, pid: int, fd: int) -> None:
+        """close() descriptor ``fd`` (a pidfd from clone) of ``pid``'s process."""
+        self.command("close", pid, fd)
+
+    def snapshot(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole table to ``path`` (made absolute: the server runs in /)."""
+        self.command("snapshot", os.path.abspath(path))
+
+    def ps(self) -> list[PsRow]:
+        """The processes of the mount's view, in pid order."""
+        return parse_ps(self.command("ps"))
+
+    def show(self, tid: int) -> dict[str, str]:
+        """What the model holds for ``tid``: the ``show`` command's keys and values."""
+        return parse_show(self.command("show", tid))
+
+
+def _wait_words(**on: bool) -> list[str]:
+    return [w for w, v in on.items() if v]
+
+
+class AsyncClient:
+    """Coroutine twins of a ``Client``'s methods for trio tests: each runs the call in a worker
+    thread (``trio.to_thread.run_sync``), so the event loop stays free. ``wait`` blocks a worker
+    thread on ``.control``; cancelling it is clean (it consumes nothing, see the module's note),
+    its abandoned thread ends when a child changes state or the mount goes away."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        fn = getattr(self._client, name)
+        if name.startswith("_") or not callable(fn):
+            raise AttributeError(name)
+
+        async def call(*args: Any, **kw: Any) -> Any:
+            import trio
+
+            return await trio.to_thread.run_sync(functools.partial(fn, *args, **kw),
+                                                 abandon_on_cancel=True)
+        call.__name__ = name
+        call.__doc__ = fn.__doc__
+        return call
+
+    async def wait(self, parent: int, pid: int | None = None, pgid: int | None = None, *,
+                   nohang: bool = False, nowait: bool = False, all: bool = False,
+                   stopped: bool = False, continued: bool = False) -> WaitStatus | None:
+        """``Client.wait`` for trio: the same result, the blocking read in a worker thread."""
+        import trio
+
+        c = self._client
+        words = _wait_words(all=all, stopped=stopped, continued=continued)
+
+        def line(*extra: str) -> Callable[[], WaitStatus | None]:
+            return functools.partial(c._wait_line, parent, pid, pgid, *extra, *words)
+
+        if nohang:
+            return await trio.to_thread.run_sync(line("nohang", *_wait_words(nowait=nowait)))
+        while True:
+            seen = await trio.to_thread.run_sync(line("nowait"), abandon_on_cancel=True)
+            if nowait:
+                return seen
+            got = await trio.to_thread.run_sync(line("nohang"))
+            if got is not None:
+                return got
+
+
+# -- mount points -------------------------------------------------------------------------------
+
+
+def umount_command(mountpoint: str, lazy: bool = False) -> list[str]:
+    """``fusermount3 -u [-z]`` (``umount [-l]`` where fuse3 is missing)."""
+    if shutil.which("fusermount3"):
+        return ["fusermount3", "-u"] + (["-z"] if lazy else []) + [mountpoint]
+    return ["umount"] + (["-l"] if lazy else []) + [mountpoint]
+
+
+def is_mounted(path: str) -> bool:
+    """True when ``path`` is a mount point (read from /proc/self/mountinfo)."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 4 and parts[4].replace("\\040", " ") == real:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def answers(path: str) -> int:
+    """0 when the file system at ``path`` answers, else the errno (ENOTCONN: its server died).
+    statfs always reaches the server, unlike stat, which the kernel may answer from cache."""
+    try:
+        os.statvfs(path)
+        return 0
+    except OSError as e:
+        return e.errno or errno.EIO
+
+
+def check_mountpoint(mountpoint: str) -> list[str]:
+    """Refuse a missing or busy mount point; clear a stale FUSE mount. Returns notes to print."""
+    notes: list[str] = []
+    if is_mounted(mountpoint) or answers(mountpoint) == errno.ENOTCONN:
+        if answers(mountpoint) != errno.ENOTCONN:
+            raise MountError(f"{mountpoint} is already a mount point (unmount it first: "
+                             f"pidfs-fuse unmount {mountpoint})")
+        r = subprocess.run(umount_command(mountpoint, lazy=True), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise MountError(f"{mountpoint} holds a stale mount (transport endpoint is not "
+                             f"connected) that could not be cleared: {r.stderr.strip()}")
+        notes.append(f"cleared a stale mount at {mountpoint} left by a server that was killed")
+    try:
+        st = os.stat(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise MountError(f"mount point {mountpoint} does not exist (create it with mkdir first)") from None
+        raise MountError(f"cannot use mount point {mountpoint}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise MountError(f"mount point {mountpoint} is not a directory")
+    return notes
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def server_args(*, scenario: str | os.PathLike[str] | None = None,
+                restore: str | os.PathLike[str] | None = None, options: str | None = None,
+                self_pid: int | None = None, tgid_scan: str | None = None) -> list[str]:
+    """The server's command-line options for a table (paths made absolute: it runs in /)."""
+    args: list[str] = []
+    if tgid_scan is not None:
+        args += ["--tgid-scan", tgid_scan]
+    if options:
+        args += ["-o", options]
+    if scenario is not None:
+        args += ["--scenario", os.path.abspath(scenario)]
+    if restore is not None:
+        args += ["--restore", os.path.abspath(restore)]
+    if self_pid is not None:
+        args += ["--self", str(self_pid)]
+    return args
+
+
+def spawn_server(mountpoint: str, args: list[str], log: IO[bytes], *,
+                 python: Sequence[str] = (sys.executable,)) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``python -m pidfs_fuse.mount MOUNTPOINT ARGS`` in a session of its own, its output
+    going to ``log``. Returns the process and the read end of its ready pipe, for
+    ``await_server``. ``python`` is the interpreter's argv prefix (``mount_table`` wraps it)."""
+    r, w = os.pipe()
+    cmd = [*python, "-m", "pidfs_fuse.mount", mountpoint, *args, "--ready-fd", str(w)]
+    try:
+        proc = subprocess.Popen(cmd, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True, cwd="/")
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return proc, r
+
+
+def await_server(mountpoint: str, proc: subprocess.Popen[bytes], ready_fd: int, log: IO[bytes], *,
+                 timeout: float = START_TIMEOUT, progress: ProgressFactory | None = None) -> None:
+    """Follow a starting server until it is mounted and answers (``progress(label)`` draws its
+    load progress, if given). On failure raise ``MountError`` with the server's own last line,
+    leaving nothing mounted."""
+    if _follow_server(ready_fd, progress) != "ready":
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        log.seek(0)
+        lines = [ln for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"the server exited with status {proc.returncode}"
+        if is_mounted(mountpoint):
+            subprocess.run(umount_command(mountpoint, lazy=True), capture_output=True)
+        raise MountError(f"could not mount {mountpoint}: {why.removeprefix('pidfs-fuse: ')}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.stat(os.path.join(mountpoint, CONTROL))
+            return
+        except OSError as e:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                subprocess.run(umount_command(mountpoint, lazy=True), capture_output=True)
+                raise MountError(f"the mount at {mountpoint} does not answer: {e.strerror}") from None
+            time.sleep(0.01)
+
+
+def _follow_server(r: int, progress: ProgressFactory | None) -> str:
+    """Read the starting server's pipe: report its progress lines, return "ready" or "" (it
+    died)."""
+    shown: dict[str, Callable[[int, int], None]] = {}
+    buf = b""
+    with os.fdopen(r, "rb", buffering=0) as rf:
+        while True:
+            chunk = rf.read(4096)
+            if not chunk:
+                return ""
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                words = line.decode(errors="replace").split()
+                if words[:1] == ["ready"]:
+                    return "ready"
+                if len(words) == 4 and words[0] == "progress" and progress is not None:
+                    report = shown.get(words[1])
+                    if report is None:
+                        report = shown[words[1]] = progress(words[1]) or (lambda d, t: None)
+                    report(int(words[2]), int(words[3]))
+
+
+# -- detached servers (pidfs-fuse mount / unmount) ----------------------------------------------
+
+
+def pidfile_path(mountpoint: str) -> str:
+    """Where ``mount`` writes the pid of the server it left running at ``mountpoint``."""
+    h = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:16]
+    return os.path.join(RUN_DIR, f"{h}.pid")
+
+
+def server_pid(mountpoint: str) -> int | None:
+    """The pid of the detached server serving ``mountpoint``, or None."""
+    try:
+        return int(Path(pidfile_path(mountpoint)).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def mount(mountpoint: str, *, progress: ProgressFactory | None = None, **table: Any) -> int:
+    """What ``pidfs-fuse mount`` does after checking its arguments: start a server that outlives
+    this process (``table`` as ``server_args``), return its pid once the mount answers. Its log
+    and pid file live under ``/run/pidfs-fuse``; ``unmount`` stops it."""
+    os.makedirs(RUN_DIR, exist_ok=True)
+    pidfile = pidfile_path(mountpoint)
+    with open(pidfile + ".log", "w+b") as log:
+        proc, ready = spawn_server(mountpoint, server_args(**table), log)
+        await_server(mountpoint, proc, ready, log, progress=progress)
+    with open(pidfile, "w") as f:
+        f.write(f"{proc.pid}\n")
+    return proc.pid
+
+
+def unmount(mountpoint: str, *, timeout: float = 10.0) -> None:
+    """``pidfs-fuse unmount``: unmount (lazily when the server died), then wait up to ``timeout``
+    seconds for a detached server to end. Raises ``MountError``."""
+    if not os.path.lexists(mountpoint):
+        raise MountError(f"{mountpoint} does not exist")
+    stale = answers(mountpoint) == errno.ENOTCONN
+    if not stale and not is_mounted(mountpoint):
+        raise MountError(f"{mountpoint} is not mounted")
+    r = subprocess.run(umount_command(mountpoint, lazy=stale), capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit status {r.returncode}"
+        raise MountError(f"could not unmount {mountpoint}: {msg}")
+    pid = server_pid(mountpoint)
+    if pid is not None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.01)
+        with contextlib.suppress(OSError):
+            os.unlink(pidfile_path(mountpoint))
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs. A server that has exited counts as gone even before its new
+    parent (it was orphaned when ``mount`` returned) gets round to reaping the zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+# -- tables owned by this process (pytest plugin, benchmarks) -----------------------------------
+
+
+class PidfsMount(Client):
+    """A mounted table served by a child process: ``path`` (a ``Path``), ``server_pid``, the
+    client methods, and ``unmount()`` (idempotent; the fixtures call it for you)."""
+
+    def __init__(self, path: Path, proc: subprocess.Popen[bytes], log: Any,
+                 scenario: str | None) -> None:
+        super().__init__(path)
+        self._proc = proc
+        self._log = log
+        self.scenario = scenario
+        self.server_pid = proc.pid
+        self.mounted = True
+
+    def __repr__(self) -> str:
+        return f"<PidfsMount {self.path} server={self.server_pid} scenario={self.scenario!r}>"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, other: str) -> Path:
+        return self.path / other
+
+    def __enter__(self) -> "PidfsMount":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unmount()
+
+    def server_log(self) -> str:
+        """What the server printed (warnings, a traceback if it died)."""
+        if self._log.closed:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def unmount(self) -> None:
+        """``pidfs-fuse unmount``; if that fails, a lazy ``fusermount3 -u -z`` and SIGKILL of
+        this mount's server (that pid only). Removes the directory."""
+        if not self.mounted:
+            return
+        self.mounted = False
+        _LIVE.discard(self)
+        path = str(self.path)
+        proc = self._proc
+        try:
+            try:
+                unmount(path)
+                ok = True
+            except MountError:
+                ok = False
+            if ok:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    ok = False
+            if not ok or os.path.ismount(path):
+                subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True, timeout=30)
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+        finally:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+            _LIVE.changed()
+
+
+#: Run before the server (``python -c`` then exec): PR_SET_PDEATHSIG, so the server gets SIGTERM
+#: (and unmounts cleanly) when the thread that started it dies; a preexec_fn would do the same
+#: but is not safe in a process with threads (trio's worker threads).
+_PDEATHSIG_EXEC = """\
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("pidfs-fuse: the test process is gone")
+os.execv(sys.executable, [sys.executable] + sys.argv[2:])
+"""
+
+
+def mount_table(scenario: str | os.PathLike[str] | None = None, *,
+                restore: str | os.PathLike[str] | None = None, options: str | None = None,
+                self_pid: int | None = None, tgid_scan: str | None = None,
+                dir: str | os.PathLike[str] | None = None,
+                timeout: float = MOUNT_TIMEOUT, prefix: str = "pidfs-") -> PidfsMount:
+    """Mount a table in a child process and return once it answers: the embedded default, a
+    ``scenario`` file, or a ``restore`` snapshot; ``options`` as ``mount -o``; ``self_pid`` and
+    ``tgid_scan`` as the CLI's. The mount point is a new directory under ``dir`` (default: the
+    temporary directory) named ``prefix...``. Raises ``MountError`` with the server's sentence
+    (a bad scenario names the file and the entry); nothing stays mounted then. Use as a
+    context manager or call ``unmount()``."""
+    if scenario is not None and restore is not None:
+        raise ValueError("give scenario or restore, not both")
+    d = tempfile.mkdtemp(prefix=prefix, dir=dir)
+    args = server_args(scenario=scenario, restore=restore, options=options, self_pid=self_pid,
+                       tgid_scan=tgid_scan)
+    python: tuple[str, ...] = (sys.executable,)
+    if threading.current_thread() is threading.main_thread():
+        python = (sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()))
+    log = tempfile.TemporaryFile(prefix="pidfs-server-")
+    try:
+        proc, ready = spawn_server(d, args, log, python=python)
+    except BaseException:
+        log.close()
+        os.rmdir(d)
+        raise
+    m = PidfsMount(Path(d), proc, log, None if scenario is None else os.fspath(scenario))
+    _LIVE.add(m)
+    try:
+        await_server(d, proc, ready, log, timeout=timeout)
+    except BaseException:
+        m.unmount()
+        raise
+    return m
+
+
+class _Registry:
+    """Every live mount of this process, so none outlives it: emptied at exit and on
+    SIGTERM/SIGHUP (handlers set only while a mount lives, from the main thread, and only over
+    the default disposition)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._mounts: dict[int, PidfsMount] = {}
+        self._lock = threading.Lock()
+        self._atexit = False
+        self._saved: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._mounts)
+
+    def add(self, m: PidfsMount) -> None:
+        with self._lock:
+            self._mounts[id(m)] = m
+            if not self._atexit:
+                atexit.register(self.unmount_all)
+                self._atexit = True
+        self.changed()
+
+    def discard(self, m: PidfsMount) -> None:
+        with self._lock:
+            self._mounts.pop(id(m), None)
+
+    def unmount_all(self) -> None:
+        for m in list(self._mounts.values()):
+            with contextlib.suppress(Exception):
+                m.unmount()
+
+    def changed(self) -> None:
+        """Install the signal guard while mounts live; restore the old handlers after."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if self._mounts and not self._saved:
+            for sig in self.SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    self._saved[sig] = signal.signal(sig, self._on_signal)
+        elif not self._mounts and self._saved:
+            for sig, old in self._saved.items():
+                if signal.getsignal(sig) == self._on_signal:
+                    signal.signal(sig, old)
+            self._saved.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.unmount_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+#: process-wide, like the servers it tracks: atexit and signal handlers are process-wide too
+_LIVE = _Registry()
