@@ -2,21 +2,25 @@
 
 Each mount runs ``pidfs-fuse mount`` (the server in its own process, as users run it) and is
 torn down with ``pidfs-fuse unmount``, falling back to a lazy ``fusermount3 -u -z`` and a
-SIGKILL of that server (by pid) when a test left the mount wedged.
+SIGKILL of that server (by pid) when a test left the mount wedged. Tests change the table
+through ``pidfs_fuse.client`` (``Mount.ctl`` and ``Mount.ctl_raw`` speak ``.control`` with it);
+the CLI's own ``ctl`` is tested where it is the subject (test_control_plane.py).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from pidfs_fuse import client
 
 HERE = Path(__file__).resolve().parent
 CLI = [os.path.join(os.path.dirname(sys.executable), "pidfs-fuse")]
@@ -40,12 +44,7 @@ def run_cli(*args: str, check: bool = True, timeout: float = 60, **kw) -> subpro
 
 
 def server_pid(mountpoint: str) -> int | None:
-    from pidfs_fuse.cli import _pidfile
-
-    try:
-        return int(Path(_pidfile(mountpoint)).read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return client.server_pid(mountpoint)
 
 
 def force_cleanup(mountpoint: str) -> None:
@@ -59,10 +58,12 @@ def force_cleanup(mountpoint: str) -> None:
 
 
 class Mount:
-    """A mounted table: ``path``, and ``ctl(...)`` that runs control commands through the CLI."""
+    """A mounted table: ``path``, ``client`` (a ``pidfs_fuse.client.Client``), and ``ctl(...)``
+    that runs one control command given as words."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.client = client.Client(path)
 
     def __truediv__(self, other: str) -> Path:
         return Path(self.path) / other
@@ -71,24 +72,19 @@ class Mount:
         return self.path
 
     def ctl(self, *args: str, check: bool = True) -> str:
-        r = run_cli("ctl", self.path, *args, check=False)
-        if check and r.returncode != 0:
-            raise AssertionError(f"ctl {' '.join(args)}: {r.stderr.strip()}")
-        return r.stdout if r.returncode == 0 else r.stderr
-
-    def ctl_raw(self, line: str) -> tuple[int, str]:
-        """Write one line to .control; (errno or 0, reply)."""
-        fd = os.open(os.path.join(self.path, ".control"), os.O_RDWR)
+        """The reply of one command (each argument one token, as ``pidfs-fuse ctl`` takes them);
+        a failure raises AssertionError, or with ``check=False`` returns the error's text."""
         try:
-            err = 0
-            try:
-                os.write(fd, line.encode() if isinstance(line, str) else line)
-            except OSError as e:
-                err = e.errno
-            reply = os.pread(fd, 1 << 20, 0).decode(errors="replace")
-        finally:
-            os.close(fd)
-        return err, reply
+            return self.client.raw(shlex.join(args))
+        except OSError as e:
+            if not check:
+                return f"{e.strerror}\n"
+            raise AssertionError(f"ctl {' '.join(args)}: {e}") from None
+
+    def ctl_raw(self, data: str | bytes) -> tuple[int, str]:
+        """One write of ``data`` to .control (any bytes, several lines, half a line); (errno or
+        0, reply)."""
+        return client.exchange(self.path, data)
 
     def new(self, parent: int = 1, *args: str) -> int:
         return int(self.ctl("clone", str(parent), *args).split()[0])

@@ -25,6 +25,7 @@ import pytest
 
 # x86_64 system call numbers, as /proc/<tid>/syscall shows them
 SYS_READ = {0}
+SYS_PREAD = {17}  # pread64
 SYS_POLL = {7, 271}  # poll, ppoll
 SYS_SELECT = {23, 270}  # select, pselect6
 SYS_EPOLL = {232, 281, 441}  # epoll_wait, epoll_pwait, epoll_pwait2
@@ -67,6 +68,18 @@ def has_open(pid: int, fd: int, path: str) -> bool:
 def blocked_reading(pid: int, fd: int, path: str) -> bool:
     """The process has ``path`` open as ``fd`` and sleeps in read(2) waiting for the server."""
     return has_open(pid, fd, path) and in_syscall(pid, SYS_READ) and waits_for_fuse(pid)
+
+
+def threads_reading(path: str) -> list[int]:
+    """Threads of this process that sleep in read(2)/pread(2) of ``path`` waiting for the FUSE
+    server (``/proc/self/task/<tid>/syscall`` shows the call and its fd)."""
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        call = _read(f"/proc/self/task/{tid}/syscall").split()
+        if (len(call) > 1 and call[0].isdigit() and int(call[0]) in SYS_READ | SYS_PREAD
+                and waits_for_fuse(int(tid)) and has_open(os.getpid(), int(call[1], 16), path)):
+            found.append(int(tid))
+    return found
 
 
 def children(pid: int) -> list[int]:
