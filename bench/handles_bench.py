@@ -26,11 +26,9 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-CLI = os.path.join(os.path.dirname(sys.executable), "pidfs-fuse")
 SYS_POLL, SYS_EPOLL_WAIT = 7, 232
 
 
@@ -105,32 +103,32 @@ def helper_readers() -> None:
 
 # -- the bench side ------------------------------------------------------------------------------
 
-from pidfs_fuse.cli import _pidfile  # noqa: E402
+from pidfs_fuse.client import ControlFile, mount_table  # noqa: E402
 
-try:  # as bench.handles_bench (make bench) or as a script (python bench/handles_bench.py)
-    from .mount_bench import Mounted as _MountedBase  # noqa: E402
-except ImportError:
-    from mount_bench import Mounted as _MountedBase  # type: ignore[no-redef]  # noqa: E402
 
-class Mounted(_MountedBase):
-    """A default-table mount made with the CLI, with its .control kept open; ``close``
-    unmounts it."""
+class Mounted:
+    """A default-table mount served by a child process, with one ``.control`` session kept
+    open (``ctl`` runs a line on it, ``control.send`` writes one without reading the reply);
+    ``close`` unmounts it."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.control = os.open(os.path.join(self.path, ".control"), os.O_RDWR)
+        self.mount = mount_table(prefix="pidfs-bench-")
+        self.path = str(self.mount.path)
+        self.server_pid = self.mount.server_pid
+        self.control = ControlFile(self.path)
 
-    def ctl(self, line: str) -> str:  # type: ignore[override]
-        os.write(self.control, line.encode() + b"\n")
-        return os.pread(self.control, 1 << 22, 0).decode()
-
-    def server_pid(self) -> int:
-        with open(_pidfile(self.path)) as f:
-            return int(f.read())
+    def ctl(self, line: str) -> str:
+        return self.control.run(line)
 
     def close(self) -> None:
-        os.close(self.control)
-        super().close()
+        self.control.close()
+        self.mount.unmount()
+
+    def __enter__(self) -> "Mounted":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Helper:
@@ -209,7 +207,7 @@ def bench_latency(quick: bool) -> list[dict]:
                 extra = m.ctl("clone 1 comm=warm").split()[0]
                 _latencies(helper, [f"open {m.path}/{extra}/pidfd"], lambda i: m.ctl(f"exit_group {extra} 0"))
             mount = _latencies(helper, [f"open {m.path}/{p}/pidfd" for p in pids],
-                               lambda i: os.write(m.control, f"exit_group {pids[i]} 0\n".encode()))
+                               lambda i: m.control.send(f"exit_group {pids[i]} 0\n"))
             sleepers = [subprocess.Popen(["sleep", "1000"]) for _ in range(n)]
             try:
                 real = _latencies(helper, [f"pidfd {s.pid}" for s in sleepers],
@@ -290,7 +288,7 @@ def bench_memory(quick: bool) -> list[dict]:
         paths = [f"{m.path}/{p}/pidfd" for p in pids]
         for p in paths:  # lookups now, so only opens and reads count below
             os.stat(p)
-        server = m.server_pid()
+        server = m.server_pid
         helper = Helper("readers")
         try:
             rss0 = _vmrss_kib(server)

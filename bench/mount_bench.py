@@ -17,37 +17,13 @@ import tempfile
 import time
 from typing import Callable
 
-CLI = os.path.join(os.path.dirname(sys.executable), "pidfs-fuse")
+from pidfs_fuse.client import PidfsMount, mount_table
 
 
-class Mounted:
-    def __init__(self, *args: str) -> None:
-        self.path = tempfile.mkdtemp(prefix="pidfs-bench-")
-        r = subprocess.run([CLI, "mount", self.path, *args], capture_output=True, text=True)
-        if r.returncode != 0:
-            os.rmdir(self.path)
-            raise RuntimeError(f"mount failed: {r.stderr.strip()}")
-
-    def ctl(self, *args: str) -> str:
-        r = subprocess.run([CLI, "ctl", self.path, *args], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"ctl {' '.join(args)}: {r.stderr.strip()}")
-        return r.stdout
-
-    def close(self) -> None:
-        r = subprocess.run([CLI, "unmount", self.path], capture_output=True, text=True)
-        if r.returncode != 0:
-            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True)
-        try:
-            os.rmdir(self.path)
-        except OSError:
-            pass
-
-    def __enter__(self) -> "Mounted":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+def Mounted(**table) -> PidfsMount:
+    """A table served by a child process of this one (``table`` as ``mount_table``'s); a
+    context manager that unmounts it."""
+    return mount_table(prefix="pidfs-bench-", **table)
 
 
 def best(fn: Callable[[], float], reps: int) -> float:
@@ -102,7 +78,7 @@ def bench_files(quick: bool) -> list[dict]:
     reps = 3 if quick else 5
     rows = []
     with Mounted() as m:
-        m.ctl("clone", "1", "comm=bench", "count=1000")
+        m.clone(1, comm="bench", count=1000)
         mpids = [x for x in os.listdir(m.path) if x.isdigit()]
         rpids = real_pids()
         for fname in ("status", "stat"):
@@ -146,7 +122,7 @@ def _ps_time(root: str | None, reps: int) -> tuple[float, int]:
 def bench_ps(quick: bool) -> list[dict]:
     reps = 3 if quick else 5
     with Mounted() as m:
-        m.ctl("clone", "1", "comm=bench", "count=1000")
+        m.clone(1, comm="bench", count=1000)
         _ps_time(m.path, 1)  # warm the caches, as a second ps would find them
         tm, nm = _ps_time(m.path, reps)
         tr, nr = _ps_time(None, reps)
@@ -170,12 +146,12 @@ def bench_listing(quick: bool) -> list[dict]:
     rows = []
     times = {}
     for scan in ("tagged", "linear"):
-        with Mounted("--tgid-scan", scan) as m:
-            m.ctl("pid_max", "1", "4194304")  # room for 100k threads (the default is 32768)
-            m.ctl("clone", "1", "comm=p", "count=100")
+        with Mounted(tgid_scan=scan) as m:
+            m.pid_max(1, 4194304)  # room for 100k threads (the default is 32768)
+            m.clone(1, comm="p", count=100)
             base = _list_time(m.path, reps)
-            leader = m.ctl("clone", "1", "comm=fat").split()[0]
-            m.ctl("clone", leader, "thread", f"count={threads}")
+            leader = m.clone(1, comm="fat")
+            m.clone(leader, thread=True, count=threads)
             fat = _list_time(m.path, reps)
             times[scan] = (base, fat)
             rows.append(dict(bench=f"ls / ({scan}), 100 procs + {threads} threads vs none",
