@@ -216,6 +216,20 @@ def test_blocking_wait_fails_with_echild_when_the_children_are_gone():
     assert c.lines == ["wait 1 nowait pgid=3", "wait 1 nohang pgid=3"]
 
 
+def test_peek_then_collect_works_for_every_kind_of_state_change(fake):
+    """WNOWAIT leaves stops, continues and exits in place for the collecting nohang wait (the
+    command table's own answers: a peek that consumed would leave the collect empty)."""
+    pid = fake.clone(1)
+    fake.kill(pid, "STOP")
+    assert fake.wait(1, pid=pid, stopped=True) == WaitStatus(pid, "stopped", 19)
+    fake.kill(pid, "CONT")
+    assert fake.wait(1, pid=pid, continued=True) == WaitStatus(pid, "continued", 18)
+    fake.kill(pid, "TERM")
+    assert fake.wait(1, pid=pid) == WaitStatus(pid, "killed", 15)
+    with pytest.raises(ChildProcessError):  # collected: nothing left to wait for
+        fake.wait(1, pid=pid, nohang=True)
+
+
 @pytest.mark.parametrize("kw, lines", [
     ({"nowait": True}, ["wait 1 nowait pid=7"]),
     ({"nohang": True}, ["wait 1 nohang pid=7"]),
