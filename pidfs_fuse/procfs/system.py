@@ -27,8 +27,8 @@ From the model (deterministic: the same model and clock give the same bytes):
   carries this mount's options (``MountOptions.to_text()``).
 
 Fixed and plausible, documented per renderer: filesystems, partitions (one 256 GiB virtio disk
-``vda``), swaps (one 2 GiB partition, the size /meminfo's SwapTotal says), net files (headers
-and a loopback interface; no sockets are modelled), tty drivers, kernel command line, cgroups
+``vda``: root filesystem on vda1, swap on vda2), swaps (vda2, the size /meminfo's SwapTotal
+says), net files (headers and a loopback interface; no sockets are modelled), tty drivers, kernel command line, cgroups
 (a cgroup2-only system: every controller on hierarchy 0), locks (none: no file locks).
 
 Interface: ``GLOBAL_FILES`` maps a path relative to the mount root (``"pressure/cpu"``,
@@ -222,30 +222,36 @@ def show_vmstat(view: View, task: Task | None = None) -> bytes:
 
 # -- /diskstats, /partitions ------------------------------------------------------------------------
 
-#: (major, minor, name, size in 1 KiB blocks): one virtio disk
-DISKS = ((254, 0, "vda", 268_435_456),)
+#: (major, minor, name, size in 1 KiB blocks, share of the disk's I/O in percent): one virtio
+#: disk, its root filesystem (vda1, the source of / in the mount table) and its swap partition
+#: (vda2: /swaps, 2 GiB of which /meminfo's SwapTotal is all but the header page)
+DISKS = ((254, 0, "vda", 268_435_456, 100), (254, 1, "vda1", 266_337_280, 99),
+         (254, 2, "vda2", 2_097_152, 0))
 
 
 def show_diskstats(view: View, task: Task | None = None) -> bytes:
     """/diskstats (block/genhd.c diskstats_show): ``"%4d %7d %s"`` then 17 counters (reads,
-    merged, sectors, ms; writes, ...; in flight, io ms, weighted ms; discards x4; flushes x2).
-    A quiet disk whose counters grow with the clock."""
+    merged, sectors, ms; writes, ...; in flight, io ms, weighted ms; discards x4; flushes x2),
+    for the disk and each partition. A quiet disk whose counters grow with the clock; the
+    root partition does almost all of it, the unused swap partition only its probe reads."""
     t = _ticks(view)
     out = []
-    for major, minor, name, _blocks in DISKS:
-        rd = 28_000 + t // 10
-        wr = 6_000 + t // 4
+    for major, minor, name, _blocks, share in DISKS:
+        rd = (28_000 + t // 10) * share // 100 + (60 if share == 0 else 0)
+        wr = (6_000 + t // 4) * share // 100
         stats = (rd, rd // 5, rd * 64, rd // 5, wr, wr * 6, wr * 250, wr, 0, (rd + wr) // 7,
-                 (rd + wr) // 5 + t // 40, 4_800 + t // 50, 30, 187_000 + t * 20, 470, 660, 30)
+                 (rd + wr) // 5 + t // 40 * share // 100, (4_800 + t // 50) * share // 100,
+                 30 * share // 100, (187_000 + t * 20) * share // 100, 470 * share // 100,
+                 660 * share // 100, 30 * share // 100)
         out.append(f"{major:4d} {minor:7d} {name} " + " ".join(map(str, stats)) + "\n")
     return "".join(out).encode()
 
 
 def show_partitions(view: View, task: Task | None = None) -> bytes:
     """/partitions (block/genhd.c show_partition): a header, a blank line, then
-    ``"%4d  %7d %10llu %pg"`` per disk."""
+    ``"%4d  %7d %10llu %pg"`` per disk and partition."""
     rows = "".join([f"{major:4d}  {minor:7d} {blocks:10d} {name}\n"
-                    for major, minor, name, blocks in DISKS])
+                    for major, minor, name, blocks, _share in DISKS])
     return ("major minor  #blocks  name\n\n" + rows).encode()
 
 

@@ -273,3 +273,12 @@ def test_mount_table_shows_this_mounts_proc_options() -> None:
     assert proc == ["proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=2 0 0"]
     info = [line for line in S.show_mountinfo_table(w.view).decode().splitlines() if " - proc " in line]
     assert info[0].endswith(" - proc proc rw,hidepid=2")
+
+
+def test_disks_partitions_swaps_and_mounts_name_the_same_devices() -> None:
+    w = world()
+    parts = {line.split()[3] for line in render("partitions", w.view).splitlines()[2:]}
+    assert {line.split()[2] for line in render("diskstats", w.view).splitlines()} == parts
+    swap = render("swaps", w.view).splitlines()[1].split()[0]
+    root = S.show_mounts_table(w.view).decode().splitlines()[0].split()[0]
+    assert {swap, root} <= {f"/dev/{p}" for p in parts}
