@@ -9,8 +9,8 @@ procfs/system.py, ``sys/``, ``net/``, and ``self/`` plus ``<pid>/`` for one tabl
 its status, stat, statm, maps, smaps, smaps_rollup, mounts, mountinfo), then in a private mount
 namespace (``unshare -m``; nothing is left mounted when it exits) bind-mounts it over /proc and
 runs ``vmstat 1 2``, ``vmstat -s``, ``vmstat -d``, ``free``, ``sysctl -a``, ``swapon --show``,
-``findmnt --kernel``, ``pmap -x <pid>`` and psutil's readers. Prints each command, its exit
-status and its output. Needs root (unshare -m and mount --bind).
+``findmnt --kernel``, ``df``, ``mount``, ``pmap -x <pid>`` and psutil's readers. Prints each
+command, its exit status and its output. Needs root (unshare -m and mount --bind).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SEC = 1_000_000_000
 COMMANDS = [
     "vmstat 1 2", "vmstat -s", "vmstat -d", "free", "swapon --show",
     "sysctl -a 2>&1 | head -40", "sysctl kernel.hostname kernel.random.boot_id kernel.pid_max",
-    "findmnt --kernel", "pmap -x {pid}",
+    "findmnt --kernel", "df -h", "mount", "pmap -x {pid}",
     # psutil decides at import whether smaps exist from its own /proc/<pid>: give it one (the
     # caller's own entry, issue 10 point 5)
     "{python} -c 'import os; os.symlink(\"self\", f\"/proc/{{os.getpid()}}\"); import psutil; "
