@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs; a test dependency
 import pytest
 
 from pidfs_fuse.kernel import CLONE_THREAD, Kernel, KernelError, Task
