@@ -35,7 +35,8 @@ from ..kernel.core import describe_status
 from ..kernel.task import ExitState
 from ..procfs import files as F
 from ..procfs import tables as T
-from ..procfs.access import entry_access, pid_access
+from ..procfs.access import (depends_on_caller, entry_access, fd_link_access, pid_access,
+                             pid_dir_lookup_errno, pid_getattr_errno, pid_visible_in_listing)
 from ..procfs.view import MountOptions, View
 from .inodes import ROOT_INODE, InodeTable, Node
 
@@ -106,7 +107,7 @@ class PidFs(pyfuse3.Operations):
         self.table = InodeTable()
         self.views: dict[int, View] = {}
         self.root_view = self._view(ns or kernel.root_ns)
-        self.cache_ok = self.options.hidepid == 0 and self.options.gid is None
+        self.cache_ok = not depends_on_caller(self.options)
         self.timeout = LONG if self.cache_ok else 0.0
         self.controls: dict[int, ControlSession] = {}
         self.handles: dict[int, Handle] = {}
@@ -225,10 +226,12 @@ class PidFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ESRCH)
         return t
 
-    def _access(self, view: View, task: Task, ctx: Any) -> None:
+    def _access(self, view: View, task: Task, ctx: Any, question=pid_access) -> None:
+        """Ask ``question`` (one of procfs/access.py's, default: may the caller enter the pid's
+        directory) for the caller; raise its errno."""
         if self.cache_ok or ctx is None:
             return
-        err = pid_access(view, ctx.uid, _caller_gids(ctx), task)
+        err = question(view, ctx.uid, _caller_gids(ctx), task)
         if err:
             raise pyfuse3.FUSEError(err)
 
@@ -409,6 +412,7 @@ class PidFs(pyfuse3.Operations):
             t = self.kernel.find_task(view.ns, int(name))
             if t is None or t.group is not task.group:
                 return None
+            self._access(view, t, ctx, pid_dir_lookup_errno)
             return mk(("tid", view.ns.inum, t.pid.ino), "dir", "tiddir", view=view, pid=t.pid,
                       parent=parent.ino, name=name_b, group_key=t.group)
         if sp in ("fddir", "fdinfodir"):
@@ -435,7 +439,7 @@ class PidFs(pyfuse3.Operations):
         t = self.kernel.find_task(view.ns, nr)
         if t is None:
             return self._observer(parent, nr, ctx)
-        self._access(view, t, ctx)
+        self._access(view, t, ctx, pid_dir_lookup_errno)
         return self.table.make(("pid", view.ns.inum, t.pid.ino), "dir", "piddir", view=view, pid=t.pid,
                                parent=parent.ino, name=str(nr).encode(), group_key=t.group)
 
@@ -490,6 +494,8 @@ class PidFs(pyfuse3.Operations):
 
     async def getattr(self, inode, ctx=None):
         node = self._node(inode)
+        if node.special in ("piddir", "tiddir"):
+            self._access(node.view, self._task_of(node), ctx, pid_getattr_errno)
         return self._attr(node, ctx)
 
     async def setattr(self, inode, attr, fields, fh, ctx):
@@ -513,6 +519,9 @@ class PidFs(pyfuse3.Operations):
             fd = node.extra
             if not task.group.files or fd not in task.group.files:
                 raise pyfuse3.FUSEError(errno.ENOENT)
+            err = fd_link_access(ctx.uid, task)
+            if err:
+                raise pyfuse3.FUSEError(err)
             return b"anon_inode:[pidfd]"
         try:
             return node.entry.readlink(node.view, task).encode()
@@ -621,14 +630,14 @@ class PidFs(pyfuse3.Operations):
                 start_id = FIRST_PROCESS_ENTRY + j + 1
         nr = max(start_id - TGID_OFFSET, 0)
         kernel = self.kernel
-        invisible = self.options.hidepid >= 2
+        check = not self.cache_ok
         while True:
             hit = kernel.next_tgid(view.ns, nr, linear=self.linear)
             if hit is None:
                 return
             tgid, task = hit
             nr = tgid + 1
-            if invisible and pid_access(view, uid, gids, task):
+            if check and not pid_visible_in_listing(view, uid, gids, task):
                 continue
             child = self.table.make(("pid", view.ns.inum, task.pid.ino), "dir", "piddir", view=view,
                                     pid=task.pid, parent=node.ino, name=str(tgid).encode(),

@@ -7,8 +7,9 @@
 the mount (``pidfs_fuse.mount``) turns rows and bytes into inodes and replies.
 """
 
-from .access import (entry_access, has_pid_permissions, may_ptrace, pid_access,
-                     pid_getattr_errno, pid_lookup_errno, pid_visible_in_listing, task_owner)
+from .access import (depends_on_caller, entry_access, fd_link_access, has_pid_permissions, may_ptrace,
+                     pid_access, pid_dir_lookup_errno, pid_getattr_errno, pid_lookup_errno,
+                     pid_visible_in_listing, task_owner)
 from .files import (list_fds, ns_link, pidfd_pid_lines, readlink_cwd, readlink_exe, readlink_fd,
                     readlink_ns_pid, readlink_ns_pid_for_children, readlink_root, show_children,
                     show_cmdline, show_comm, show_environ, show_fdinfo, show_pidfd_fdinfo,

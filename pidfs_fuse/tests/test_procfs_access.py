@@ -8,8 +8,9 @@ import errno
 import pytest
 
 from pidfs_fuse.kernel import Kernel, KernelError
-from pidfs_fuse.procfs import (TGID_BASE, MountOptions, View, entry_access, lookup, parse_mount_options,
-                               pid_access, pid_getattr_errno, pid_lookup_errno,
+from pidfs_fuse.procfs import (TGID_BASE, MountOptions, View, depends_on_caller, entry_access,
+                               fd_link_access, lookup, parse_mount_options, pid_access,
+                               pid_dir_lookup_errno, pid_getattr_errno, pid_lookup_errno,
                                pid_visible_in_listing, task_owner)
 
 
@@ -108,6 +109,35 @@ def test_hidepid_policy(hidepid, gid, uid, gids, target, expected) -> None:
     got = (pid_visible_in_listing(view, uid, gids, task), pid_getattr_errno(view, uid, gids, task),
            pid_lookup_errno(view, uid, gids, task), pid_access(view, uid, gids, task))
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("hidepid", "gid", "uid", "gids", "target", "expected"), CASES,
+    ids=["off", "noaccess-other", "noaccess-own", "invisible-other", "invisible-own",
+         "invisible-root", "invisible-gid-member", "invisible-gid-nonmember",
+         "invisible-root-group", "ptraceable-other", "ptraceable-ignores-gid", "ptraceable-own"],
+)
+def test_fuse_lookup_of_a_pid_dir_is_proc_lookup_then_getattr(hidepid, gid, uid, gids, target,
+                                                             expected) -> None:
+    # noaccess resolves and stats (0) though entering is EPERM; invisible and ptraceable: ENOENT
+    view, mine, theirs = make(hidepid, gid)
+    task = mine if target == "mine" else theirs
+    _, getattr_errno, lookup_errno, _ = expected
+    assert pid_dir_lookup_errno(view, uid, gids, task) == (lookup_errno or getattr_errno)
+
+
+def test_fd_links_need_ptrace_access() -> None:
+    _, mine, theirs = make(0)
+    assert fd_link_access(1000, theirs) == errno.EACCES
+    assert fd_link_access(1000, mine) == 0
+    assert fd_link_access(0, theirs) == 0
+
+
+@pytest.mark.parametrize(("hidepid", "gid", "expected"),
+                         [(0, None, False), (1, None, True), (2, None, True), (4, None, True),
+                          (0, 27, True)])
+def test_answers_depend_on_the_caller_with_hidepid_or_gid(hidepid, gid, expected) -> None:
+    assert depends_on_caller(MountOptions(hidepid=hidepid, gid=gid)) is expected
 
 
 def test_pid_access_on_a_released_task_is_esrch() -> None:
