@@ -17,8 +17,9 @@ from .files import (list_fds, ns_link, pidfd_pid_lines, readlink_cwd, readlink_e
 from .globals import (count_run_states, show_cpuinfo, show_loadavg, show_meminfo, show_ns_last_pid,
                       show_osrelease, show_pid_max, show_proc_stat, show_threads_max, show_uptime,
                       show_version, write_ns_last_pid, write_pid_max)
-from .tables import (DIR, FILE, LINK, NS_ENTRIES, ROOT_FILES, SYS_KERNEL, TGID_BASE, TID_BASE, Entry,
-                     dir_nlink, entry_nlink, listing, lookup, root_table)
+from .tables import (DIR, FILE, LINK, MOUNT_ROWS, NS_ENTRIES, ROOT_FILES, SELF_ROWS, SYS_KERNEL,
+                     TGID_BASE, TID_BASE, Entry, dir_nlink, entry_nlink, listing, lookup, root_rows,
+                     root_table)
 from .view import (HIDEPID_INVISIBLE, HIDEPID_NO_ACCESS, HIDEPID_NOT_PTRACEABLE, HIDEPID_OFF,
                    MountOptions, View, parse_mount_options)
 

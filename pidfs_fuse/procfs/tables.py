@@ -136,6 +136,27 @@ ROOT_FILES: tuple[Entry, ...] = (
     _dir("sys", children=(_dir("kernel", children=SYS_KERNEL),)),
 )
 
+#: the mount's own entries in the top root (special: the mount implements them): the control
+#: file, handles by pidfs inode number, and the tree seen from other pid namespaces
+MOUNT_ROWS: tuple[Entry, ...] = (
+    Entry(".control", FILE, 0o600, special="control"),
+    Entry(".pidfs", DIR, 0o555, special="pidfs"),
+    Entry(".pidns", DIR, 0o555, special="pidns"),
+)
+
+#: /self and /thread-self: resolved for the caller by the mount; procfs lists them just before
+#: the pid directories (at FIRST_PROCESS_ENTRY), so they stay the last rows of a root table
+SELF_ROWS: tuple[Entry, ...] = (
+    Entry("self", LINK, 0o777, special="self"),
+    Entry("thread-self", LINK, 0o777, special="thread-self"),
+)
+
+#: (subset=pid, top root) -> every row of a root besides the pid directories, in readdir order
+_ROOT_ROWS: dict[tuple[bool, bool], tuple[Entry, ...]] = {
+    (subset, top): (() if subset else ROOT_FILES) + (MOUNT_ROWS if top else ()) + SELF_ROWS
+    for subset in (False, True) for top in (False, True)
+}
+
 _INDEXES: dict[int, tuple[tuple[Entry, ...], dict[str, Entry]]] = {}
 
 
@@ -157,6 +178,13 @@ def root_table(view: View) -> tuple[Entry, ...]:
     """The global rows this mount shows: none with ``subset=pid`` (only pids, self and
     thread-self remain, as fs/proc/root.c's pidonly)."""
     return () if view.options.subset_pid else ROOT_FILES
+
+
+def root_rows(view: View, *, top: bool) -> tuple[Entry, ...]:
+    """One list for lookup and listing of a root: the global rows (``root_table``), then the
+    mount's own entries on the top root only (``/.pidns/<inum>/`` roots have none), then
+    ``SELF_ROWS``."""
+    return _ROOT_ROWS[(view.options.subset_pid, top)]
 
 
 def dir_nlink(entries: tuple[Entry, ...]) -> int:

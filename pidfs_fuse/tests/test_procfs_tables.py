@@ -13,9 +13,9 @@ import stat as st
 import pytest
 
 from pidfs_fuse.kernel import CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (DIR, LINK, NS_ENTRIES, ROOT_FILES, TGID_BASE, TID_BASE, MountOptions, View,
-                               dir_nlink, entry_nlink, listing, lookup, parse_mount_options,
-                               root_table)
+from pidfs_fuse.procfs import (DIR, LINK, MOUNT_ROWS, NS_ENTRIES, ROOT_FILES, SELF_ROWS, TGID_BASE,
+                               TID_BASE, MountOptions, View, dir_nlink, entry_nlink, listing, lookup,
+                               parse_mount_options, root_rows, root_table)
 
 LINUX_MODES = {
     "cgroup": "-r--r--r--", "cmdline": "-r--r--r--", "comm": "-rw-r--r--", "cwd": "lrwxrwxrwx",
@@ -99,6 +99,25 @@ def test_subset_pid_hides_every_global_file() -> None:
     k = Kernel()
     assert root_table(View(k, k.root_ns, MountOptions())) == ROOT_FILES
     assert root_table(View(k, k.root_ns, parse_mount_options("subset=pid"))) == ()
+
+
+@pytest.mark.parametrize(("options", "top", "names"), [
+    ("", True, [e.name for e in ROOT_FILES] + [".control", ".pidfs", ".pidns", "self", "thread-self"]),
+    ("", False, [e.name for e in ROOT_FILES] + ["self", "thread-self"]),
+    ("subset=pid", True, [".control", ".pidfs", ".pidns", "self", "thread-self"]),
+    ("subset=pid", False, ["self", "thread-self"]),
+], ids=["top", "pidns-root", "top-subset-pid", "pidns-root-subset-pid"])
+def test_root_rows_are_one_list_in_readdir_order(options, top, names) -> None:
+    k = Kernel()
+    rows = root_rows(View(k, k.root_ns, parse_mount_options(options)), top=top)
+    assert [e.name for e in rows] == names
+    assert rows[-len(SELF_ROWS):] == SELF_ROWS  # listed last, at FIRST_PROCESS_ENTRY
+    assert {e.name: (e.kind, e.mode, e.special) for e in MOUNT_ROWS + SELF_ROWS} == {
+        ".control": ("file", 0o600, "control"), ".pidfs": ("dir", 0o555, "pidfs"),
+        ".pidns": ("dir", 0o555, "pidns"), "self": ("link", 0o777, "self"),
+        "thread-self": ("link", 0o777, "thread-self")}
+    for e in rows:
+        assert lookup(rows, e.name) is e
 
 
 def test_nlink_formula_matches_linux_and_our_tables() -> None:
