@@ -6,6 +6,9 @@ identity"). A handle file's inode *is* the pidfs inode number (``st_ino`` equals
 other node lives far above that range. Lookup counts follow pyfuse3's contract: ``lookup`` and
 every ``readdir_reply`` that returned True add one, ``forget`` subtracts; a dynamic node goes
 away at zero.
+
+What a node *is* (root, pid directory, handle file, ...) is its ``ops``: the node kind from
+``mount/nodes`` that answers every request about it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ NODE_BASE = 1 << 40
 class Node:
     ino: int
     key: tuple
-    kind: str  # "dir" | "file" | "link"
-    special: str  # what the node is: "root", "global", "piddir", "tiddir", "pidfile", "taskdir", ...
+    ops: Any  # the node's kind (mount/nodes): answers attr, lookup, readdir, open... for it
     view: Any = None  # procfs View the node belongs to (None for handles)
     pid: Any = None  # the struct pid the node is about, if any
     entry: Any = None  # procfs table Entry, if any
@@ -37,6 +39,11 @@ class Node:
     lookups: int = 0
     static: bool = False
     content: bytes | None = None  # cached rendering (files with page cache)
+
+    @property
+    def kind(self) -> str:
+        """``"dir"``, ``"file"`` or ``"link"``."""
+        return self.ops.kind
 
 
 @dataclass(slots=True)
@@ -54,8 +61,8 @@ class InodeTable:
         ino = self.by_key.get(key)
         return self.nodes.get(ino) if ino is not None else None
 
-    def make(self, key: tuple, kind: str, special: str, *, ino: int | None = None,
-             static: bool = False, **kw: Any) -> Node:
+    def make(self, key: tuple, ops: Any, *, ino: int | None = None, static: bool = False,
+             **kw: Any) -> Node:
         """The node for ``key``, created if needed (lookup count unchanged)."""
         node = self.find(key)
         if node is not None:
@@ -63,7 +70,7 @@ class InodeTable:
         if ino is None:
             ino = self.next_ino
             self.next_ino += 1
-        node = Node(ino=ino, key=key, kind=kind, special=special, static=static, **kw)
+        node = Node(ino=ino, key=key, ops=ops, static=static, **kw)
         self.nodes[ino] = node
         self.by_key[key] = ino
         if node.group_key is not None:

@@ -1,0 +1,88 @@
+"""From model events to kernel cache invalidations.
+
+Speed comes from the kernel's caches and correctness from explicit invalidation: pid
+directories and their files get long entry/attribute timeouts and ``keep_cache``; every model
+event marks the nodes it touches stale (those of the task's thread group and of its parent's),
+and a reap also marks the dentries naming the reaped pid's directories. The request that caused
+the change (a control write, a handle write, a sysctl write) calls ``settle`` before answering,
+which drops the cached renderings and pushes the invalidations into the kernel from a worker
+thread (invalidating from the serving thread can deadlock: the kernel may need this loop to
+answer a pending read of the same inode first).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from dataclasses import dataclass, field
+
+import pyfuse3
+import trio
+
+from ..kernel import Event, EventKind
+from .inodes import InodeTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the last ``settle``, and an event set on every change."""
+
+    table: InodeTable
+    stale_inodes: set[int] = field(default_factory=set)
+    stale_entries: set[tuple[int, bytes]] = field(default_factory=set)
+    #: set (and replaced) at every model change but a pid's final release: commands that
+    #: wait (``control_file.finish``) re-run when it fires
+    any_change: trio.Event = field(default_factory=trio.Event)
+
+    def on_event(self, ev: Event) -> None:
+        kind, pid, task = ev.kind, ev.pid, ev.task
+        if kind is not EventKind.FREED:
+            self.any_change.set()
+            self.any_change = trio.Event()
+        table = self.table
+        if task is None:
+            return
+        groups = [task.group]
+        parent = task.group.parent
+        if parent is not None:
+            groups.append(parent.group)
+        for g in groups:
+            self.stale_inodes.update(table.group_nodes(g))
+        if kind is EventKind.REAPED:
+            for ino in list(table.group_nodes(task.group)):
+                node = table.get(ino)
+                if node is not None and node.pid is pid and node.ops.dies_with_pid:
+                    self.stale_entries.add((node.parent, node.name))
+
+    async def settle(self) -> None:
+        """Push pending invalidations into the kernel (see the module note)."""
+        if not self.stale_inodes and not self.stale_entries:
+            return
+        inodes, self.stale_inodes = self.stale_inodes, set()
+        entries, self.stale_entries = self.stale_entries, set()
+        work_inodes = []
+        for ino in inodes:
+            node = self.table.get(ino)
+            if node is None:
+                continue
+            node.content = None
+            work_inodes.append(ino)
+
+        def push() -> None:
+            for ino in work_inodes:
+                try:
+                    pyfuse3.invalidate_inode(ino, attr_only=False)
+                except OSError as e:
+                    if e.errno not in (errno.ENOENT,):
+                        log.debug("invalidate_inode(%d): %s", ino, e)
+            for parent, name in entries:
+                try:
+                    pyfuse3.invalidate_entry(parent, name)
+                except OSError as e:
+                    if e.errno not in (errno.ENOENT,):
+                        log.debug("invalidate_entry(%d, %r): %s", parent, name, e)
+
+        if work_inodes or entries:
+            await trio.to_thread.run_sync(push)

@@ -1,0 +1,31 @@
+"""Node kinds: one small class per thing the mount shows; ``Node.ops`` is an instance of one.
+
+| kind | module | nodes |
+| --- | --- | --- |
+| ``Root`` | root | ``/``, ``/.pidns/<inum>/`` |
+| ``PidDir``, ``TidDir``, ``ObserverDir`` | piddir | ``/<pid>/``, ``task/<tid>/``, the caller's own |
+| ``TaskDir``, ``FdDir``, ``FdInfoDir``, ``PidTableDir`` | piddir | ``task/``, ``fd/``, ``fdinfo/``, ``ns/`` |
+| ``FdLink``, ``FdInfoFile`` | piddir | ``fd/<n>``, ``fdinfo/<n>`` |
+| ``TableDir``, ``GlobalFile``, ``SysctlFile`` | table | ``sys/``, ``/stat``..., ``sys/kernel/pid_max``... |
+| ``PidFile``, ``TableLink``, ``SelfLink`` | table | ``/<pid>/status``..., ``cwd``..., ``self`` |
+| ``ControlFile``, ``PidfsDir``, ``PidnsDir``, ``HandleFile`` | special | ``.control``, ``.pidfs``, ``.pidns``, ``pidfd`` |
+"""
+
+from __future__ import annotations
+
+from .base import OBSERVER, NodeKind
+from .root import FIRST_PROCESS_ENTRY, NS_ROOT, ROOT, TGID_OFFSET
+from .special import CONTROL_FILE, PIDFS_DIR, PIDNS_DIR
+from .table import SELF_LINK, THREAD_SELF_LINK
+
+#: Entry.special of a root row -> the kind of its node
+ROW_KINDS: dict[str, NodeKind] = {
+    "control": CONTROL_FILE,
+    "pidfs": PIDFS_DIR,
+    "pidns": PIDNS_DIR,
+    "self": SELF_LINK,
+    "thread-self": THREAD_SELF_LINK,
+}
+
+__all__ = ["FIRST_PROCESS_ENTRY", "NS_ROOT", "OBSERVER", "ROOT", "ROW_KINDS", "TGID_OFFSET",
+           "NodeKind"]

@@ -1,0 +1,291 @@
+"""A process's directories: ``/<pid>/``, ``/<pid>/task/<tid>/``, the caller's hidden entry, and
+the directories inside them (``task/``, ``fd/``, ``fdinfo/``, ``ns/``) with their dynamic rows.
+
+Every decision about the caller is a question to ``procfs/access.py``: resolving and stat-ing a
+pid directory (``pid_dir_lookup_errno``, ``pid_getattr_errno``), entering it (``pid_access``),
+ptrace-guarded rows (``entry_access``) and ``fd/<n>`` links (``fd_link_access``).
+"""
+
+from __future__ import annotations
+
+import errno
+import stat as S
+from typing import TYPE_CHECKING, Any
+
+import pyfuse3
+
+from ...kernel import Kernel, Pid, PidNamespace, Task, ThreadGroup
+from ...procfs import files as F
+from ...procfs import tables as T
+from ...procfs.access import (fd_link_access, pid_access, pid_dir_lookup_errno,
+                              pid_getattr_errno)
+from .base import OBSERVER, Dir, NodeKind, new_attr, owned_by, readdir_rows, task_of
+from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
+
+if TYPE_CHECKING:
+    from ..fs import PidFs
+    from ..inodes import Node
+
+
+class PidDir(Dir):
+    """``/<pid>/``: the rows of ``TGID_BASE`` for the task the pid names."""
+
+    table = T.TGID_BASE
+    dies_with_pid = True
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFDIR | 0o555, T.dir_nlink(self.table))
+        owned_by(fs, a, task_of(fs, node))
+        return a
+
+    def getattr(self, fs: PidFs, node: Node, ctx: Any) -> pyfuse3.EntryAttributes:
+        fs.ask(pid_getattr_errno, node.view, task_of(fs, node), ctx)
+        return self.attr(fs, node, ctx)
+
+    def has_handle(self, node: Node) -> bool:
+        """Whether the directory has a ``pidfd`` row: not for a thread's pid reached through
+        the process path (pidfd_open()'s ENOENT)."""
+        return node.pid.tgid_task is not None
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        task = task_of(fs, node)
+        fs.ask(pid_access, node.view, task, ctx)
+        if name == "..":
+            return fs.table.get(node.parent)
+        e = T.lookup(self.table, name)
+        return pid_child(fs, node, e, task) if e is not None else None
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        task = task_of(fs, node)
+        handle = self.has_handle(node)
+        rows = [e for e in self.table if handle or e.special != "pidfd"]
+        readdir_rows(fs, node, rows, start_id, token, lambda f, p, e: pid_child(f, p, e, task))
+
+
+class TidDir(PidDir):
+    """``/<pid>/task/<tid>/``: the rows of ``TID_BASE``; its ``pidfd`` is a thread handle."""
+
+    table = T.TID_BASE
+
+    def has_handle(self, node: Node) -> bool:
+        return True
+
+
+class ObserverDir(PidDir):
+    """``/<P>`` for a caller P the view has no process for (procps reads
+    ``/proc/<getpid()>/stat``): a stand-in task that never enters the model, not listed, with
+    no handle file, shown to its caller whatever ``hidepid`` says."""
+
+    dies_with_pid = False
+
+    def getattr(self, fs: PidFs, node: Node, ctx: Any) -> pyfuse3.EntryAttributes:
+        return self.attr(fs, node, ctx)
+
+    def has_handle(self, node: Node) -> bool:
+        return False
+
+
+class PidTableDir(TableDir):
+    """A static directory inside a pid's directory (``ns/``)."""
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        t = task_of(fs, node)
+        a = new_attr(fs, node, S.S_IFDIR | node.entry.mode, T.entry_nlink(node.entry, t))
+        owned_by(fs, a, t)
+        return a
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        e = T.lookup(node.entry.children, name)
+        return pid_child(fs, node, e, task_of(fs, node)) if e is not None else None
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        task = task_of(fs, node)
+        readdir_rows(fs, node, node.entry.children, start_id, token,
+                     lambda f, p, e: pid_child(f, p, e, task))
+
+
+class TaskDir(PidTableDir):
+    """``/<pid>/task/``: the thread group's tasks, the leader first, then in creation order."""
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        task = task_of(fs, node)
+        if not name.isdigit():
+            return None
+        view = node.view
+        t = fs.kernel.find_task(view.ns, int(name))
+        if t is None or t.group is not task.group:
+            return None
+        fs.ask(pid_dir_lookup_errno, view, t, ctx)
+        return tid_dir(fs, node, t, name.encode())
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        task = task_of(fs, node)
+        for i, t in enumerate(list(task.group.threads)):
+            if i < start_id:
+                continue
+            nr = t.pid.nr_in(node.view.ns)
+            if not nr:
+                continue
+            if not fs.reply(token, tid_dir(fs, node, t, str(nr).encode()), i + 1):
+                return
+
+
+class FdDir(PidTableDir):
+    """``/<pid>/fd/``: one link per descriptor of the emulated process, at offset fd + 1."""
+
+    def child(self, fs: PidFs, node: Node, fd: int, name: bytes, task: Task) -> Node:
+        return fs.table.make(node.key + (fd,), FD_LINK, view=node.view, pid=node.pid, extra=fd,
+                             parent=node.ino, name=name, group_key=task.group)
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        task = task_of(fs, node)
+        if not name.isdigit():
+            return None
+        fd = int(name)
+        if not task.group.files or fd not in task.group.files:
+            return None
+        return self.child(fs, node, fd, name.encode(), task)
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        task = task_of(fs, node)
+        for fd in sorted(task.group.files or ()):
+            if fd + 1 <= start_id:
+                continue
+            if not fs.reply(token, self.child(fs, node, fd, str(fd).encode(), task), fd + 1):
+                return
+
+
+class FdInfoDir(FdDir):
+    """``/<pid>/fdinfo/``: one file per descriptor."""
+
+    def child(self, fs: PidFs, node: Node, fd: int, name: bytes, task: Task) -> Node:
+        return fs.table.make(node.key + (fd,), FD_INFO_FILE, view=node.view, pid=node.pid,
+                             extra=fd, entry=None, parent=node.ino, name=name,
+                             group_key=task.group)
+
+
+class FdLink(NodeKind):
+    """``/<pid>/fd/<n>``: every descriptor is a pidfd here."""
+
+    kind = "link"
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFLNK | 0o777, 1)
+        owned_by(fs, a, task_of(fs, node), dated=False)
+        return a
+
+    def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
+        task = task_of(fs, node)
+        fs.ask(pid_access, node.view, task, ctx)
+        fd = node.extra
+        if not task.group.files or fd not in task.group.files:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        err = fd_link_access(ctx.uid, task)
+        if err:
+            raise pyfuse3.FUSEError(err)
+        return b"anon_inode:[pidfd]"
+
+
+class FdInfoFile(PidFile):
+    """``/<pid>/fdinfo/<n>``."""
+
+    def mode(self, node: Node) -> int:
+        return 0o400
+
+    def render(self, fs: PidFs, node: Node) -> bytes:
+        return F.show_fdinfo(node.view, task_of(fs, node), node.extra)
+
+
+PID_DIR = PidDir()
+TID_DIR = TidDir()
+OBSERVER_DIR = ObserverDir()
+PID_TABLE_DIR = PidTableDir()
+TASK_DIR = TaskDir()
+FD_DIR = FdDir()
+FD_INFO_DIR = FdInfoDir()
+FD_LINK = FdLink()
+FD_INFO_FILE = FdInfoFile()
+#: Entry.dynamic of a directory row -> the kind listing it from the model
+DYNAMIC_DIRS = {"task": TASK_DIR, "fd": FD_DIR, "fdinfo": FD_INFO_DIR}
+
+
+def pid_dir(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
+    """``/<nr>`` in a root: the task numbered ``nr`` in the root's namespace (any tid resolves,
+    though only leaders are listed), else the caller's hidden entry, else nothing."""
+    view = parent.view
+    t = fs.kernel.find_task(view.ns, nr)
+    if t is None:
+        return _observer(fs, parent, nr, ctx)
+    fs.ask(pid_dir_lookup_errno, view, t, ctx)
+    return listed_pid_dir(fs, parent, t, str(nr).encode())
+
+
+def listed_pid_dir(fs: PidFs, parent: Node, task: Task, name: bytes) -> Node:
+    view = parent.view
+    return fs.table.make(("pid", view.ns.inum, task.pid.ino), PID_DIR, view=view, pid=task.pid,
+                         parent=parent.ino, name=name, group_key=task.group)
+
+
+def tid_dir(fs: PidFs, parent: Node, t: Task, name: bytes) -> Node:
+    view = parent.view
+    return fs.table.make(("tid", view.ns.inum, t.pid.ino), TID_DIR, view=view, pid=t.pid,
+                         parent=parent.ino, name=name, group_key=t.group)
+
+
+def pid_child(fs: PidFs, parent: Node, e: T.Entry, task: Task) -> Node:
+    """The node of row ``e`` in a pid's directory ``parent``."""
+    if e.special == "pidfd":
+        if not parent.ops.has_handle(parent):
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        from .special import handle_node
+
+        return handle_node(fs, parent.pid, parent, e.name.encode())
+    if e.kind == T.DIR:
+        ops = DYNAMIC_DIRS.get(e.dynamic, PID_TABLE_DIR)
+    elif e.kind == T.LINK:
+        ops = TABLE_LINK
+    else:
+        ops = PID_FILE
+    return fs.table.make(parent.key + (e.name,), ops, view=parent.view, pid=parent.pid, entry=e,
+                         parent=parent.ino, name=e.name.encode(), extra=parent.extra,
+                         group_key=None if parent.ops is OBSERVER_DIR else task.group)
+
+
+def _observer(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
+    """The caller itself when the view has no process with its number: a hidden entry shaped
+    after ``--self`` or init's child."""
+    if ctx is None or ctx.pid != nr:
+        return None
+    view = parent.view
+    key = (view.ns.inum, nr)
+    t = fs.observers.get(key)
+    if t is None:
+        t = make_observer(fs.kernel, view.ns, nr, fs.self_template)
+        fs.observers[key] = t
+    return fs.table.make(("obs", view.ns.inum, nr), OBSERVER_DIR, view=view, pid=t.pid,
+                         parent=parent.ino, name=str(nr).encode(), extra=OBSERVER)
+
+
+def make_observer(kernel: Kernel, ns: PidNamespace, nr: int, template: int | None) -> Task:
+    """A stand-in task numbered ``nr`` in ``ns`` that never enters the model."""
+    base = kernel.find_task(ns, template) if template else None
+    reaper = ns.child_reaper or kernel.init
+    src = base.group if base is not None else reaper.group
+    numbers = (0,) * ns.level + (nr,)
+    pid = Pid(numbers, ns, 0)
+    g = ThreadGroup(leader=None, parent=base.group.parent if base is not None else reaper,  # type: ignore[arg-type]
+                    pgrp=src.pgrp, session=src.session,
+                    argv=src.argv if base is not None else ("observer",),
+                    environ=src.environ, uid=src.uid, gid=src.gid, cwd=src.cwd, exe=src.exe,
+                    root=src.root, vsize=src.vsize, rss=src.rss, live=1)
+    t = Task(pid=pid, group=g, comm=base.comm if base is not None else "observer",
+             start_time=max(kernel.clock(), reaper.start_time))
+    g.leader = t
+    g.threads[t] = None
+    pid.task = t
+    pid.tgid_task = t
+    return t

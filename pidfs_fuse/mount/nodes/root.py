@@ -1,0 +1,77 @@
+"""A root: ``/`` and ``/.pidns/<inum>/``.
+
+Lookup and listing read one list of rows (``procfs.tables.root_rows``: the global files, the
+mount's own entries on the top root, ``self`` and ``thread-self``), then the pid directories.
+Listing keeps the kernel's stable offsets (fs/proc/base.c ``proc_pid_readdir``): row ``i`` at
+``i + 1``, ``self``/``thread-self`` at ``FIRST_PROCESS_ENTRY`` and the one after, each thread-group
+leader at ``TGID_OFFSET + tgid`` from the tagged scan, so a listing resumed after exits neither
+skips nor repeats.
+"""
+
+from __future__ import annotations
+
+import stat as S
+from typing import TYPE_CHECKING, Any
+
+import pyfuse3
+
+from ...procfs import tables as T
+from ...procfs.access import pid_visible_in_listing
+from .base import Dir, new_attr
+from .piddir import listed_pid_dir, pid_dir
+from .table import global_child
+
+if TYPE_CHECKING:
+    from ..fs import PidFs
+    from ..inodes import Node
+
+FIRST_PROCESS_ENTRY = 256
+TGID_OFFSET = FIRST_PROCESS_ENTRY + 2  # fs/proc/base.c
+
+
+class Root(Dir):
+    def __init__(self, *, top: bool) -> None:
+        self.top = top  # the mount's own root (it alone has .control, .pidfs, .pidns)
+
+    def rows(self, node: Node) -> tuple[T.Entry, ...]:
+        return T.root_rows(node.view, top=self.top)
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return new_attr(fs, node, S.S_IFDIR | 0o555, 3)
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        if name == "..":
+            return node
+        if name.isdigit() and name[0] != "0":
+            return pid_dir(fs, node, int(name), ctx)
+        e = T.lookup(self.rows(node), name)
+        return global_child(fs, node, e) if e is not None else None
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        rows = self.rows(node)
+        first_self = len(rows) - len(T.SELF_ROWS)
+        for i, e in enumerate(rows):
+            offset = i + 1 if i < first_self else FIRST_PROCESS_ENTRY + (i - first_self) + 1
+            if offset <= start_id:
+                continue
+            if not fs.reply(token, global_child(fs, node, e), offset):
+                return
+        view = node.view
+        check = fs.depends_on_caller
+        nr = max(start_id - TGID_OFFSET, 0)
+        while True:
+            hit = fs.kernel.next_tgid(view.ns, nr, linear=fs.linear)
+            if hit is None:
+                return
+            tgid, task = hit
+            nr = tgid + 1
+            if check and not pid_visible_in_listing(view, uid, gids, task):
+                continue
+            if not fs.reply(token, listed_pid_dir(fs, node, task, str(tgid).encode()),
+                            TGID_OFFSET + tgid + 1):
+                return
+
+
+ROOT = Root(top=True)
+NS_ROOT = Root(top=False)

@@ -1,0 +1,223 @@
+"""Nodes made from procfs table rows: static directories, files, links, sysctls, self.
+
+A file's content is rendered by its row's ``show`` and kept on the node until an event about
+its process marks it stale (see ``mount/events.py``); it is served from the page cache
+(``keep_cache``) except for files whose content changes with time or that are written
+(``direct_io``, rendered per read).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as S
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyfuse3
+
+from ...kernel import KernelError
+from ...procfs import tables as T
+from ...procfs.access import entry_access, pid_access
+from .base import Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
+
+if TYPE_CHECKING:
+    from ..fs import PidFs
+    from ..inodes import Node
+
+#: global files re-rendered on every read
+TIME_VARYING = frozenset({"uptime", "stat", "loadavg"})
+#: poll mask of every open file but a handle: always readable and writable
+DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100  # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM
+
+
+class TableDir(Dir):
+    """A static directory of global rows (``sys/``, ``sys/kernel/``)."""
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return new_attr(fs, node, S.S_IFDIR | node.entry.mode, T.entry_nlink(node.entry))
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        e = T.lookup(node.entry.children, name)
+        return global_child(fs, node, e) if e is not None else None
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        readdir_rows(fs, node, node.entry.children, start_id, token, global_child)
+
+
+class TableFile(NodeKind):
+    """A file rendered by its row's ``show``; writable rows take ``write``."""
+
+    def direct(self, node: Node) -> bool:
+        """Rendered on every read (``direct_io``) instead of once per change."""
+        return False
+
+    def task(self, fs: PidFs, node: Node) -> Any:
+        """The task the file is about (None for global files)."""
+        return None
+
+    def mode(self, node: Node) -> int:
+        return node.entry.mode
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFREG | self.mode(node), 1)
+        if node.pid is not None:
+            owned_by(fs, a, task_of(fs, node))
+        if not self.direct(node):
+            a.st_size = len(self.content(fs, node))
+        return a
+
+    def content(self, fs: PidFs, node: Node) -> bytes:
+        data = node.content
+        if data is None:
+            data = self.render(fs, node)
+            if not self.direct(node):
+                node.content = data
+        return data
+
+    def render(self, fs: PidFs, node: Node) -> bytes:
+        try:
+            return node.entry.show(node.view, self.task(fs, node))
+        except KernelError as e:
+            raise fuse_error(e) from None
+
+    def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
+        """Who may open it: everyone (global files); per-pid kinds ask the access policy."""
+
+    def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        self.check_open(fs, node, ctx)
+        acc = flags & os.O_ACCMODE
+        if acc != os.O_RDONLY and (node.entry is None or node.entry.write is None):
+            raise pyfuse3.FUSEError(errno.EACCES)
+        if self.direct(node) or acc != os.O_RDONLY:
+            fh = fs.add_file(OpenFile(node, None, ctx.uid))
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+        fh = fs.add_file(OpenFile(node, self.content(fs, node)))
+        return pyfuse3.FileInfo(fh=fh, direct_io=False, keep_cache=True)
+
+
+class GlobalFile(TableFile):
+    """``/stat``, ``/uptime``, ``/meminfo``, ...: about the whole model, root-owned."""
+
+    truncatable = True
+
+    def direct(self, node: Node) -> bool:
+        return node.entry.name in TIME_VARYING
+
+
+class SysctlFile(GlobalFile):
+    """A writable global file (``sys/kernel/pid_max``, ``ns_last_pid``): rendered on every read,
+    a write is checked against the opener's uid by the row's ``write``."""
+
+    def direct(self, node: Node) -> bool:
+        return True
+
+
+class PidFile(TableFile):
+    """A per-pid file (``/<pid>/status``, ...): owned by the task, guarded by the policy."""
+
+    def task(self, fs: PidFs, node: Node) -> Any:
+        return task_of(fs, node)
+
+    def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
+        task = task_of(fs, node)
+        fs.ask(pid_access, node.view, task, ctx)
+        if node.entry is not None and entry_access(ctx.uid, node.entry, task):
+            raise pyfuse3.FUSEError(errno.EACCES)
+
+
+class TableLink(NodeKind):
+    """A per-pid link row (``cwd``, ``exe``, ``root``, ``ns/pid``): ptrace-guarded rows say
+    EACCES to other users."""
+
+    kind = "link"
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFLNK | 0o777, 1)
+        owned_by(fs, a, task_of(fs, node), dated=False)
+        return a
+
+    def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
+        task = task_of(fs, node)
+        fs.ask(pid_access, node.view, task, ctx)
+        if entry_access(ctx.uid, node.entry, task):
+            raise pyfuse3.FUSEError(errno.EACCES)
+        try:
+            return node.entry.readlink(node.view, task).encode()
+        except KernelError as e:
+            raise fuse_error(e) from None
+
+
+class SelfLink(NodeKind):
+    """``/self`` (or, with ``thread``, ``/thread-self``): the caller's own entry, never cached."""
+
+    kind = "link"
+
+    def __init__(self, *, thread: bool) -> None:
+        self.thread = thread
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFLNK | 0o777, 1)
+        a.entry_timeout = 0
+        return a
+
+    def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
+        if self.thread:
+            return f"{ctx.pid}/task/{ctx.pid}".encode()
+        return str(ctx.pid).encode()
+
+
+@dataclass(slots=True, eq=False)
+class OpenFile:
+    """An open table file: the content at open for cached files, or None to render per read."""
+
+    node: Node
+    data: bytes | None
+    uid: int = 0  # the opener (writes are checked against it)
+
+    async def read(self, fs: PidFs, off: int, size: int) -> bytes:
+        data = self.data
+        if data is None:
+            data = self.node.ops.render(fs, self.node)
+        return data[off: off + size]
+
+    async def write(self, fs: PidFs, buf: bytes) -> int:
+        node = self.node
+        if node.entry is None or node.entry.write is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        try:
+            node.entry.write(node.view, node.ops.task(fs, node), bytes(buf), self.uid)
+        except KernelError as e:
+            raise fuse_error(e) from None
+        await fs.settle()
+        return len(buf)
+
+    def poll(self, fs: PidFs, poll_handle: Any) -> int:
+        return DEFAULT_POLLMASK
+
+    async def release(self, fs: PidFs) -> None:
+        return None
+
+
+def global_child(fs: PidFs, parent: Node, e: T.Entry) -> Node:
+    """The node of a global row (a root's rows, ``sys/``...): one per row and parent, static."""
+    from . import ROW_KINDS  # the registry imports this module
+
+    if e.special is not None:
+        ops = ROW_KINDS[e.special]
+    elif e.kind == T.DIR:
+        ops = TABLE_DIR
+    else:
+        ops = SYSCTL_FILE if e.write is not None else GLOBAL_FILE
+    return fs.table.make(parent.key + (e.name,), ops, view=parent.view, entry=e,
+                         parent=parent.ino, name=e.name.encode(), static=True)
+
+
+TABLE_DIR = TableDir()
+GLOBAL_FILE = GlobalFile()
+SYSCTL_FILE = SysctlFile()
+PID_FILE = PidFile()
+TABLE_LINK = TableLink()
+SELF_LINK = SelfLink(thread=False)
+THREAD_SELF_LINK = SelfLink(thread=True)

@@ -1,0 +1,110 @@
+"""The mount routes, node kinds decide: in-process checks of PidFs without a FUSE mount
+(``pyfuse3.readdir_reply`` is replaced by a collector; no request reaches the kernel)."""
+
+from __future__ import annotations
+
+import errno
+from types import SimpleNamespace
+
+import pyfuse3
+import pytest
+
+from pidfs_fuse.kernel import CLONE_THREAD, Kernel
+from pidfs_fuse.mount.fs import PidFs
+from pidfs_fuse.mount.nodes import FIRST_PROCESS_ENTRY, TGID_OFFSET
+from pidfs_fuse.mount.nodes.piddir import PidDir, TaskDir, TidDir
+from pidfs_fuse.mount.nodes.special import ControlFile, HandleFile, PidfsDir, PidnsDir
+from pidfs_fuse.mount.nodes.table import GlobalFile, PidFile, SelfLink, SysctlFile, TableDir
+from pidfs_fuse.procfs.view import parse_mount_options
+
+ROOT = pyfuse3.ROOT_INODE
+CTX = SimpleNamespace(uid=0, gid=0, pid=1)
+
+
+@pytest.fixture
+def listed(monkeypatch):
+    """readdir(fs, inode, start) -> [(name, next_id)] as the kernel would receive them."""
+
+    async def run(fs: PidFs, inode: int, start: int = 0):
+        got: list[tuple[str, int]] = []
+
+        def reply(token, name, attr, next_id):
+            got.append((name.decode(), next_id))
+            return True
+
+        monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+        await fs.readdir(inode, start, None)
+        return got
+
+    return run
+
+
+def _table():
+    k = Kernel()
+    svc = k.clone(k.init, comm="svc").task
+    k.clone(svc, comm="worker", flags=CLONE_THREAD)
+    return k, svc
+
+
+async def test_root_lists_its_rows_then_self_then_pids_at_stable_offsets(listed) -> None:
+    k, svc = _table()
+    fs = PidFs(k)
+    got = await listed(fs, ROOT)
+    names = [n for n, _ in got]
+    assert names[:7] == ["cpuinfo", "loadavg", "meminfo", "stat", "uptime", "version", "sys"]
+    assert names[7:12] == [".control", ".pidfs", ".pidns", "self", "thread-self"]
+    assert got[10:12] == [("self", FIRST_PROCESS_ENTRY + 1), ("thread-self", FIRST_PROCESS_ENTRY + 2)]
+    assert got[12:] == [("1", TGID_OFFSET + 2), (str(svc.pid.nr), TGID_OFFSET + svc.pid.nr + 1)]
+    # resuming after thread-self starts at the first pid; after pid 1 at the next
+    assert [n for n, _ in await listed(fs, ROOT, FIRST_PROCESS_ENTRY + 2)] == ["1", str(svc.pid.nr)]
+    assert [n for n, _ in await listed(fs, ROOT, TGID_OFFSET + 2)] == [str(svc.pid.nr)]
+    assert [n for n, _ in await listed(fs, ROOT, 9)][:2] == [".pidns", "self"]
+
+
+async def test_every_listed_root_name_resolves_to_the_listed_node_and_kind(listed) -> None:
+    k, svc = _table()
+    fs = PidFs(k)
+    kinds = {"cpuinfo": GlobalFile, "sys": TableDir, ".control": ControlFile, ".pidfs": PidfsDir,
+             ".pidns": PidnsDir, "self": SelfLink, "thread-self": SelfLink, "1": PidDir}
+    for name, _ in await listed(fs, ROOT):
+        attr = await fs.lookup(ROOT, name.encode(), CTX)
+        node = fs.table.get(attr.st_ino)
+        assert node.name == name.encode()
+        if name in kinds:
+            assert type(node.ops) is kinds[name], name
+
+
+async def test_subset_pid_root_has_no_global_rows_but_keeps_the_mounts_own(listed) -> None:
+    k, _ = _table()
+    fs = PidFs(k, options=parse_mount_options("subset=pid"))
+    names = [n for n, _ in await listed(fs, ROOT)]
+    assert names[:5] == [".control", ".pidfs", ".pidns", "self", "thread-self"]
+    with pytest.raises(pyfuse3.FUSEError) as e:
+        await fs.lookup(ROOT, b"meminfo", CTX)
+    assert e.value.errno == errno.ENOENT
+
+
+async def test_pid_directory_rows_and_their_kinds() -> None:
+    k, svc = _table()
+    fs = PidFs(k)
+    pid = await fs.lookup(ROOT, str(svc.pid.nr).encode(), CTX)
+
+    async def kind_of(parent: int, name: str):
+        attr = await fs.lookup(parent, name.encode(), CTX)
+        return attr, type(fs.table.get(attr.st_ino).ops)
+
+    assert (await kind_of(pid.st_ino, "status"))[1] is PidFile
+    assert (await kind_of(pid.st_ino, "task"))[1] is TaskDir
+    handle, kind = await kind_of(pid.st_ino, "pidfd")
+    assert kind is HandleFile and handle.st_ino == svc.pid.ino
+    task_dir = await fs.lookup(pid.st_ino, b"task", CTX)
+    worker = next(t for t in svc.group.threads if t is not svc)
+    assert (await kind_of(task_dir.st_ino, str(worker.pid.nr)))[1] is TidDir
+    # a thread's pid through the process path has no handle file (pidfd_open's ENOENT)
+    thread_as_pid = await fs.lookup(ROOT, str(worker.pid.nr).encode(), CTX)
+    with pytest.raises(pyfuse3.FUSEError) as e:
+        await fs.lookup(thread_as_pid.st_ino, b"pidfd", CTX)
+    assert e.value.errno == errno.ENOENT
+    sys_dir = await fs.lookup(ROOT, b"sys", CTX)
+    kernel_dir = await fs.lookup(sys_dir.st_ino, b"kernel", CTX)
+    assert (await kind_of(kernel_dir.st_ino, "pid_max"))[1] is SysctlFile
