@@ -2,7 +2,8 @@
 the same options on this machine and of our mount, by the same kinds of caller.
 
 Two targets exist on each side: "own", a process of uid 65534 (the viewer's own uid), and
-"other", a process of uid 1001. Three viewers ask: uid 65534 with no groups, uid 65534 in the
+"other", a process of uid 1001; a third is the probing process itself ("self": on our mount, the
+hidden entry a caller that is not in the table gets, which is not listed and has no threads). Three viewers ask: uid 65534 with no groups, uid 65534 in the
 ``gid=`` group (4242), and root. Each question is a real system call made by a child process
 after setresuid/setgroups: is the pid listed in the root, ``stat`` of ``/<pid>``, ``ls -ld`` of
 it, entering it (``listdir``, reading ``status``, ``lstat`` of ``status``, ``stat`` of
@@ -44,7 +45,7 @@ def ls_ld(p):
 
 names = set(os.listdir(root))
 out = {}
-for label, nr in targets.items():
+for label, nr in {**targets, "self": os.getpid()}.items():
     p = f"{root}/{nr}"
     out[label] = {
         "listed": str(nr) in names,
@@ -134,6 +135,16 @@ def test_hidepid_answers_match_a_real_procfs(options, real_targets, mount_table)
             "other": m.new(1, f"uid={OTHER_UID}", f"gid={OTHER_UID}", "comm=other")}
     for viewer, expected_other in EXPECTED[options].items():
         real = real_procfs(options, viewer, real_targets)
-        assert real == {"own": SEES, "other": expected_other}, (options, viewer, "real procfs")
         got = probe(m.path, viewer, ours)
+        # "ls -ld" of the probe itself is another process's question (ls is its child): on
+        # Linux the probe, made non-dumpable by setresuid, is hidden from it under hidepid; on
+        # ours, the caller's own entry answers the caller only. Left out for "self".
+        real_self, mine = real.pop("self"), got.pop("self")
+        del real_self["ls -ld"], mine["ls -ld"]
+        sees_self = {k: v for k, v in SEES.items() if k != "ls -ld"}
+        assert real == {"own": SEES, "other": expected_other}, (options, viewer)
+        assert real_self == sees_self, (options, viewer)
+        # by design (SPEC §3 /self): the caller's own entry is never listed and its task/
+        # holds no thread (it is not in the table); everything else answers as Linux does
+        assert mine == {**sees_self, "listed": False, "stat task/<tid>": "ENOENT"}, (options, viewer)
         assert got == real, (options, viewer)

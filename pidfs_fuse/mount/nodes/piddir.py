@@ -257,21 +257,24 @@ def pid_child(fs: PidFs, parent: Node, e: T.Entry, task: Task) -> Node:
 
 def _observer(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
     """The caller itself when the view has no process with its number: a hidden entry shaped
-    after ``--self`` or init's child."""
+    after ``--self`` or init's child, owned by the caller's real uid and gid (so that the policy
+    lets it see its own entry whatever ``hidepid`` says, as Linux does)."""
     if ctx is None or ctx.pid != nr:
         return None
     view = parent.view
     key = (view.ns.inum, nr)
     t = fs.observers.get(key)
-    if t is None:
-        t = make_observer(fs.kernel, view.ns, nr, fs.self_template)
+    if t is None or (t.group.uid, t.group.gid) != (ctx.uid, ctx.gid):  # a reused host pid
+        t = make_observer(fs.kernel, view.ns, nr, fs.self_template, uid=ctx.uid, gid=ctx.gid)
         fs.observers[key] = t
     return fs.table.make(("obs", view.ns.inum, nr), OBSERVER_DIR, view=view, pid=t.pid,
                          parent=parent.ino, name=str(nr).encode(), extra=OBSERVER)
 
 
-def make_observer(kernel: Kernel, ns: PidNamespace, nr: int, template: int | None) -> Task:
-    """A stand-in task numbered ``nr`` in ``ns`` that never enters the model."""
+def make_observer(kernel: Kernel, ns: PidNamespace, nr: int, template: int | None, *,
+                  uid: int, gid: int) -> Task:
+    """A stand-in task numbered ``nr`` in ``ns``, of ``uid``/``gid``, that never enters the
+    model."""
     base = kernel.find_task(ns, template) if template else None
     reaper = ns.child_reaper or kernel.init
     src = base.group if base is not None else reaper.group
@@ -280,7 +283,7 @@ def make_observer(kernel: Kernel, ns: PidNamespace, nr: int, template: int | Non
     g = ThreadGroup(leader=None, parent=base.group.parent if base is not None else reaper,  # type: ignore[arg-type]
                     pgrp=src.pgrp, session=src.session,
                     argv=src.argv if base is not None else ("observer",),
-                    environ=src.environ, uid=src.uid, gid=src.gid, cwd=src.cwd, exe=src.exe,
+                    environ=src.environ, uid=uid, gid=gid, cwd=src.cwd, exe=src.exe,
                     root=src.root, vsize=src.vsize, rss=src.rss, live=1)
     t = Task(pid=pid, group=g, comm=base.comm if base is not None else "observer",
              start_time=max(kernel.clock(), reaper.start_time))
