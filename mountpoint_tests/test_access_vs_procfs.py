@@ -3,12 +3,13 @@ the same options on this machine and of our mount, by the same kinds of caller.
 
 Two targets exist on each side: "own", a process of uid 65534 (the viewer's own uid), and
 "other", a process of uid 1001; a third is the probing process itself ("self": on our mount, the
-hidden entry a caller that is not in the table gets, which is not listed and has no threads). Three viewers ask: uid 65534 with no groups, uid 65534 in the
-``gid=`` group (4242), and root. Each question is a real system call made by a child process
-after setresuid/setgroups: is the pid listed in the root, ``stat`` of ``/<pid>``, ``ls -ld`` of
-it, entering it (``listdir``, reading ``status``, ``lstat`` of ``status``, ``stat`` of
-``task/<tid>``), and the ptrace-guarded ``cwd`` link. The real procfs lives in a private mount
-namespace that dies with the probe, so nothing is left mounted whatever happens.
+hidden entry a caller that is not in the table gets, which is not listed and has no threads).
+Three viewers ask: uid 65534 with no groups, uid 65534 in the ``gid=`` group (4242), and root.
+Each question is a real system call made by a child process after setresuid/setgroups: is the
+pid listed in the root, ``stat`` of ``/<pid>``, ``ls -ld`` of it, entering it (``listdir``,
+reading ``status``, ``lstat`` of ``status``, ``stat`` of ``task/<tid>``), and the
+ptrace-guarded ``cwd`` link. The real procfs lives in a private mount namespace that dies with
+the probe, so nothing is left mounted whatever happens.
 
 ``EXPECTED`` pins what Linux 6.18 answers here, so that a probe broken on both sides cannot pass.
 """

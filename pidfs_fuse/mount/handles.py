@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyfuse3
 import trio
 
-from ..kernel import (POLLHUP, POLLIN, Event, EventKind, Kernel, KernelError, Pid, PidFd,
-                      describe_status)
+from ..kernel import POLLHUP, POLLIN, Event, EventKind, Kernel, KernelError, Pid, PidFd, describe_status
 from ..kernel import signals as SIG
 from ..procfs import files as F
 from ..procfs.view import View

@@ -33,8 +33,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..kernel import ExitState, Task
-from .view import (HIDEPID_INVISIBLE, HIDEPID_NO_ACCESS, HIDEPID_NOT_PTRACEABLE, HIDEPID_OFF,
-                   MountOptions, View)
+from .view import HIDEPID_INVISIBLE, HIDEPID_NO_ACCESS, HIDEPID_NOT_PTRACEABLE, HIDEPID_OFF, MountOptions, View
 
 if TYPE_CHECKING:
     from .tables import Entry

@@ -1,8 +1,8 @@
 """pidfs_fuse.client without a mount: command lines, reply parsing, errno mapping, and the wait
 protocol, against a stand-in for the server's ``.control`` built on the real command table.
 
-The stand-in (``FakeServer``) answers a write the way the server does (mount/fs.py
-``_write_control``: one reply per line, ``error: ENAME: why`` and the errno for a failure); a
+The stand-in (``FakeServer``) answers a write the way the server does (mount/control_file.py
+``ControlSession.write``: one reply per line, ``error: ENAME: why`` and the errno for a failure); a
 blocking ``wait`` that would block is answered by a test's script instead. Mountpoint tests
 (mountpoint_tests/test_client.py) check the same client against a real mount.
 """

@@ -62,7 +62,7 @@ async def test_root_lists_its_rows_then_self_then_pids_at_stable_offsets(listed)
 
 
 async def test_every_listed_root_name_resolves_to_the_listed_node_and_kind(listed) -> None:
-    k, svc = _table()
+    k, _ = _table()
     fs = PidFs(k)
     kinds = {"cpuinfo": GlobalFile, "sys": TableDir, ".control": ControlFile, ".pidfs": PidfsDir,
              ".pidns": PidnsDir, "self": SelfLink, "thread-self": SelfLink, "1": PidDir}

@@ -8,7 +8,8 @@
 | ``FdLink``, ``FdInfoFile`` | piddir | ``fd/<n>``, ``fdinfo/<n>`` |
 | ``TableDir``, ``GlobalFile``, ``SysctlFile`` | table | ``sys/``, ``/stat``..., ``sys/kernel/pid_max``... |
 | ``PidFile``, ``TableLink``, ``SelfLink`` | table | ``/<pid>/status``..., ``cwd``..., ``self`` |
-| ``ControlFile``, ``PidfsDir``, ``PidnsDir``, ``HandleFile`` | special | ``.control``, ``.pidfs``, ``.pidns``, ``pidfd`` |
+| ``ControlFile``, ``PidfsDir``, ``PidnsDir`` | special | ``.control``, ``.pidfs``, ``.pidns`` |
+| ``HandleFile`` | special | ``/<pid>/pidfd``, ``task/<tid>/pidfd``, ``/.pidfs/<ino>`` |
 """
 
 from __future__ import annotations

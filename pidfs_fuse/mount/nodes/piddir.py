@@ -17,8 +17,7 @@ import pyfuse3
 from ...kernel import Kernel, Pid, PidNamespace, Task, ThreadGroup
 from ...procfs import files as F
 from ...procfs import tables as T
-from ...procfs.access import (fd_link_access, pid_access, pid_dir_lookup_errno,
-                              pid_getattr_errno)
+from ...procfs.access import fd_link_access, pid_access, pid_dir_lookup_errno, pid_getattr_errno
 from .base import OBSERVER, Dir, NodeKind, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
@@ -244,8 +243,9 @@ def pid_child(fs: PidFs, parent: Node, e: T.Entry, task: Task) -> Node:
         from .special import handle_node
 
         return handle_node(fs, parent.pid, parent, e.name.encode())
+    ops: NodeKind
     if e.kind == T.DIR:
-        ops = DYNAMIC_DIRS.get(e.dynamic, PID_TABLE_DIR)
+        ops = DYNAMIC_DIRS.get(e.dynamic or "", PID_TABLE_DIR)
     elif e.kind == T.LINK:
         ops = TABLE_LINK
     else:
