@@ -103,7 +103,7 @@ def _child(kind: str, n: int, path: str) -> dict:
         dt = time.perf_counter() - t0
         return {"tasks": k.nr_threads, "seconds": dt, "peak": _maxrss() - r0}
     if kind == "snapshot":
-        from pidfs_fuse.kernel.snapshot import write_snapshot
+        from pidfs_fuse.snapshot import write_snapshot
 
         t0 = time.perf_counter()
         k = build_table(n)
@@ -121,7 +121,7 @@ def _child(kind: str, n: int, path: str) -> dict:
         return {"tasks": tasks, "seconds": dt, "peak": peak, "build": build, "table": table,
                 "bytes": os.path.getsize(path)}
     if kind == "restore":
-        from pidfs_fuse.kernel.snapshot import restore_file
+        from pidfs_fuse.snapshot import restore_file
 
         r0 = _rss()
         t0 = time.perf_counter()

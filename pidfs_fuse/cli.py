@@ -189,7 +189,7 @@ def _mounted_kernel(mountpoint: str):
     import tempfile
 
     from .kernel import KernelError
-    from .kernel.snapshot import restore_file
+    from .snapshot import restore_file
 
     control = os.path.join(mountpoint, client.CONTROL)
     if not os.path.exists(control):

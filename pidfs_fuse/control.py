@@ -51,7 +51,7 @@ from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLON
 from .kernel import signals as S
 from .kernel.fields import (FIELDS, ID_MAX, parse_comm, parse_decimal, parse_path,
                             parse_signal_token, parse_words, set_fields)
-from .kernel.snapshot import write_snapshot
+from .snapshot import write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -460,7 +460,7 @@ def _pidfs_mounts() -> list[str]:
 
 
 def _snapshot(c: Control, a: Args) -> Callable[[], str]:
-    """``snapshot FILE``: write the whole table to FILE atomically (kernel/snapshot.py). FILE
+    """``snapshot FILE``: write the whole table to FILE atomically (snapshot.py). FILE
     must be absolute: the mount's server runs with "/" as its working directory, so a relative
     name would not mean what the caller's shell meant. A FILE inside a pidfs-fuse mount is
     refused (EINVAL): the server would have to serve its own write, and deadlock. Symlinks are

@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import errno
 import importlib.resources
-import math
 import os
 import time
 import tomllib
@@ -86,6 +85,7 @@ from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CL
 from .kernel import signals as S
 from .kernel.events import Listener
 from .kernel.fields import FIELDS, parse_signal_token, set_fields
+from .schema import TOML, Schema, SchemaError
 
 DEFAULT = "default.toml"
 #: progress(done, total): tasks created so far and expected (a loader of a large table reports)
@@ -105,12 +105,9 @@ _THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "sti
 _STOP_SIGNALS = {S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU}
 
 
-class ScenarioError(KernelError):
+class ScenarioError(SchemaError):
     """A scenario file is malformed, or a call it replays fails. ``str()`` is the message alone:
     ``FILE: ENTRY: reason``."""
-
-    def __str__(self) -> str:
-        return self.strerror or ""
 
 
 @dataclass(slots=True)
@@ -165,90 +162,53 @@ def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listene
 
 # -- the loader ------------------------------------------------------------------------------
 
-def _type_name(v: object) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    return {int: "an integer", float: "a float", str: "a string", list: "an array",
-            dict: "a table"}.get(type(v), f"a {type(v).__name__}")
-
-
-def _show(v: object) -> str:
-    if isinstance(v, str):
-        s = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    elif isinstance(v, bool):
-        s = "true" if v else "false"
-    else:
-        s = repr(v)
-    return s if len(s) <= 60 else s[:56] + "..."
+_show = TOML.show
 
 
 class _Table:
-    """One TOML table being read: typed getters that raise errors naming ``where.key``."""
+    """One TOML table being read: the shared typed getters (``schema``) on its keys, raising
+    errors that name ``where.key``."""
 
     def __init__(self, loader: "_Loader", data: object, where: str, allowed: set[str]) -> None:
         self.loader, self.where = loader, where
         if not isinstance(data, dict):
-            raise loader.error(where, f"expected a table, got {_type_name(data)}")
-        for key in data:
-            if key not in allowed:
-                raise loader.error(f"{where}.{key}" if where else key,
-                                   "unknown key; valid keys: " + ", ".join(sorted(allowed)))
+            raise loader.error(where, f"expected a table, got {TOML.kind(data)}")
+        loader.keys(data, allowed, self.at)
         self.data = data
 
     def at(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
 
-    def fail(self, key: str, reason: str, err: int = errno.EINVAL) -> ScenarioError:
+    def fail(self, key: str, reason: str, err: int = errno.EINVAL) -> SchemaError:
         return self.loader.error(self.at(key), reason, err)
 
-    def expect(self, key: str, what: str) -> ScenarioError:
-        return self.fail(key, f"expected {what}, got {_show(self.data[key])}"
-                         + ("" if isinstance(self.data[key], str) else f" ({_type_name(self.data[key])})"))
+    def expect(self, key: str, what: str) -> SchemaError:
+        return self.loader.expect(self.at(key), self.data[key], what)
 
     def __contains__(self, key: str) -> bool:
         return key in self.data
 
     def str(self, key: str, default: str | None = None) -> str | None:
         v = self.data.get(key, default)
-        if v is not None and not isinstance(v, str):
-            raise self.expect(key, "a string")
-        return v
+        return None if v is None else self.loader.str_(v, self.at(key))
 
     def bool(self, key: str) -> bool:
-        v = self.data.get(key, False)
-        if not isinstance(v, bool):
-            raise self.expect(key, "true or false")
-        return v
+        return self.loader.bool_(self.data.get(key, False), self.at(key))
 
     def int(self, key: str, lo: int, hi: int, default: int | None = None) -> int | None:
         v = self.data.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise self.expect(key, f"an integer in {lo}..{hi}")
-        return v
+        return None if v is None else self.loader.int_(v, self.at(key), lo, hi)
 
     def seconds(self, key: str) -> int | None:
         v = self.data.get(key)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or not 0 <= v <= 1e10:
-            raise self.expect(key, "a number of seconds >= 0")
-        return round(v * 1_000_000_000)
+        return None if v is None else self.loader.seconds(v, self.at(key))
 
     def strs(self, key: str) -> list[str] | None:
         v = self.data.get(key)
-        if v is not None and not (isinstance(v, list) and all(isinstance(s, str) for s in v)):
-            raise self.expect(key, "an array of strings")
-        return v
+        return None if v is None else self.loader.strs(v, self.at(key))
 
     def ints(self, key: str, lo: int, hi: int) -> tuple[int, ...]:
-        v = self.data.get(key, [])
-        if not (isinstance(v, list) and v and all(
-                isinstance(n, int) and not isinstance(n, bool) and lo <= n <= hi for n in v)):
-            raise self.expect(key, f"a non-empty array of integers in {lo}..{hi}")
-        return tuple(v)
+        return self.loader.ints(self.data.get(key, []), self.at(key), lo, hi)
 
     def signal(self, key: str) -> int:
         v = self.data[key]
@@ -258,9 +218,13 @@ class _Table:
             raise self.fail(key, e.strerror) from None
 
 
-class _Loader:
+class _Loader(Schema):
+    """Replays one scenario into a fresh Kernel; its errors name the file and the entry."""
+
+    error_type = ScenarioError
+
     def __init__(self, source: str, progress: Progress | None = None) -> None:
-        self.source = source
+        super().__init__(source, TOML)
         #: progress(done, total) in tasks cloned; total from ``_count_tasks``
         self.progress = progress
         self.total = 0
@@ -268,9 +232,6 @@ class _Loader:
         self.tasks: dict[str, Task] = {}
         #: (where, task, action) run after every entry exists
         self.endings: list[tuple[str, Task, Callable[[], None]]] = []
-
-    def error(self, where: str, reason: str, err: int = errno.EINVAL) -> ScenarioError:
-        return ScenarioError(err, f"{self.source}: {where}: {reason}" if where else f"{self.source}: {reason}")
 
     def call(self, where: str, what: str, fn: Callable[[], Any]) -> Any:
         """Replay one model call; its KernelError becomes a ScenarioError naming the entry."""

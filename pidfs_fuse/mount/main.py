@@ -74,7 +74,7 @@ def _reporter(args: argparse.Namespace, label: str, progress: ProgressFactory | 
 
 def _load_kernel(args: argparse.Namespace, progress: ProgressFactory | None):
     from .. import scenario
-    from ..kernel import snapshot
+    from .. import snapshot
 
     try:
         if args.restore:

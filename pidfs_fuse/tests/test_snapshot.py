@@ -1,4 +1,4 @@
-"""Snapshot and restore (kernel/snapshot.py): dump -> restore -> dump is the identity, the
+"""Snapshot and restore (pidfs_fuse/snapshot.py on kernel/restore.py): dump -> restore -> dump is the identity, the
 restored model equals the original in every structure (compared by an independent walk, not by
 the dump itself), the next clone gets the same number, bad files fail with EINVAL naming the
 file and the JSON path, and writes are atomic."""
@@ -22,7 +22,7 @@ from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_
                                CLONE_WAIT_PID, P_ALL, P_PID, PIDFD_THREAD, WALL, WEXITED,
                                WNOHANG, WSTOPPED, ExitState, Kernel, KernelError, Task)
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse.kernel import snapshot as snap
+from pidfs_fuse import snapshot as snap
 from pidfs_fuse.kernel.fields import set_fields
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"

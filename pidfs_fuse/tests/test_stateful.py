@@ -45,7 +45,8 @@ from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PA
                                WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitState, Kernel,
                                KernelError, PidFd, TaskFlag)
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse.kernel import fields, snapshot
+from pidfs_fuse import snapshot
+from pidfs_fuse.kernel import fields
 from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.bitmap import BitSet
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr

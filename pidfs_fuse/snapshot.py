@@ -60,24 +60,31 @@ THREAD
 ``{"end": true}``
     the last record: a file without it is truncated.
 
-What comes back through the model's own calls, and what is set directly
------------------------------------------------------------------------
+What comes back through the model's own calls, and what through restore primitives
+---------------------------------------------------------------------------------
+
+This module reads and writes the format and checks it; it changes the model only through
+public calls and the restore primitives of ``kernel/restore.py`` (named ``R.`` below), which
+are to the model what CRIU's clone3(set_tid) and ns_last_pid writes are to Linux.
 
 Through calls: ``Kernel()`` boots the root namespace and init (pid 1, pidfs inode 2); every
-other task is created by ``clone()`` with ``set_tid`` naming its number at every level, from
+other task is created by ``R.clone_exact()`` (clone with ``set_tid`` naming its number at every
+level, and its recorded pidfs inode), from
 its recorded real parent for a process and from its leader with CLONE_THREAD for a thread,
 processes depth first and threads in order. So alloc_pid (range checks, EEXIST for a number
 used twice, the TGID tag of seed 000, the tag check when the leader is attached), the task,
 parent, children, thread and pid links, namespace inits and ``nr_threads`` are the model's own
 work. A process that lives in another namespace than its parent's is cloned after
 ``setns_pid()`` (which checks the namespace is below the parent's). Pids held only as a
-process group or session id come from ``_alloc_pid()`` (alloc_pid with set_tid) without a
-task; ``setxattr()`` puts back trusted.* xattrs (its checks apply); ``set_pid_max()`` sets
+process group or session id come from ``R.alloc_pid_exact()`` (alloc_pid with set_tid)
+without a task; ``setxattr()`` puts back trusted.* xattrs (its checks apply); ``set_pid_max()`` sets
 each namespace's limit; ``setns_pid()`` gives every task its ``pid_for_children``.
 
-Set directly, because no call reaches the recorded state (each with its reason):
+Put back by primitives or set directly, because no system call reaches the recorded state
+(each with its reason):
 
-- namespaces: created with their recorded inum and level (clone/unshare take the next inum);
+- namespaces: created with their recorded inum and level by ``R.create_pid_ns()``
+  (clone/unshare take the next inum); ``R.set_pid_ns_state()`` puts back ``pid_max``,
   ``cursor`` (``ns_last_pid`` cannot express 0 or a cursor above a lowered pid_max),
   ``adding`` and ``child_reaper`` (only an init's death changes them, and it kills the rest),
   ``creator``.
@@ -85,20 +92,22 @@ Set directly, because no call reaches the recorded state (each with its reason):
   reaper (so set_tid may name numbers above a pid_max lowered later, or members of a
   namespace whose init comes later in the file or has died), and every process has uid 0 (the
   restorer is privileged, as CRIU is); the recorded values are put back at the end.
-- the pidfs inode counter is set to each pid's recorded inode number before its allocation,
-  then to the recorded ``next_ino``; ``_next_ns_inum`` and ``total_forks`` likewise.
-- process group and session membership (``_change_pgrp``/``_change_session``, the inside of
+- each pid gets its recorded pidfs inode number from the primitive that allocates it; at the
+  end ``R.set_counters()`` writes the recorded ``next_ino``, ``next_ns_inum`` and
+  ``total_forks``.
+- process group and session membership (``R.set_pgrp_session()``, the inside of
   setpgid/setsid): a process only joins a session by being forked inside it, and the member
   of a daemonized session was forked by a process that no longer exists.
 - every field procfs shows (set_fields would refuse some reachable states, such as a child
   started before a subreaper it was reparented to), uid/gid, exit_signal, task flags.
 - zombies: exit state, the task's own exit code and the group's exit (an exit replay would
   reparent, notify, autoreap under SIGCHLD ignored, and cannot give a leader a code different
-  from its group's once the threads that caused it are gone); ``live`` is recounted.
+  from its group's once the threads that caused it are gone): ``R.set_exit_state()``, which
+  keeps the group's count of live threads.
 - stop/continue state, pending signals, ignored signals, subreaper flags (prctl propagates
   ``has_child_subreaper``, which the record already holds exactly).
-- pidfds: fd tables hold the recorded numbers (fd_install picks the lowest free), and
-  ``handles`` counts them (a handle on a reaped pid cannot be opened again); pidfs exit records.
+- pidfds: ``R.set_fd_table()`` puts them at the recorded numbers (fd_install picks the lowest
+  free), each counted as a handle (a handle on a reaped pid cannot be opened again); pidfs exit records.
 - ghosts (released tasks), freed pids, and ``Kernel.init``.
 
 Not in a snapshot: the listener, handles held outside the model's fd tables (a mount's open
@@ -111,8 +120,9 @@ Errors: a malformed or inconsistent snapshot raises ``SnapshotError`` (a ``Kerne
 EINVAL) naming the file, the line and the JSON path of the bad entry; nothing is returned.
 Reading a file that cannot be opened keeps the OSError's errno.
 
-This module is the one place of ``kernel/`` that touches files (``write_snapshot``,
-``restore_file``), on behalf of the control plane and the CLI; everything else here is pure.
+Files are touched only by ``write_snapshot`` and ``restore_file``, on behalf of the control
+plane and the CLI; this module lives above ``kernel/`` because of them (``kernel/`` does no
+I/O), and everything else here is pure.
 """
 
 from __future__ import annotations
@@ -126,12 +136,14 @@ import tempfile
 import time
 from typing import Any, Callable, Iterator
 
-from .core import CLONE_THREAD, Kernel, PidFd
-from .errors import KernelError
-from .events import Listener
-from .idr import PID_MAX_LIMIT
-from .pid import MAX_PID_NS_LEVEL, PROC_PID_INIT_INO, ExitInfo, Pid, PidAttr, PidNamespace
-from .task import RUN_STATES, ExitState, Task, TaskFlag, ThreadGroup
+from .kernel import Kernel, KernelError, PidFd
+from .kernel import restore as R
+from .kernel.events import Listener
+from .kernel.idr import PID_MAX_LIMIT
+from .kernel.pid import (MAX_PID_NS_LEVEL, PROC_PID_INIT_INO, ExitInfo, Pid, PidAttr, PidNamespace,
+                         check_pid_max)
+from .kernel.task import RUN_STATES, ExitState, Task, TaskFlag, ThreadGroup
+from .schema import JSON, Schema, SchemaError
 
 FORMAT = "pidfs_fuse-snapshot"
 VERSION = 1
@@ -165,12 +177,9 @@ _THREAD_COLUMNS = ("ino", "numbers", "comm", "state", "start_time", "nice", "uti
 _GHOST_COLUMNS = _THREAD_COLUMNS[2:13]
 
 
-class SnapshotError(KernelError):
+class SnapshotError(SchemaError):
     """A snapshot is malformed or inconsistent (EINVAL), or cannot be read. ``str()`` is the
     message alone: ``FILE: line N: records[i].path: reason``."""
-
-    def __str__(self) -> str:
-        return self.strerror or ""
 
 
 # -- dump ----------------------------------------------------------------------------------------
@@ -187,7 +196,7 @@ class _Dumper:
         self.loose: dict[int, Pid] = {}
         self.tasks = 0
         self.processes = 0
-        for p in kernel.root_ns.idr._ptr.values():  # every allocated pid has a level-0 number
+        for p in R.allocated_pids(kernel):
             if p.task is None:
                 self.loose[p.ino] = p
             else:
@@ -267,9 +276,10 @@ class _Dumper:
 
     def header(self) -> dict[str, Any]:
         k = self.k
+        c = R.counters(k)
         return {"format": FORMAT, "version": VERSION, "clock": k.clock(), "tasks": self.tasks,
-                "processes": self.processes, "next_ino": k._next_ino,
-                "next_ns_inum": k._next_ns_inum, "total_forks": k.total_forks,
+                "processes": self.processes, "next_ino": c.next_ino,
+                "next_ns_inum": c.next_ns_inum, "total_forks": c.total_forks,
                 "init": self.task_ref(k.init)}
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -401,37 +411,17 @@ def write_snapshot(kernel: Kernel, path: str | os.PathLike[str]) -> int:
 # -- restore -------------------------------------------------------------------------------------
 
 
-class _Building:
-    """The child reaper of every namespace while restoring: alloc_pid refuses set_tid numbers
-    other than 1 in a namespace without one."""
-
-    def __repr__(self) -> str:
-        return "<restoring>"
+_show = JSON.show
 
 
-_BUILDING = _Building()
-
-
-def _kind(v: object) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if v is None:
-        return "null"
-    return {int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "an object"}.get(type(v), type(v).__name__)
-
-
-def _show(v: object) -> str:
-    s = json.dumps(v) if isinstance(v, (str, int, float, bool, type(None))) else _kind(v)
-    return s if len(s) <= 60 else s[:56] + "..."
-
-
-class _Restorer:
+class _Restorer(Schema):
     """Consumes the header and the records in order, then ``finish()`` returns the Kernel."""
+
+    error_type = SnapshotError
 
     def __init__(self, source: str, clock: Callable[[], int] | None,
                  progress: Progress | None) -> None:
-        self.source = source
+        super().__init__(source, JSON)
         self.base_clock = clock
         self.progress = progress
         self.file = False  # reading a file: errors give line numbers (record i is line i + 2)
@@ -460,7 +450,7 @@ class _Restorer:
 
     # errors
 
-    def error(self, path: str, reason: str, where: str | None = None) -> SnapshotError:
+    def error(self, path: str, reason: str, where: str | None = None) -> SnapshotError:  # type: ignore[override]
         """EINVAL naming the source, the line (files), and the JSON path ``where + path``;
         ``where`` defaults to the current record, "" is the header (or the whole file)."""
         where = self.where if where is None else where
@@ -475,7 +465,7 @@ class _Restorer:
                              else f"{self.source}: {loc}{reason}")
 
     def expect(self, path: str, value: object, what: str) -> SnapshotError:
-        return self.error(path, f"expected {what}, got {_show(value)}")
+        return self.error(path, f"expected {what}, got {JSON.got(value)}")
 
     # typed getters on a record (dict)
 
@@ -486,22 +476,14 @@ class _Restorer:
             raise self.error(f".{key}", "missing")
         return default
 
-    def int_(self, rec: dict[str, Any], key: str, lo: int, hi: int, default: Any = ...) -> int:
-        v = self.get(rec, key, default)
-        if type(v) is not int or not lo <= v <= hi:
-            raise self.expect(f".{key}", v, f"an integer in {lo}..{hi}")
-        return v
+    def int_at(self, rec: dict[str, Any], key: str, lo: int, hi: int, default: Any = ...) -> int:
+        return self.int_(self.get(rec, key, default), f".{key}", lo, hi)
 
-    def bool_(self, rec: dict[str, Any], key: str, default: Any = ...) -> bool:
-        v = self.get(rec, key, default)
-        if type(v) is not bool:
-            raise self.expect(f".{key}", v, "true or false")
-        return v
+    def bool_at(self, rec: dict[str, Any], key: str, default: Any = ...) -> bool:
+        return self.bool_(self.get(rec, key, default), f".{key}")
 
-    def keys(self, rec: dict[str, Any], allowed: set[str]) -> None:
-        for key in rec:
-            if key not in allowed:
-                raise self.error(f".{key}", "unknown key; valid keys: " + ", ".join(sorted(allowed)))
+    def keys_of(self, rec: dict[str, Any], allowed: set[str]) -> None:
+        self.keys(rec, allowed, lambda key: f".{key}")
 
     def ns_of(self, path: str, inum: object, *, zero_is_none: bool = False) -> PidNamespace | None:
         if zero_is_none and inum == 0 and type(inum) is int:
@@ -522,15 +504,15 @@ class _Restorer:
         if h.get("version") != VERSION:
             raise self.error(".version", f"unsupported version {_show(h.get('version'))} "
                              f"(this build reads version {VERSION})")
-        self.keys(h, {"format", "version", "clock", "tasks", "processes", "next_ino",
+        self.keys_of(h, {"format", "version", "clock", "tasks", "processes", "next_ino",
                       "next_ns_inum", "total_forks", "init", "records"})
         self.h = {
-            "clock": self.int_(h, "clock", 0, 2**63 - 1),
-            "tasks": self.int_(h, "tasks", 1, 2**63),
-            "processes": self.int_(h, "processes", 1, 2**63),
-            "next_ino": self.int_(h, "next_ino", _INIT_INO + 1, 2**64),
-            "next_ns_inum": self.int_(h, "next_ns_inum", PROC_PID_INIT_INO + 1, 2**32),
-            "total_forks": self.int_(h, "total_forks", 0, 2**63),
+            "clock": self.int_at(h, "clock", 0, 2**63 - 1),
+            "tasks": self.int_at(h, "tasks", 1, 2**63),
+            "processes": self.int_at(h, "processes", 1, 2**63),
+            "next_ino": self.int_at(h, "next_ino", _INIT_INO + 1, 2**64),
+            "next_ns_inum": self.int_at(h, "next_ns_inum", PROC_PID_INIT_INO + 1, 2**32),
+            "total_forks": self.int_at(h, "total_forks", 0, 2**63),
             "init": self.get(h, "init"),
         }
         self.stage = 1
@@ -563,16 +545,16 @@ class _Restorer:
         fn(rec)
 
     def ns_record(self, r: dict[str, Any]) -> None:
-        self.keys(r, {"ns", "parent", "level", "pid_max", "cursor", "adding", "child_reaper", "creator"})
-        inum = self.int_(r, "ns", 1, 2**32 - 1)
+        self.keys_of(r, {"ns", "parent", "level", "pid_max", "cursor", "adding", "child_reaper", "creator"})
+        inum = self.int_at(r, "ns", 1, 2**32 - 1)
         if inum in self.ns:
             raise self.error(".ns", f"pid namespace {inum} appears twice")
         parent_inum = self.get(r, "parent")
-        level = self.int_(r, "level", 0, MAX_PID_NS_LEVEL)
-        self.int_(r, "pid_max", 0, PID_MAX_LIMIT)
+        level = self.int_at(r, "level", 0, MAX_PID_NS_LEVEL)
+        self.int_at(r, "pid_max", 0, PID_MAX_LIMIT)
         # ns_last_pid may be written up to pid_max itself, so the cursor reaches pid_max + 1
-        self.int_(r, "cursor", 0, PID_MAX_LIMIT + 1)
-        self.bool_(r, "adding")
+        self.int_at(r, "cursor", 0, PID_MAX_LIMIT + 1)
+        self.bool_at(r, "adding")
         if not self.ns:
             if parent_inum is not None or level != 0 or inum != PROC_PID_INIT_INO:
                 raise self.error("", f"the first ns record is the root namespace ({PROC_PID_INIT_INO}, "
@@ -587,9 +569,11 @@ class _Restorer:
             assert parent is not None
             if level != parent.level + 1:
                 raise self.error(".level", f"is {level}, but the parent's level is {parent.level}")
-            ns = PidNamespace(level=level, parent=parent, inum=inum, pid_max=PID_MAX_LIMIT)
-            ns.child_reaper = _BUILDING  # type: ignore[assignment]
-            parent.children.append(ns)
+            assert self.k is not None
+            try:
+                ns = R.create_pid_ns(self.k, parent, inum)
+            except KernelError as e:
+                raise self.error(".ns", str(e)) from None
         self.ns[inum] = ns
         self.ns_rec.append((self.where, ns, r))
 
@@ -607,12 +591,12 @@ class _Restorer:
     def process(self, r: dict[str, Any]) -> None:
         k = self.k
         assert k is not None
-        self.keys(r, {"process", "ns", "parent", "nthreads", "threads", "pgrp", "session",
+        self.keys_of(r, {"process", "ns", "parent", "nthreads", "threads", "pgrp", "session",
                       "files", "extra", *_GROUP_DEFAULTS})
         leader_ino = self.get(r, "process")
         ns = self.ns_of(".ns", self.get(r, "ns"))
         assert ns is not None
-        nthreads = self.int_(r, "nthreads", 1, PID_MAX_LIMIT * (MAX_PID_NS_LEVEL + 1))
+        nthreads = self.int_at(r, "nthreads", 1, PID_MAX_LIMIT * (MAX_PID_NS_LEVEL + 1))
         threads = self.get(r, "threads")
         if not isinstance(threads, list) or not threads:
             raise self.expect(".threads", threads, "a non-empty array of threads")
@@ -650,7 +634,7 @@ class _Restorer:
         self.missing = nthreads - len(threads)
 
     def more(self, r: dict[str, Any]) -> None:
-        self.keys(r, {"more"})
+        self.keys_of(r, {"more"})
         threads = r["more"]
         g = self.group
         assert g is not None
@@ -689,16 +673,12 @@ class _Restorer:
             t = k.init
         else:
             set_tid = numbers[::-1]
-            k._next_ino = ino
+            assert parent is not None
             try:
-                if thread:
-                    t = k.clone(parent, CLONE_THREAD, set_tid=set_tid).task  # type: ignore[arg-type]
-                else:
-                    assert parent is not None
-                    if parent.ns_for_children is not ns:
-                        k.setns_pid(parent, ns)
-                        self.setns_done.add(parent)
-                    t = k.clone(parent, 0, exit_signal=exit_signal, set_tid=set_tid).task
+                if not thread and parent.ns_for_children is not ns:
+                    k.setns_pid(parent, ns)
+                    self.setns_done.add(parent)
+                t = R.clone_exact(k, parent, numbers, ino, thread=thread, exit_signal=exit_signal)
             except KernelError as e:
                 what = "clone (thread)" if thread else "clone"
                 raise self.error(path, f"{what} with set_tid {list(set_tid)}: {e}") from None
@@ -829,28 +809,24 @@ class _Restorer:
             return False
         k = self.k
         assert k is not None
-        if g.pgrp is not pg:
-            k._change_pgrp(g, pg)
-        if g.session is not sid:
-            k._change_session(g, sid)
+        R.set_pgrp_session(k, g, pg, sid)
         return True
 
     def pid_record(self, r: dict[str, Any]) -> None:
         k = self.k
         assert k is not None
-        self.keys(r, {"pid", "ns", "numbers", "allocated", "tagged", "attr"})
-        ino = self.int_(r, "pid", _INIT_INO + 1, self.h["next_ino"] - 1)
+        self.keys_of(r, {"pid", "ns", "numbers", "allocated", "tagged", "attr"})
+        ino = self.int_at(r, "pid", _INIT_INO + 1, self.h["next_ino"] - 1)
         if ino in self.pids:
             raise self.error(".pid", f"pidfs inode {ino} is used twice")
         ns = self.ns_of(".ns", self.get(r, "ns"))
         assert ns is not None
         numbers = self.numbers(self.get(r, "numbers"), ".numbers", ns)
-        allocated = self.bool_(r, "allocated")
+        allocated = self.bool_at(r, "allocated")
         if allocated:
-            tagged = self.bool_(r, "tagged")
-            k._next_ino = ino
+            tagged = self.bool_at(r, "tagged")
             try:
-                pid = k._alloc_pid(ns, numbers[::-1], tagged, True)
+                pid = R.alloc_pid_exact(k, ns, numbers, ino, tagged=tagged)
             except KernelError as e:
                 raise self.error(".numbers", f"alloc_pid with set_tid {list(numbers[::-1])}: {e}") from None
         else:
@@ -864,8 +840,8 @@ class _Restorer:
         self.loose.append((self.where, pid))
 
     def ghost_record(self, r: dict[str, Any]) -> None:
-        self.keys(r, {"ghost", "pid", "task", "group", "g"})
-        gid = self.int_(r, "ghost", -(2**31), -1)
+        self.keys_of(r, {"ghost", "pid", "task", "group", "g"})
+        gid = self.int_at(r, "ghost", -(2**31), -1)
         if gid in self.ghosts or any(x.get("ghost") == gid for _, x in self.ghost_recs):
             raise self.error(".ghost", f"ghost {gid} appears twice")
         pid = self.pids.get(r.get("pid")) if type(r.get("pid")) is int else None  # type: ignore[arg-type]
@@ -884,7 +860,7 @@ class _Restorer:
         self.ghost_recs.append((self.where, r))
 
     def end(self, r: dict[str, Any]) -> None:
-        self.keys(r, {"end"})
+        self.keys_of(r, {"end"})
         if r["end"] is not True:
             raise self.expect(".end", r["end"], "true")
 
@@ -938,27 +914,21 @@ class _Restorer:
             self.setns_done.discard(t)
         for t in self.setns_done:  # parents moved only to clone a child elsewhere
             t.pid_ns_for_children = None
-        groups: dict[ThreadGroup, None] = {}
         for t, exit_state, code, flags in self.late_tasks:
-            t.exit_state = ExitState(exit_state)
-            t.exit_code = code
+            R.set_exit_state(k, t, ExitState(exit_state), code)
             t.flags = TaskFlag(flags)
-            groups[t.group] = None
-        for g in groups:
-            g.live = sum(1 for t in g.threads if t.exit_state is ExitState.RUNNING)
         for where, g, late in self.late_group:
             for key in ("uid", "gid", "group_exit"):
                 if key in late:
                     setattr(g, key, late[key])
         for where, ns, r in self.ns_rec:
             try:
-                k.set_pid_max(ns, r["pid_max"])
+                check_pid_max(r["pid_max"])
             except KernelError as e:
                 raise self.error(".pid_max", str(e), where) from None
-            ns.idr.cursor = r["cursor"]
-            ns.adding = r["adding"]
-            ns.child_reaper = self.task_ref(r.get("child_reaper"), ".child_reaper", where)
-            ns.creator = self.task_ref(r.get("creator"), ".creator", where)
+            R.set_pid_ns_state(k, ns, pid_max=r["pid_max"], cursor=r["cursor"], adding=r["adding"],
+                               child_reaper=self.task_ref(r.get("child_reaper"), ".child_reaper", where),
+                               creator=self.task_ref(r.get("creator"), ".creator", where))
         init = self.task_ref(self.h["init"], ".init", "")
         if init is None:
             raise self.error(".init", "null; the kernel always has an init", "")
@@ -971,11 +941,7 @@ class _Restorer:
         if inums and h["next_ns_inum"] <= max(inums):
             raise self.error(".next_ns_inum", f"{h['next_ns_inum']} is not above the largest "
                              f"namespace inum ({max(inums)})", "")
-        k._next_ino = h["next_ino"]
-        k._next_ns_inum = h["next_ns_inum"]
-        k.total_forks = h["total_forks"]
-        k._by_ino = sorted((p for p in self.pids.values() if p.allocated), key=lambda p: p.ino)
-        k._by_ino_dead = 0
+        R.set_counters(k, R.Counters(h["next_ino"], h["next_ns_inum"], h["total_forks"]))
         if self.tasks != h["tasks"] or self.processes != h["processes"]:
             raise self.error("", f"the records hold {self.tasks} task(s) in {self.processes} "
                              f"process(es); the header says {h['tasks']} in {h['processes']}", "")
@@ -1002,7 +968,7 @@ class _Restorer:
                 raise self.error(".g", "a ghost outside every table group needs its group's fields", where)
             saved, self.where = self.where, where
             try:
-                self.keys(grec, {"parent", "pgrp", "session", "files", "extra", *_GROUP_DEFAULTS})
+                self.keys_of(grec, {"parent", "pgrp", "session", "files", "extra", *_GROUP_DEFAULTS})
                 g = ThreadGroup(leader=t)
                 self.group_fields(g, grec, ".g")
             finally:
@@ -1023,15 +989,14 @@ class _Restorer:
             if f[0] in seen:
                 raise self.error(p, f"descriptor {f[0]} appears twice", where)
             seen.add(f[0])
-        table: dict[int, Any] = {}
+        entries: list[R.FdEntry] = []
         for i, f in enumerate(files):
             p = f".files[{i}]"
             pid = self.pid_ref(f[1], f"{p}[1]", where)
-            table[f[0]] = PidFd(pid, thread=f[2], nonblock=f[3], autokill=f[4])
-            pid.handles += 1
             if pid.attr is None:  # pidfd_get() creates it; a record without one is inconsistent
                 raise self.error(f"{p}[1]", f"pid {f[1]} has a handle but no pidfs attr record", where)
-        g.files = table
+            entries.append(R.FdEntry(f[0], pid, thread=f[2], nonblock=f[3], autokill=f[4]))
+        R.set_fd_table(self.k, g, entries)  # type: ignore[arg-type]
 
     def report(self) -> None:
         if self.progress is not None and self.h:

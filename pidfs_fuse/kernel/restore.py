@@ -1,0 +1,294 @@
+"""Restore primitives: the calls a checkpoint/restore tool needs beyond the system calls.
+
+CRIU rebuilds a process tree with ordinary system calls plus a few made for it: clone3() with
+``set_tid`` naming the pid at every namespace level, writes of ``ns_last_pid``, and prctl()s
+that put back what no call can reach. This module is the model's equivalent, for
+``pidfs_fuse.snapshot`` and anything else that rebuilds a table from a picture instead of
+replaying its history. Each primitive is one documented step with the errnos it raises; the
+caller (which knows the picture) orders them and validates the picture itself, so these check
+what would corrupt the model, not what a file might get wrong.
+
+Beyond CRIU, the model keeps identities Linux does not let a restorer choose: the pidfs inode
+number of every struct pid (one global counter, never reused) and the inode number of every
+pid namespace. Here they are chosen too, so a restored table is the same in every number.
+
+The restorer is privileged (uid 0), as CRIU is. While a restore is under way, namespaces made by
+``create_pid_ns`` admit any number up to ``PID_MAX_LIMIT`` and have the placeholder child reaper
+``RESTORING`` (so ``set_tid`` may name numbers other than 1 before their init exists);
+``set_pid_ns_state`` puts the recorded values back, and ``set_counters`` ends the restore.
+
+Not here: reading or writing files (that is ``pidfs_fuse.snapshot``), and anything a public
+call already does with the right checks (``Kernel.setns_pid``, ``Kernel.setxattr``,
+``Kernel.set_pid_max``, plain fields of ``Task``/``ThreadGroup``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from .core import CLONE_THREAD, Kernel, PidFd
+from .errors import KernelError
+from .idr import PID_MAX_LIMIT
+from .pid import MAX_PID_NS_LEVEL, Pid, PidNamespace
+from .task import ExitState, Task, ThreadGroup
+
+#: pidfs inode numbers start here: ``Kernel()`` gives it to init's pid.
+FIRST_INO: Final = 2
+#: the largest raw wait status (``code << 8 | signal | 0x80``)
+STATUS_MAX: Final = 0xFFFF
+
+
+class _Restoring:
+    """The child reaper of a namespace being restored before its init exists (see ``RESTORING``)."""
+
+    def __repr__(self) -> str:
+        return "<restoring>"
+
+
+#: Placeholder child reaper of a namespace made by ``create_pid_ns``: alloc_pid refuses set_tid
+#: numbers other than 1 in a namespace without one (kernel/pid.c), and a restore may create a
+#: namespace's members before its init (or restore a namespace whose init has died).
+RESTORING: Final = _Restoring()
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The kernel's global counters: what ``set_counters`` writes at the end of a restore.
+
+    ``next_ino`` is the pidfs inode number the next struct pid gets (fs/pidfs.c's counter, from
+    2, never reused); ``next_ns_inum`` the inode number of the next pid namespace (proc_alloc_inum);
+    ``total_forks`` the forks since boot (/proc/stat ``processes``).
+    """
+
+    next_ino: int
+    next_ns_inum: int
+    total_forks: int
+
+
+def counters(kernel: Kernel) -> Counters:
+    """The counters as they are now (what a checkpoint records)."""
+    return Counters(kernel._next_ino, kernel._next_ns_inum, kernel.total_forks)
+
+
+def set_counters(kernel: Kernel, c: Counters) -> None:
+    """Write the global counters, as CRIU writes ``ns_last_pid`` before its last clone.
+
+    EINVAL when ``next_ino`` is not above the pidfs inode of every allocated pid (an inode
+    number would be handed out twice), ``next_ns_inum`` not above the inum of every namespace
+    below the root, or ``total_forks`` is negative.
+    """
+    by_ino = kernel._by_ino
+    top = max((p.ino for p in reversed(by_ino) if p.allocated), default=FIRST_INO - 1)
+    if type(c.next_ino) is not int or c.next_ino <= top:
+        raise KernelError(errno.EINVAL, f"next pidfs inode {c.next_ino!r} is not above the largest "
+                          f"one in use ({top})")
+    inums = [ns.inum for ns in kernel.namespaces() if ns is not kernel.root_ns]
+    if type(c.next_ns_inum) is not int or (inums and c.next_ns_inum <= max(inums)):
+        raise KernelError(errno.EINVAL, f"next namespace inum {c.next_ns_inum!r} is not above the "
+                          f"largest one in use ({max(inums, default=0)})")
+    if type(c.total_forks) is not int or c.total_forks < 0:
+        raise KernelError(errno.EINVAL, f"total_forks {c.total_forks!r} is negative")
+    kernel._next_ino = c.next_ino
+    kernel._next_ns_inum = c.next_ns_inum
+    kernel.total_forks = c.total_forks
+
+
+def allocated_pids(kernel: Kernel) -> Iterator[Pid]:
+    """Every allocated struct pid (each has a number in the root namespace), tasks or not, in no
+    particular order: what a checkpoint walks. Do not allocate or free pids while iterating."""
+    pids: Iterable[Pid] = kernel.root_ns.idr._ptr.values()
+    return iter(pids)
+
+
+def _claim_ino(kernel: Kernel, ino: int) -> int:
+    """Point the pidfs counter at ``ino`` for one allocation; return the counter to put back."""
+    if type(ino) is not int or ino < FIRST_INO:
+        raise KernelError(errno.EINVAL, f"pidfs inode {ino!r} is not an integer >= {FIRST_INO}")
+    by_ino = kernel._by_ino
+    i = bisect.bisect_left(by_ino, ino, key=lambda p: p.ino)
+    if i < len(by_ino) and by_ino[i].ino == ino:
+        raise KernelError(errno.EEXIST, f"pidfs inode {ino} is already in use")
+    saved = kernel._next_ino
+    kernel._next_ino = ino
+    return saved
+
+
+def _settle_ino(kernel: Kernel, pid: Pid, saved: int) -> None:
+    """After an exact allocation: keep the pidfs index sorted and the counter from going back."""
+    by_ino = kernel._by_ino
+    if len(by_ino) > 1 and by_ino[-2].ino > pid.ino:  # allocated out of inode order
+        by_ino.pop()
+        bisect.insort(by_ino, pid, key=lambda p: p.ino)
+    kernel._next_ino = max(saved, pid.ino + 1)
+
+
+def _set_tid(ns: PidNamespace, numbers: tuple[int, ...]) -> tuple[int, ...]:
+    if len(numbers) != ns.level + 1:
+        raise KernelError(errno.EINVAL, f"{len(numbers)} pid number(s) for namespace {ns.inum}, "
+                          f"which has {ns.level + 1} level(s)")
+    return tuple(reversed(numbers))
+
+
+def alloc_pid_exact(kernel: Kernel, ns: PidNamespace, numbers: tuple[int, ...], ino: int, *,
+                    tagged: bool) -> Pid:
+    """A struct pid in ``ns`` numbered ``numbers`` (outermost level first, as ``Pid.numbers``)
+    with pidfs inode ``ino``, and no task: a pid that lives on only as a process group or
+    session id (the daemonize case). ``tagged`` is the TGID tag of seed 000 (set when it was
+    allocated for a new thread group).
+
+    Models kernel/pid.c:alloc_pid() with a privileged ``set_tid`` entry for every level.
+    EINVAL: not one number per level, a number outside 1..pid_max-1 of its level, a number
+    other than 1 in a namespace without init, or ``ino`` below 2; EEXIST: a number or the inode
+    is taken; ENOMEM: the namespace no longer admits pids. On error nothing changed.
+    """
+    set_tid = _set_tid(ns, numbers)
+    saved = _claim_ino(kernel, ino)
+    try:
+        pid = kernel._alloc_pid(ns, set_tid, bool(tagged), True)
+    except KernelError:
+        kernel._next_ino = saved
+        raise
+    _settle_ino(kernel, pid, saved)
+    return pid
+
+
+def clone_exact(kernel: Kernel, parent: Task, numbers: tuple[int, ...], ino: int, *,
+                thread: bool = False, exit_signal: int | None = None) -> Task:
+    """A new task numbered ``numbers`` (outermost level first) with pidfs inode ``ino``: a
+    thread of ``parent``'s group when ``thread``, else a child process of ``parent`` in its
+    namespace for children. Everything else is ``Kernel.clone``'s (links, tags, counts).
+
+    Models clone3() with CLONE_THREAD or not and a ``set_tid`` entry for every level, as CRIU
+    restores a task. set_tid needs privilege: a restorer keeps every process at uid 0 while it
+    builds and puts the recorded uids back afterwards. EINVAL: not one number per level of the
+    new task's namespace, ``ino`` below 2, or clone's EINVAL cases; EEXIST: a number or the
+    inode is taken; EPERM: the parent's uid is not 0; plus clone's errnos (ENOMEM, ESRCH for a
+    dead parent, ...). On error nothing changed.
+    """
+    ns = parent.pid.ns if thread else parent.ns_for_children
+    set_tid = _set_tid(ns, numbers)
+    saved = _claim_ino(kernel, ino)
+    try:
+        if thread:
+            task = kernel.clone(parent, CLONE_THREAD, set_tid=set_tid).task
+        else:
+            task = kernel.clone(parent, 0, exit_signal=exit_signal, set_tid=set_tid).task
+    except KernelError:
+        kernel._next_ino = saved
+        raise
+    _settle_ino(kernel, task.pid, saved)
+    return task
+
+
+def set_pgrp_session(kernel: Kernel, group: ThreadGroup, pgrp: Pid, session: Pid) -> None:
+    """Put ``group`` in the process group ``pgrp`` and the session ``session``.
+
+    The inside of setpgid()/setsid() (change_pid(PIDTYPE_PGID/SID)) without their rules: a
+    process only joins a session by being forked inside it, and a restored member of a
+    daemonized session was forked by a process that no longer exists. A process group or
+    session it leaves is freed when nothing holds it any more. ESRCH: ``pgrp`` or ``session``
+    is not an allocated pid. The member order inside a group is not kept.
+    """
+    for what, pid in (("process group", pgrp), ("session", session)):
+        if not isinstance(pid, Pid) or not pid.allocated:
+            raise KernelError(errno.ESRCH, f"{what} {pid!r} is not an allocated pid")
+    if group.pgrp is not pgrp:
+        kernel._change_pgrp(group, pgrp)
+    if group.session is not session:
+        kernel._change_session(group, session)
+
+
+def create_pid_ns(kernel: Kernel, parent: PidNamespace, inum: int) -> PidNamespace:
+    """A pid namespace below ``parent`` with inode number ``inum``, listed after ``parent``'s
+    other children: what clone(CLONE_NEWPID) or unshare() made, before any pid is in it.
+
+    Models kernel/pid_namespace.c:create_pid_namespace() with a chosen inum. Until
+    ``set_pid_ns_state`` it admits numbers up to PID_MAX_LIMIT and its child reaper is
+    ``RESTORING``. ENOSPC past level 32; EINVAL for an inum outside 1..2**32-1 or the root
+    namespace's. The caller keeps inums unique (a walk per namespace would be quadratic).
+    """
+    if parent.level + 1 > MAX_PID_NS_LEVEL:
+        raise KernelError(errno.ENOSPC, f"pid namespaces nest at most {MAX_PID_NS_LEVEL} levels deep")
+    if type(inum) is not int or not 1 <= inum < 2**32 or inum == kernel.root_ns.inum:
+        raise KernelError(errno.EINVAL, f"pid namespace inum {inum!r} is outside 1..2**32-1 or "
+                          "the root namespace's")
+    ns = PidNamespace(level=parent.level + 1, parent=parent, inum=inum, pid_max=PID_MAX_LIMIT)
+    ns.child_reaper = RESTORING  # type: ignore[assignment]
+    parent.children.append(ns)
+    return ns
+
+
+def set_pid_ns_state(kernel: Kernel, ns: PidNamespace, *, pid_max: int, cursor: int,
+                     adding: bool, child_reaper: Task | None, creator: Task | None) -> None:
+    """Put back a namespace's state: ``pid_max`` (through ``Kernel.set_pid_max``, so EINVAL
+    outside PID_MAX_MIN..PID_MAX_LIMIT), the allocation cursor (``ns_last_pid`` + 1; a write of
+    ns_last_pid cannot express 0 or a cursor above a lowered pid_max), whether it still admits
+    pids (only its init's death clears it), its child reaper and creator.
+
+    EINVAL for a cursor outside 0..PID_MAX_LIMIT+1 (ns_last_pid may be written up to pid_max
+    itself). On error nothing changed.
+    """
+    if type(cursor) is not int or not 0 <= cursor <= PID_MAX_LIMIT + 1:
+        raise KernelError(errno.EINVAL, f"cursor {cursor!r} is outside 0..{PID_MAX_LIMIT + 1}")
+    kernel.set_pid_max(ns, pid_max)
+    ns.idr.cursor = cursor
+    ns.adding = bool(adding)
+    ns.child_reaper = child_reaper
+    ns.creator = creator
+
+
+def set_exit_state(kernel: Kernel, task: Task, state: ExitState, exit_code: int) -> None:
+    """Make a restored task a zombie (or running again) with its own raw wait status, keeping
+    its group's count of live threads: what do_exit()/exit_notify() leave, without what they
+    do (reparenting, notifying, autoreaping, waking handles), which already happened before the
+    checkpoint. EINVAL: EXIT_DEAD (a released task is not in the table) or a status outside
+    0..0xffff.
+    """
+    if state is ExitState.DEAD or not isinstance(state, ExitState):
+        raise KernelError(errno.EINVAL, f"exit state {state!r} is not RUNNING or ZOMBIE")
+    if type(exit_code) is not int or not 0 <= exit_code <= STATUS_MAX:
+        raise KernelError(errno.EINVAL, f"wait status {exit_code!r} is outside 0..{STATUS_MAX:#x}")
+    was = task.exit_state
+    task.exit_state = state
+    task.exit_code = exit_code
+    if was is ExitState.RUNNING and state is not ExitState.RUNNING:
+        task.group.live -= 1
+    elif was is not ExitState.RUNNING and state is ExitState.RUNNING:
+        task.group.live += 1
+
+
+@dataclass(frozen=True, slots=True)
+class FdEntry:
+    """One descriptor of an emulated fd table: ``fd`` holds a pidfd on ``pid``."""
+
+    fd: int
+    pid: Pid
+    thread: bool = False
+    nonblock: bool = False
+    autokill: bool = False
+
+
+def set_fd_table(kernel: Kernel, group: ThreadGroup, entries: Iterable[FdEntry]) -> None:
+    """Give ``group`` an fd table holding these pidfds at these numbers, in this order (an
+    empty iterable is an empty table, not none). Each counts as an open handle on its pid, also
+    on a pid already reaped (a handle kept across the reap; pidfd_open would refuse it).
+
+    Models what CRIU's restore of file descriptors does with dup2() onto the recorded numbers
+    (fd_install would pick the lowest free one). EBADF: a number is negative or appears twice;
+    EINVAL: a pid has no pidfs record (every pid a handle was opened on has one). On error
+    nothing changed.
+    """
+    table: dict[int, PidFd] = {}
+    for e in entries:
+        if type(e.fd) is not int or e.fd < 0 or e.fd in table:
+            raise KernelError(errno.EBADF, f"descriptor {e.fd!r} is negative or appears twice")
+        if e.pid.attr is None:
+            raise KernelError(errno.EINVAL, f"{e.pid!r} has a handle but no pidfs record")
+        table[e.fd] = PidFd(e.pid, thread=e.thread, nonblock=e.nonblock, autokill=e.autokill)
+    for f in table.values():
+        f.pid.handles += 1
+    group.files = table  # type: ignore[assignment]
