@@ -104,7 +104,7 @@ def _filled_idr(fill: float, seed: int = 1) -> Idr:
     if fill > 0:
         for nr in range(1, hi):
             if nr not in free:
-                idr._insert(nr, None, False)
+                idr.alloc_exact(None, nr, False)
         idr.cursor = (lo + hi) // 2
     return idr
 

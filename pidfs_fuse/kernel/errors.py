@@ -8,7 +8,6 @@ the system-call failure it stands for. Any other exception escaping the model is
 from __future__ import annotations
 
 import errno as _errno
-import os
 
 
 class KernelError(OSError):
@@ -26,7 +25,9 @@ class KernelError(OSError):
 
     @property
     def reason(self) -> str:
-        return self.strerror or os.strerror(self.errno)
+        """The sentence; for an error raised without one, the errno's name (kernel/ does no I/O
+        and so does not import ``os`` for ``strerror``)."""
+        return self.strerror or self.errname
 
 
 class ModelBug(AssertionError):

@@ -291,4 +291,4 @@ def set_fd_table(kernel: Kernel, group: ThreadGroup, entries: Iterable[FdEntry])
         table[e.fd] = PidFd(e.pid, thread=e.thread, nonblock=e.nonblock, autokill=e.autokill)
     for f in table.values():
         f.pid.handles += 1
-    group.files = table  # type: ignore[assignment]
+    group.files = table

@@ -22,6 +22,7 @@ from pidfs_fuse.control import COMMANDS, Call, Control, WouldBlock
 from pidfs_fuse.kernel import (CLONE_NEWPID, EventKind, ExitState, Kernel, KernelError, Pid,
                                PidNamespace, Task, ThreadGroup)
 from pidfs_fuse.kernel.fields import FIELDS, set_field, set_fields
+from pidfs_fuse.kernel import restore
 
 SIGCHLD = 17
 
@@ -61,7 +62,7 @@ def dump(k: Kernel) -> list[Any]:
     groups, pid handles), as plain values; objects are named by identity (pids by pidfs inode,
     namespaces by inum), so a replaced object shows as a change."""
     names: dict[int, str] = {}
-    out: list[Any] = [("kernel", k._next_ino, k._next_ns_inum, k.total_forks, k.nr_threads)]
+    out: list[Any] = [("kernel", restore.counters(k), k.nr_threads)]
     todo: list[Any] = [k.root_ns, k.init]
 
     def name(o: Any) -> str:

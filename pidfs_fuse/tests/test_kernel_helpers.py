@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from pidfs_fuse.kernel import EventKind, Kernel, KernelError, Pid, PidNamespace, Task
+from pidfs_fuse.kernel import restore
 
 SIGKILL, SIGSEGV, SIGTERM, SIGCHLD, SIGCONT, SIGSTOP = 9, 11, 15, 17, 18, 19
 
@@ -168,8 +169,8 @@ def snapshot(k: Kernel) -> dict[str, Any]:
     process-wide state, descriptors. Plus the global counters (pidfs inode, nr_threads, forks).
     """
     snap: dict[str, Any] = {
-        "next_ino": getattr(k, "_next_ino", None),
-        "next_ns_inum": getattr(k, "_next_ns_inum", None),
+        "next_ino": restore.counters(k).next_ino,
+        "next_ns_inum": restore.counters(k).next_ns_inum,
         "nr_threads": k.nr_threads,
         "total_forks": k.total_forks,
     }

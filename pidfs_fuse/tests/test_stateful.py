@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, rule,
                                  run_state_machine_as_test)
 
+from pidfs_fuse import snapshot
 from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
                                CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, P_ALL, P_PGID,
                                P_PID, P_PIDFD, PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN,
@@ -45,8 +46,7 @@ from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PA
                                WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitState, Kernel,
                                KernelError, PidFd, TaskFlag)
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse import snapshot
-from pidfs_fuse.kernel import fields
+from pidfs_fuse.kernel import fields, restore
 from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.bitmap import BitSet
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
@@ -643,7 +643,7 @@ class KernelMachine(RuleBasedStateMachine):
         self.fds = [(fd, g, n) for g in {id(t.group): t.group for t in self.tasks}.values()
                     for n, fd in (g.files or {}).items()]
         self.pids = {ino: (p, k2.root_ns.idr.is_tagged(p.numbers[0])) for ino, p in by_ino.items()}
-        assert k2._next_ino == k._next_ino and k2.nr_threads == k.nr_threads
+        assert restore.counters(k2) == restore.counters(k) and k2.nr_threads == k.nr_threads
 
     # -- invariants ------------------------------------------------------------------------
 
