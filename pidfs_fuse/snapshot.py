@@ -68,17 +68,17 @@ public calls and the restore primitives of ``kernel/restore.py`` (named ``R.`` b
 are to the model what CRIU's clone3(set_tid) and ns_last_pid writes are to Linux.
 
 Through calls: ``Kernel()`` boots the root namespace and init (pid 1, pidfs inode 2); every
-other task is created by ``R.clone_exact()`` (clone with ``set_tid`` naming its number at every
-level, and its recorded pidfs inode), from
-its recorded real parent for a process and from its leader with CLONE_THREAD for a thread,
-processes depth first and threads in order. So alloc_pid (range checks, EEXIST for a number
+other task is created by ``R.ExactPids.clone()`` (clone with ``set_tid`` naming its number at
+every level, and its recorded pidfs inode), from its recorded real parent for a process and
+from its leader with CLONE_THREAD for a thread, processes depth first and threads in order. So alloc_pid (range checks, EEXIST for a number
 used twice, the TGID tag of seed 000, the tag check when the leader is attached), the task,
 parent, children, thread and pid links, namespace inits and ``nr_threads`` are the model's own
 work. A process that lives in another namespace than its parent's is cloned after
 ``setns_pid()`` (which checks the namespace is below the parent's). Pids held only as a
-process group or session id come from ``R.alloc_pid_exact()`` (alloc_pid with set_tid)
-without a task; ``setxattr()`` puts back trusted.* xattrs (its checks apply); ``set_pid_max()`` sets
-each namespace's limit; ``setns_pid()`` gives every task its ``pid_for_children``.
+process group or session id come from ``R.ExactPids.alloc_pid()`` (alloc_pid with set_tid)
+without a task; ``setxattr()`` puts back trusted.* xattrs (its checks apply);
+``set_pid_max()`` sets each namespace's limit; ``setns_pid()`` gives every task its
+``pid_for_children``.
 
 Put back by primitives or set directly, because no system call reaches the recorded state
 (each with its reason):
@@ -93,8 +93,8 @@ Put back by primitives or set directly, because no system call reaches the recor
   namespace whose init comes later in the file or has died), and every process has uid 0 (the
   restorer is privileged, as CRIU is); the recorded values are put back at the end.
 - each pid gets its recorded pidfs inode number from the primitive that allocates it; at the
-  end ``R.set_counters()`` writes the recorded ``next_ino``, ``next_ns_inum`` and
-  ``total_forks``.
+  end ``R.ExactPids.finish()`` indexes them and writes the recorded ``next_ino``,
+  ``next_ns_inum`` and ``total_forks``.
 - process group and session membership (``R.set_pgrp_session()``, the inside of
   setpgid/setsid): a process only joins a session by being forked inside it, and the member
   of a daemonized session was forked by a process that no longer exists.
@@ -427,6 +427,7 @@ class _Restorer(Schema):
         self.file = False  # reading a file: errors give line numbers (record i is line i + 2)
         self.where = ""  # JSON path of the current record
         self.k: Kernel | None = None
+        self.exact: R.ExactPids | None = None  # from boot()
         self.h: dict[str, Any] = {}
         self.ns: dict[int, PidNamespace] = {}
         self.ns_rec: list[tuple[str, PidNamespace, dict[str, Any]]] = []
@@ -577,6 +578,10 @@ class _Restorer(Schema):
         self.ns[inum] = ns
         self.ns_rec.append((self.where, ns, r))
 
+    def _exact(self) -> R.ExactPids:
+        assert self.exact is not None  # boot() ran: the ns records come first
+        return self.exact
+
     def boot(self) -> None:
         offset = self.h["clock"]
         base = self.base_clock
@@ -586,6 +591,7 @@ class _Restorer(Schema):
         else:
             clock = lambda: base() + offset  # noqa: E731
         self.k = Kernel(clock=clock, pid_max=PID_MAX_LIMIT)
+        self.exact = R.ExactPids(self.k)
         self.pids[_INIT_INO] = self.k.init.pid
 
     def process(self, r: dict[str, Any]) -> None:
@@ -678,7 +684,7 @@ class _Restorer(Schema):
                 if not thread and parent.ns_for_children is not ns:
                     k.setns_pid(parent, ns)
                     self.setns_done.add(parent)
-                t = R.clone_exact(k, parent, numbers, ino, thread=thread, exit_signal=exit_signal)
+                t = self._exact().clone(parent, numbers, ino, thread=thread, exit_signal=exit_signal)
             except KernelError as e:
                 what = "clone (thread)" if thread else "clone"
                 raise self.error(path, f"{what} with set_tid {list(set_tid)}: {e}") from None
@@ -826,7 +832,7 @@ class _Restorer(Schema):
         if allocated:
             tagged = self.bool_at(r, "tagged")
             try:
-                pid = R.alloc_pid_exact(k, ns, numbers, ino, tagged=tagged)
+                pid = self._exact().alloc_pid(ns, numbers, ino, tagged=tagged)
             except KernelError as e:
                 raise self.error(".numbers", f"alloc_pid with set_tid {list(numbers[::-1])}: {e}") from None
         else:
@@ -941,7 +947,7 @@ class _Restorer(Schema):
         if inums and h["next_ns_inum"] <= max(inums):
             raise self.error(".next_ns_inum", f"{h['next_ns_inum']} is not above the largest "
                              f"namespace inum ({max(inums)})", "")
-        R.set_counters(k, R.Counters(h["next_ino"], h["next_ns_inum"], h["total_forks"]))
+        self._exact().finish(R.Counters(h["next_ino"], h["next_ns_inum"], h["total_forks"]))
         if self.tasks != h["tasks"] or self.processes != h["processes"]:
             raise self.error("", f"the records hold {self.tasks} task(s) in {self.processes} "
                              f"process(es); the header says {h['tasks']} in {h['processes']}", "")

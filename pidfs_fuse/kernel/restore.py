@@ -12,10 +12,12 @@ Beyond CRIU, the model keeps identities Linux does not let a restorer choose: th
 number of every struct pid (one global counter, never reused) and the inode number of every
 pid namespace. Here they are chosen too, so a restored table is the same in every number.
 
-The restorer is privileged (uid 0), as CRIU is. While a restore is under way, namespaces made by
-``create_pid_ns`` admit any number up to ``PID_MAX_LIMIT`` and have the placeholder child reaper
-``RESTORING`` (so ``set_tid`` may name numbers other than 1 before their init exists);
-``set_pid_ns_state`` puts the recorded values back, and ``set_counters`` ends the restore.
+The restorer is privileged (uid 0), as CRIU is. Pids with chosen numbers and inodes come from
+an ``ExactPids`` (one per restore; its ``finish`` writes the counters and ends the restore).
+While a restore is under way, namespaces made by ``create_pid_ns`` admit any number up to
+``PID_MAX_LIMIT`` and have the placeholder child reaper ``RESTORING`` (so ``set_tid`` may name
+numbers other than 1 before their init exists); ``set_pid_ns_state`` puts the recorded values
+back.
 
 Not here: reading or writing files (that is ``pidfs_fuse.snapshot``), and anything a public
 call already does with the right checks (``Kernel.setns_pid``, ``Kernel.setxattr``,
@@ -104,84 +106,117 @@ def allocated_pids(kernel: Kernel) -> Iterator[Pid]:
     return iter(pids)
 
 
-def _claim_ino(kernel: Kernel, ino: int) -> int:
-    """Point the pidfs counter at ``ino`` for one allocation; return the counter to put back."""
-    if type(ino) is not int or ino < FIRST_INO:
-        raise KernelError(errno.EINVAL, f"pidfs inode {ino!r} is not an integer >= {FIRST_INO}")
-    by_ino = kernel._by_ino
-    i = bisect.bisect_left(by_ino, ino, key=lambda p: p.ino)
-    if i < len(by_ino) and by_ino[i].ino == ino:
-        raise KernelError(errno.EEXIST, f"pidfs inode {ino} is already in use")
-    saved = kernel._next_ino
-    kernel._next_ino = ino
-    return saved
-
-
-def _settle_ino(kernel: Kernel, pid: Pid, saved: int) -> None:
-    """After an exact allocation: keep the pidfs index sorted and the counter from going back."""
-    by_ino = kernel._by_ino
-    if len(by_ino) > 1 and by_ino[-2].ino > pid.ino:  # allocated out of inode order
-        by_ino.pop()
-        bisect.insort(by_ino, pid, key=lambda p: p.ino)
-    kernel._next_ino = max(saved, pid.ino + 1)
-
-
 def _set_tid(ns: PidNamespace, numbers: tuple[int, ...]) -> tuple[int, ...]:
     if len(numbers) != ns.level + 1:
         raise KernelError(errno.EINVAL, f"{len(numbers)} pid number(s) for namespace {ns.inum}, "
                           f"which has {ns.level + 1} level(s)")
-    return tuple(reversed(numbers))
+    return numbers[::-1]
 
 
-def alloc_pid_exact(kernel: Kernel, ns: PidNamespace, numbers: tuple[int, ...], ino: int, *,
-                    tagged: bool) -> Pid:
-    """A struct pid in ``ns`` numbered ``numbers`` (outermost level first, as ``Pid.numbers``)
-    with pidfs inode ``ino``, and no task: a pid that lives on only as a process group or
-    session id (the daemonize case). ``tagged`` is the TGID tag of seed 000 (set when it was
-    allocated for a new thread group).
+class ExactPids:
+    """Allocation of struct pids with chosen numbers and pidfs inodes, for one restore.
 
-    Models kernel/pid.c:alloc_pid() with a privileged ``set_tid`` entry for every level.
-    EINVAL: not one number per level, a number outside 1..pid_max-1 of its level, a number
-    other than 1 in a namespace without init, or ``ino`` below 2; EEXIST: a number or the inode
-    is taken; ENOMEM: the namespace no longer admits pids. On error nothing changed.
+    ``clone`` and ``alloc_pid`` take each pid's numbers at every level and its pidfs inode;
+    ``finish`` writes the global counters and ends the restore. Pids restored out of inode
+    order (a restore goes depth first through the process tree; inodes follow creation) are
+    indexed for ``Kernel.find_pidfs`` by ``finish``, in one sort: inserting each in place would
+    be quadratic (a process whose many threads are older than an earlier-restored sibling's
+    subtree moves the whole index once per thread). Until then ``find_pidfs`` may miss them.
+    The pidfs counter never goes back: after each allocation it is past every inode handed out.
     """
-    set_tid = _set_tid(ns, numbers)
-    saved = _claim_ino(kernel, ino)
-    try:
-        pid = kernel._alloc_pid(ns, set_tid, bool(tagged), True)
-    except KernelError:
-        kernel._next_ino = saved
-        raise
-    _settle_ino(kernel, pid, saved)
-    return pid
 
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        #: the index is sorted in its first ``_sorted`` entries (all it held at the start)
+        self._sorted = len(kernel._by_ino)
+        self._in_order = True
 
-def clone_exact(kernel: Kernel, parent: Task, numbers: tuple[int, ...], ino: int, *,
-                thread: bool = False, exit_signal: int | None = None) -> Task:
-    """A new task numbered ``numbers`` (outermost level first) with pidfs inode ``ino``: a
-    thread of ``parent``'s group when ``thread``, else a child process of ``parent`` in its
-    namespace for children. Everything else is ``Kernel.clone``'s (links, tags, counts).
+    def _claim(self, ino: int) -> int:
+        """Point the pidfs counter at ``ino`` for one allocation; return the counter to put back."""
+        k = self.kernel
+        if type(ino) is not int or ino < FIRST_INO:
+            raise KernelError(errno.EINVAL, f"pidfs inode {ino!r} is not an integer >= {FIRST_INO}")
+        by_ino = k._by_ino
+        i = bisect.bisect_left(by_ino, ino, 0, self._sorted, key=lambda p: p.ino)
+        if i < self._sorted and by_ino[i].ino == ino:
+            raise KernelError(errno.EEXIST, f"pidfs inode {ino} is already in use")
+        saved = k._next_ino
+        k._next_ino = ino
+        return saved
 
-    Models clone3() with CLONE_THREAD or not and a ``set_tid`` entry for every level, as CRIU
-    restores a task. set_tid needs privilege: a restorer keeps every process at uid 0 while it
-    builds and puts the recorded uids back afterwards. EINVAL: not one number per level of the
-    new task's namespace, ``ino`` below 2, or clone's EINVAL cases; EEXIST: a number or the
-    inode is taken; EPERM: the parent's uid is not 0; plus clone's errnos (ENOMEM, ESRCH for a
-    dead parent, ...). On error nothing changed.
-    """
-    ns = parent.pid.ns if thread else parent.ns_for_children
-    set_tid = _set_tid(ns, numbers)
-    saved = _claim_ino(kernel, ino)
-    try:
-        if thread:
-            task = kernel.clone(parent, CLONE_THREAD, set_tid=set_tid).task
-        else:
-            task = kernel.clone(parent, 0, exit_signal=exit_signal, set_tid=set_tid).task
-    except KernelError:
-        kernel._next_ino = saved
-        raise
-    _settle_ino(kernel, task.pid, saved)
-    return task
+    def _settle(self, pid: Pid, saved: int) -> None:
+        k = self.kernel
+        by_ino = k._by_ino
+        if len(by_ino) > 1 and by_ino[-2].ino > pid.ino:
+            self._in_order = False
+        k._next_ino = max(saved, pid.ino + 1)
+
+    def alloc_pid(self, ns: PidNamespace, numbers: tuple[int, ...], ino: int, *,
+                  tagged: bool) -> Pid:
+        """A struct pid in ``ns`` numbered ``numbers`` (outermost level first, as
+        ``Pid.numbers``) with pidfs inode ``ino``, and no task: a pid that lives on only as a
+        process group or session id (the daemonize case). ``tagged`` is the TGID tag of seed
+        000 (set when it was allocated for a new thread group).
+
+        Models kernel/pid.c:alloc_pid() with a privileged ``set_tid`` entry for every level.
+        EINVAL: not one number per level, a number outside 1..pid_max-1 of its level, a number
+        other than 1 in a namespace without init, or ``ino`` below 2; EEXIST: a number is taken,
+        or the inode is one a pid had before the restore began (two pids of the restore given
+        one inode: ``finish`` says EEXIST); ENOMEM: the namespace no longer admits pids. On
+        error nothing changed.
+        """
+        k = self.kernel
+        set_tid = _set_tid(ns, numbers)
+        saved = self._claim(ino)
+        try:
+            pid = k._alloc_pid(ns, set_tid, bool(tagged), True)
+        except KernelError:
+            k._next_ino = saved
+            raise
+        self._settle(pid, saved)
+        return pid
+
+    def clone(self, parent: Task, numbers: tuple[int, ...], ino: int, *, thread: bool = False,
+              exit_signal: int | None = None) -> Task:
+        """A new task numbered ``numbers`` (outermost level first) with pidfs inode ``ino``: a
+        thread of ``parent``'s group when ``thread``, else a child process of ``parent`` in its
+        namespace for children. Everything else is ``Kernel.clone``'s (links, tags, counts).
+
+        Models clone3() with CLONE_THREAD or not and a ``set_tid`` entry for every level, as
+        CRIU restores a task. set_tid needs privilege: a restorer keeps every process at uid 0
+        while it builds and puts the recorded uids back afterwards. EINVAL: not one number per
+        level of the new task's namespace, ``ino`` below 2, or clone's EINVAL cases; EEXIST: as
+        ``alloc_pid``; EPERM: the parent's uid is not 0; plus clone's errnos (ENOMEM, ESRCH for
+        a dead parent, ...). On error nothing changed.
+        """
+        k = self.kernel
+        ns = parent.pid.ns if thread else parent.ns_for_children
+        set_tid = _set_tid(ns, numbers)
+        saved = self._claim(ino)
+        try:
+            if thread:
+                task = k.clone(parent, CLONE_THREAD, set_tid=set_tid).task
+            else:
+                task = k.clone(parent, 0, exit_signal=exit_signal, set_tid=set_tid).task
+        except KernelError:
+            k._next_ino = saved
+            raise
+        self._settle(task.pid, saved)
+        return task
+
+    def finish(self, c: Counters) -> None:
+        """End the restore: index every pid for ``find_pidfs``, then ``set_counters(c)``.
+        EEXIST when two pids of the restore got one inode; EINVAL as ``set_counters``."""
+        k = self.kernel
+        if not self._in_order:
+            k._by_ino.sort(key=lambda p: p.ino)
+            self._in_order = True
+        by_ino = k._by_ino
+        for i in range(1, len(by_ino)):
+            if by_ino[i - 1].ino == by_ino[i].ino:
+                raise KernelError(errno.EEXIST, f"pidfs inode {by_ino[i].ino} was given to two pids")
+        self._sorted = len(by_ino)
+        set_counters(k, c)
 
 
 def set_pgrp_session(kernel: Kernel, group: ThreadGroup, pgrp: Pid, session: Pid) -> None:

@@ -1,0 +1,209 @@
+"""The restore primitives (kernel/restore.py), one by one: exact numbers and pidfs inodes, the
+pidfs index kept sorted when inodes come out of order, process-group/session placement,
+namespaces with chosen inums, zombie state, fd tables and the global counters, each with its
+errnos and with the model unchanged after a refused call. The snapshot round trips
+(test_snapshot.py) exercise them together."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from pidfs_fuse.kernel import CLONE_NEWPID, PID_MAX_LIMIT, ExitState, Kernel
+from pidfs_fuse.kernel import restore as R
+from pidfs_fuse.kernel.pid import ExitInfo, PidAttr
+from test_kernel_helpers import expect_error, new_kernel
+from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+
+
+def test_exactpids_clone_gives_the_numbers_and_inode_asked_for() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    p = x.clone(k.init, (40,), 100)
+    th = x.clone(p, (41,), 50, thread=True)
+    assert (p.pid.numbers, p.pid.ino, p.group.parent) == ((40,), 100, k.init)
+    assert (th.pid.numbers, th.pid.ino, th.group) == ((41,), 50, p.group)
+    assert list(p.group.threads) == [p, th]
+    assert k.find_task(k.root_ns, 41) is th and k.nr_threads == 3 and k.total_forks == 2
+
+
+def test_inodes_out_of_order_are_indexed_by_finish_and_the_counter_never_goes_back() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    a = x.clone(k.init, (10,), 30)
+    b = x.clone(k.init, (11,), 7)  # below a's: appended out of order
+    c = x.alloc_pid(k.root_ns, (12,), 20, tagged=False)
+    assert R.counters(k).next_ino == 31
+    x.finish(R.Counters(40, R.counters(k).next_ns_inum, 2))
+    assert [k.find_pidfs(i) for i in (2, 7, 20, 30)] == [k.init.pid, b.pid, c, a.pid]
+    d = k.clone(k.init).task  # takes the inode counter; set_tid left the pid cursor alone
+    assert (d.pid.ino, d.pid.numbers, k.total_forks) == (40, (2,), 3)
+
+
+def test_one_inode_given_twice_in_a_restore_is_eexist_at_finish() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    x.clone(k.init, (10,), 30)
+    x.clone(k.init, (11,), 30)  # only pids from before the restore are checked as they come
+    with pytest.raises(OSError) as e:
+        x.finish(R.Counters(40, R.counters(k).next_ns_inum, 2))
+    assert e.value.errno == errno.EEXIST and "pidfs inode 30 was given to two pids" in str(e.value)
+
+
+def test_exactpids_clone_places_every_level_of_a_nested_namespace() -> None:
+    k = new_kernel()
+    init2 = k.clone(k.init, CLONE_NEWPID).task
+    child = R.ExactPids(k).clone(init2, (700, 9), 60)
+    assert child.pid.numbers == (700, 9) and child.pid.ns is init2.active_ns
+    assert k.find_task(init2.active_ns, 9) is child and k.find_task(k.root_ns, 700) is child
+
+
+@pytest.mark.parametrize(("numbers", "ino", "err"), [
+    ((5,), 1, errno.EINVAL),  # inodes start at 2
+    ((5, 6), 40, errno.EINVAL),  # two numbers for a one-level namespace
+    ((1,), 40, errno.EEXIST),  # init's number
+    ((5,), 2, errno.EEXIST),  # init's inode
+    ((PID_MAX_LIMIT,), 40, errno.EINVAL),  # outside 1..pid_max-1
+], ids=["ino 1", "too many numbers", "number taken", "inode taken", "number out of range"])
+def test_exactpids_clone_refuses_and_changes_nothing(numbers: tuple[int, ...], ino: int, err: int) -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    expect_error(k, err, x.clone, k.init, numbers, ino)
+    expect_error(k, err, x.alloc_pid, k.root_ns, numbers, ino, tagged=True)
+
+
+def test_exactpids_clone_needs_a_privileged_parent() -> None:
+    k = new_kernel()
+    p = k.clone(k.init, uid=1000).task
+    e = expect_error(k, errno.EPERM, R.ExactPids(k).clone, p, (50,), 40)
+    assert "set_tid[0]=50 needs privilege" in str(e)
+
+
+def test_alloc_pid_exact_makes_a_pid_without_a_task_with_its_tag() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    tagged = x.alloc_pid(k.root_ns, (77,), 9, tagged=True)
+    plain = x.alloc_pid(k.root_ns, (78,), 10, tagged=False)
+    assert (tagged.task, tagged.numbers, tagged.ino, tagged.allocated) == (None, (77,), 9, True)
+    assert k.root_ns.idr.is_tagged(77) and not k.root_ns.idr.is_tagged(78)
+    assert plain.ino == 10 and k.find_pid(k.root_ns, 78) is plain
+    assert sorted(p.ino for p in R.allocated_pids(k)) == [2, 9, 10]
+
+
+def test_set_pgrp_session_joins_and_frees_what_nobody_holds() -> None:
+    k = new_kernel()
+    p = k.clone(k.init).task
+    sid = R.ExactPids(k).alloc_pid(k.root_ns, (50,), 40, tagged=True)
+    R.set_pgrp_session(k, p.group, sid, sid)
+    assert p.group.pgrp is sid and p.group.session is sid
+    assert list(sid.pgrp_tasks or ()) == [p] and list(sid.session_tasks or ()) == [p]
+    assert k.init.pid.pgrp_tasks is not None and p not in k.init.pid.pgrp_tasks
+    R.set_pgrp_session(k, p.group, p.pid, p.pid)  # leaves sid: nothing holds it any more
+    assert not sid.allocated and k.find_pid(k.root_ns, 50) is None
+
+
+def test_set_pgrp_session_refuses_a_freed_pid() -> None:
+    k = new_kernel()
+    p = k.clone(k.init).task
+    gone = R.ExactPids(k).alloc_pid(k.root_ns, (50,), 40, tagged=True)
+    R.set_pgrp_session(k, p.group, gone, gone)
+    R.set_pgrp_session(k, p.group, p.pid, p.pid)
+    expect_error(k, errno.ESRCH, R.set_pgrp_session, k, p.group, gone, p.pid)
+
+
+def test_create_pid_ns_admits_members_before_its_init() -> None:
+    k = new_kernel()
+    ns = R.create_pid_ns(k, k.root_ns, 0xF0000010)
+    assert (ns.level, ns.parent, ns.inum, ns.pid_max) == (1, k.root_ns, 0xF0000010, PID_MAX_LIMIT)
+    assert k.root_ns.children == [ns] and ns.child_reaper is R.RESTORING
+    k.setns_pid(k.init, ns)
+    member = R.ExactPids(k).clone(k.init, (60, 5), 30)  # number 5 with no init in the namespace
+    assert member.pid.numbers == (60, 5) and member.pid.ns is ns
+
+
+def test_create_pid_ns_refuses_a_33rd_level_and_the_root_inum() -> None:
+    k = new_kernel()
+    ns = k.root_ns
+    for i in range(32):
+        ns = R.create_pid_ns(k, ns, 0xF0000100 + i)
+    assert ns.level == 32
+    with pytest.raises(OSError) as e:
+        R.create_pid_ns(k, ns, 0xF0000200)
+    assert e.value.errno == errno.ENOSPC and ns.children == []
+    with pytest.raises(OSError) as e:
+        R.create_pid_ns(k, k.root_ns, k.root_ns.inum)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_set_pid_ns_state_puts_back_every_value() -> None:
+    k = new_kernel()
+    ns = R.create_pid_ns(k, k.root_ns, 0xF0000010)
+    p = k.clone(k.init).task
+    R.set_pid_ns_state(k, ns, pid_max=1000, cursor=1001, adding=False, child_reaper=p, creator=k.init)
+    assert (ns.pid_max, ns.idr.cursor, ns.last_pid, ns.adding) == (1000, 1001, 1000, False)
+    assert ns.child_reaper is p and ns.creator is k.init
+
+
+@pytest.mark.parametrize(("pid_max", "cursor"), [(300, 5), (1000, -1), (1000, PID_MAX_LIMIT + 2)],
+                         ids=["pid_max below 301", "negative cursor", "cursor past the limit"])
+def test_set_pid_ns_state_refuses_and_changes_nothing(pid_max: int, cursor: int) -> None:
+    k = new_kernel()
+    expect_error(k, errno.EINVAL, R.set_pid_ns_state, k, k.root_ns, pid_max=pid_max,
+                 cursor=cursor, adding=False, child_reaper=None, creator=None)
+
+
+def test_set_exit_state_keeps_the_live_count() -> None:
+    k = new_kernel()
+    p = k.clone(k.init).task
+    th = R.ExactPids(k).clone(p, (9,), 20, thread=True)
+    assert p.group.live == 2
+    R.set_exit_state(k, p, ExitState.ZOMBIE, 3 << 8)
+    assert (p.exit_state, p.exit_code, p.group.live) == (ExitState.ZOMBIE, 0x300, 1)
+    R.set_exit_state(k, p, ExitState.ZOMBIE, 9)  # already a zombie: the count stays
+    assert (p.exit_code, p.group.live) == (9, 1)
+    R.set_exit_state(k, p, ExitState.RUNNING, 0)
+    assert p.group.live == 2
+    expect_error(k, errno.EINVAL, R.set_exit_state, k, th, ExitState.DEAD, 0)
+    expect_error(k, errno.EINVAL, R.set_exit_state, k, th, ExitState.ZOMBIE, 0x10000)
+
+
+def test_set_fd_table_keeps_numbers_and_order_and_counts_handles() -> None:
+    k = new_kernel()
+    p = k.clone(k.init).task
+    c = k.clone(p).task
+    c.pid.attr = PidAttr(exit=ExitInfo(0))
+    R.set_fd_table(k, p.group, [R.FdEntry(9, c.pid, nonblock=True), R.FdEntry(4, c.pid, autokill=True)])
+    files = p.group.files
+    assert files is not None and list(files) == [9, 4]
+    assert [(f.pid, f.thread, f.nonblock, f.autokill) for f in files.values()] == [
+        (c.pid, False, True, False), (c.pid, False, False, True)]
+    assert c.pid.handles == 2
+    R.set_fd_table(k, c.group, [])
+    assert c.group.files == {}
+
+
+def test_set_fd_table_refuses_and_changes_nothing() -> None:
+    k = new_kernel()
+    p = k.clone(k.init).task
+    c = k.clone(p).task
+    expect_error(k, errno.EINVAL, R.set_fd_table, k, p.group, [R.FdEntry(3, c.pid)])  # no attr
+    c.pid.attr = PidAttr()
+    expect_error(k, errno.EBADF, R.set_fd_table, k, p.group, [R.FdEntry(3, c.pid), R.FdEntry(3, c.pid)])
+    expect_error(k, errno.EBADF, R.set_fd_table, k, p.group, [R.FdEntry(-1, c.pid)])
+    assert c.pid.handles == 0 and p.group.files is None
+
+
+def test_counters_round_trip_and_refuse_going_below_what_is_used() -> None:
+    k = Kernel(clock=lambda: 0)
+    k.clone(k.init, CLONE_NEWPID)
+    assert R.counters(k) == R.Counters(next_ino=4, next_ns_inum=0xF0000000 - 4 + 0x101, total_forks=1)
+    R.set_counters(k, R.Counters(next_ino=500, next_ns_inum=0xF0000200, total_forks=77))
+    assert R.counters(k) == R.Counters(500, 0xF0000200, 77)
+    assert k.clone(k.init).task.pid.ino == 500 and k.total_forks == 78
+    for bad in (R.Counters(500, 0xF0000200, 0), R.Counters(600, 0xEFFFFFFC + 0x100, 0),
+                R.Counters(600, 0xF0000200, -1)):
+        with pytest.raises(OSError) as e:
+            R.set_counters(k, bad)
+        assert e.value.errno == errno.EINVAL
+    assert R.counters(k) == R.Counters(501, 0xF0000200, 78)
