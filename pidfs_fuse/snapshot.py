@@ -157,10 +157,10 @@ Progress = Callable[[int, int], None]
 U64_MAX = 2**64 - 1
 ID_MAX = 2**32 - 2
 SIGMASK_MAX = 2**65 - 1
-STATUS_MAX = 0xFFFF
+STATUS_MAX = R.STATUS_MAX
 _FLAGS_MAX = int(TaskFlag.WAIT_PID | TaskFlag.AUTOREAP | TaskFlag.FORKNOEXEC | TaskFlag.EXITING
                  | TaskFlag.NO_NEW_PRIVS)
-_INIT_INO = 2  # Kernel() allocates init's pid first
+_INIT_INO = R.FIRST_INO  # Kernel() allocates init's pid first
 _EXITING = int(TaskFlag.EXITING)
 _TASK_FLAGS = [TaskFlag(i) for i in range(_FLAGS_MAX + 1)]  # IntFlag() per task is slow
 
