@@ -14,10 +14,8 @@ from typing import Any, Callable
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_ALL, P_PIDFD, WEXITED,
-                               Kernel, KernelError)
-from test_kernel_helpers import expect_error, new_kernel
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_ALL, P_PIDFD, WEXITED, Kernel, KernelError
+from pidfs_fuse.tests.conftest import expect_error, new_kernel
 
 EINVAL, EBADF = errno.EINVAL, errno.EBADF
 

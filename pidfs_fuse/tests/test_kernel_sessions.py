@@ -13,8 +13,7 @@ import errno
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_PID
-from test_kernel_helpers import expect_error, new_kernel, reap_all, spawn
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, reap_all, spawn
 
 
 def test_setsid_makes_a_new_session_and_group_without_a_terminal() -> None:

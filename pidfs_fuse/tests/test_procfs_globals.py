@@ -15,10 +15,22 @@ from types import SimpleNamespace
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (MountOptions, View, show_cpuinfo, show_loadavg, show_meminfo,
-                               show_ns_last_pid, show_osrelease, show_pid_max, show_proc_stat,
-                               show_threads_max, show_uptime, show_version, write_ns_last_pid,
-                               write_pid_max)
+from pidfs_fuse.procfs import (
+    MountOptions,
+    View,
+    show_cpuinfo,
+    show_loadavg,
+    show_meminfo,
+    show_ns_last_pid,
+    show_osrelease,
+    show_pid_max,
+    show_proc_stat,
+    show_threads_max,
+    show_uptime,
+    show_version,
+    write_ns_last_pid,
+    write_pid_max,
+)
 
 SEC = 1_000_000_000
 LINUX_STAT_KEYS = "cpu cpu0 cpu1 intr ctxt btime processes procs_running procs_blocked softirq".split()

@@ -15,8 +15,17 @@ from types import SimpleNamespace
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (MountOptions, View, show_children, show_cmdline, show_comm,
-                               show_environ, show_stat, show_statm, show_status)
+from pidfs_fuse.procfs import (
+    MountOptions,
+    View,
+    show_children,
+    show_cmdline,
+    show_comm,
+    show_environ,
+    show_stat,
+    show_statm,
+    show_status,
+)
 from pidfs_fuse.procfs import files as F
 
 SEC = 1_000_000_000

@@ -18,9 +18,24 @@ import pytest
 
 from pidfs_fuse import scenario
 from pidfs_fuse.control import Control
-from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD,
-                               CLONE_WAIT_PID, P_ALL, P_PID, PIDFD_THREAD, WALL, WEXITED,
-                               WNOHANG, WSTOPPED, ExitState, Kernel, KernelError, Task)
+from pidfs_fuse.kernel import (
+    CLONE_AUTOREAP,
+    CLONE_NEWPID,
+    CLONE_PIDFD,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_ALL,
+    P_PID,
+    PIDFD_THREAD,
+    WALL,
+    WEXITED,
+    WNOHANG,
+    WSTOPPED,
+    ExitState,
+    Kernel,
+    KernelError,
+    Task,
+)
 from pidfs_fuse.kernel import signals as S
 from pidfs_fuse.kernel import snapshot as snap
 from pidfs_fuse.kernel.fields import set_fields

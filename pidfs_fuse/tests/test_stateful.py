@@ -35,19 +35,46 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
-                               CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, P_ALL, P_PGID,
-                               P_PID, P_PIDFD, PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN,
-                               POLLRDNORM, RESERVED_PIDS, WALL, WCLONE, WCONTINUED, WEXITED,
-                               WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitState, Kernel,
-                               KernelError, PidFd, TaskFlag)
+from pidfs_fuse.kernel import (
+    CLONE_AUTOREAP,
+    CLONE_NEWPID,
+    CLONE_NNP,
+    CLONE_PARENT,
+    CLONE_PIDFD,
+    CLONE_PIDFD_AUTOKILL,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_ALL,
+    P_PGID,
+    P_PID,
+    P_PIDFD,
+    PIDFD_NONBLOCK,
+    PIDFD_THREAD,
+    POLLHUP,
+    POLLIN,
+    POLLRDNORM,
+    RESERVED_PIDS,
+    WALL,
+    WCLONE,
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOTHREAD,
+    WNOWAIT,
+    WSTOPPED,
+    ExitState,
+    Kernel,
+    KernelError,
+    PidFd,
+    TaskFlag,
+    fields,
+    snapshot,
+)
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse.kernel import fields, snapshot
-from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.bitmap import BitSet
+from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
 
 E = errno
