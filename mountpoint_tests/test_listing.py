@@ -52,13 +52,13 @@ def test_resumed_listing_neither_skips_nor_repeats_a_surviving_leader(mnt):
             if seen[-1].isdigit() and step % 3 == 0:
                 cur = int(seen[-1])
                 # reap one already listed and one not yet listed, and create a new one
-                for victim in (extra[0], extra[-1]):
-                    if victim not in removed:
-                        mnt.ctl("exit_group", str(victim), "0")
-                        mnt.ctl("wait", "1", f"pid={victim}")
-                        removed.add(victim)
-                        extra.remove(victim)
-                        break
+                listed_already = [p for p in extra if p < cur][:1]
+                not_yet = [p for p in extra if p > cur][-1:]
+                for victim in listed_already + not_yet:
+                    mnt.ctl("exit_group", str(victim), "0")
+                    mnt.ctl("wait", "1", f"pid={victim}")
+                    removed.add(victim)
+                    extra.remove(victim)
                 mnt.new(1, "comm=late")
     finally:
         os.close(fd)

@@ -114,7 +114,7 @@ def _has_mm(task: Task) -> bool:
 
 def _is_kthread(task: Task) -> bool:
     extra = task.group.extra
-    return bool(extra) and extra.get("kthread", "0") not in ("", "0", "false", "no")
+    return extra is not None and extra.get("kthread", "0") not in ("", "0", "false", "no")
 
 
 def _extra(task: Task, key: str, default: str) -> str:

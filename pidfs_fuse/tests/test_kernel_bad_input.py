@@ -9,8 +9,9 @@ Lookups (find_pid, find_task, find_pidfs) answer "nothing there" instead of rais
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

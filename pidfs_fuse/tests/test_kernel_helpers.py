@@ -21,7 +21,7 @@ def test_snapshot_sees_a_new_task_and_a_moved_cursor() -> None:
     k.clone(k.init)
     after = snapshot(k)
     assert after != before
-    assert after["ns %d" % k.root_ns.inum][2] == before["ns %d" % k.root_ns.inum][2] + 1
+    assert after[f"ns {k.root_ns.inum}"][2] == before[f"ns {k.root_ns.inum}"][2] + 1
 
 
 def test_snapshot_sees_a_cursor_write_alone() -> None:

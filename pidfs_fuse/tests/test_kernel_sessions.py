@@ -101,9 +101,10 @@ def test_moving_out_of_a_group_frees_a_group_id_with_no_task() -> None:
     k.setpgid(sh, 4, 3)
     k.exit(a)
     k.waitid(sh, P_PID, 3)
-    assert k.find_pid(k.root_ns, 3) is not None  # b still uses 3 as its group
+    pgid3 = k.find_pid(k.root_ns, 3)
+    assert pgid3 is not None and b.group.pgrp is pgid3  # b still uses 3 as its group
     k.setpgid(sh, 4, 4)
-    assert k.find_pid(k.root_ns, 3) is None
+    assert k.find_pid(k.root_ns, 3) is None and b.group.pgrp is b.pid
 
 
 @pytest.mark.parametrize(("case", "err"), [
@@ -242,7 +243,7 @@ def test_member_ignoring_sighup_is_continued_and_lives() -> None:
 
 def test_exit_of_the_groups_last_outside_link_hangs_up_the_rest() -> None:
     k = new_kernel()
-    sh, job, worker = shell_with_job(k)
+    _sh, job, worker = shell_with_job(k)
     k.kill(worker, 19)  # SIGSTOP
     k.exit(job)  # worker goes to init; nobody in group 3 has a parent in the session any more
     assert not worker.alive

@@ -14,8 +14,9 @@ failure leaves the model exactly as it was (``expect_error`` compares snapshots)
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

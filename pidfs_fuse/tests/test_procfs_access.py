@@ -148,7 +148,7 @@ def test_pid_access_on_a_released_task_is_esrch() -> None:
 
 
 def test_ptrace_guarded_entries_refuse_other_users() -> None:
-    view, mine, theirs = make(0)
+    _view, mine, theirs = make(0)
     environ, status, cwd = (lookup(TGID_BASE, n) for n in ("environ", "status", "cwd"))
     assert entry_access(1000, environ, theirs) == errno.EACCES
     assert entry_access(1000, cwd, theirs) == errno.EACCES

@@ -73,7 +73,7 @@ def test_proc_stat_has_linux_keys_in_order() -> None:
     lines = stat_lines(w.root)
     for cpu in ("cpu", "cpu0", "cpu1"):
         assert len(lines[cpu]) == 10 and all(v.isdigit() for v in lines[cpu])
-    assert [int(a) + int(b) for a, b in zip(lines["cpu0"], lines["cpu1"])] == \
+    assert [int(a) + int(b) for a, b in zip(lines["cpu0"], lines["cpu1"], strict=True)] == \
         [int(v) for v in lines["cpu"]]
     assert len(lines["softirq"]) == 11
 
@@ -105,7 +105,7 @@ def test_proc_stat_cpu_time_grows_with_the_clock() -> None:
     before = [int(v) for v in stat_lines(w.root)["cpu"]]
     w.now[0] += 10 * SEC
     after = [int(v) for v in stat_lines(w.root)["cpu"]]
-    assert all(a >= b for a, b in zip(after, before))
+    assert all(a >= b for a, b in zip(after, before, strict=True))
     assert sum(after) - sum(before) == 2 * 10 * 100  # two cpus, 100 ticks a second each
 
 

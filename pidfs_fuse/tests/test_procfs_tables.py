@@ -40,8 +40,8 @@ def ls_mode(entry) -> str:
 
 
 def test_tables_hold_the_required_entries() -> None:
-    assert REQUIRED_TGID <= {e.name for e in TGID_BASE}
-    assert REQUIRED_TID <= {e.name for e in TID_BASE}
+    assert {e.name for e in TGID_BASE} >= REQUIRED_TGID
+    assert {e.name for e in TID_BASE} >= REQUIRED_TID
     assert lookup(TGID_BASE, "children") is None  # only per thread, as in Linux
     assert lookup(TID_BASE, "task") is None
     assert [e.name for e in NS_ENTRIES] == ["pid", "pid_for_children"]

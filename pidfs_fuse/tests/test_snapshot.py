@@ -11,8 +11,9 @@ import itertools
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def picture(k: Kernel) -> dict[str, Any]:
                     [(nr, p.ino, idr.is_tagged(nr)) for nr, p in idr.items()]))
     out["ns"] = nss
     pids, tasks, groups = {}, {}, {}
-    for nr, p in sorted(k.root_ns.idr.items()):
+    for _nr, p in sorted(k.root_ns.idr.items()):
         pids[p.ino] = (p.numbers, p.ns.inum, p.handles, _attr(p), _tkey(p.task), _tkey(p.tgid_task),
                        sorted(map(_tkey, p.pgrp_tasks or ())),  # member order: not modelled
                        sorted(map(_tkey, p.session_tasks or ())), p.has_task())
@@ -372,7 +373,8 @@ def test_random_tables_cover_the_hard_cases() -> None:
             for t in (ns.child_reaper, ns.creator):
                 if isinstance(t, Task) and t.pid.task is not t:
                     seen.add("released task still referenced")
-            if ns.level == 0 and ns.idr.cursor > 300 and any(nr < ns.idr.cursor - 200 for nr, _ in ns.idr.items() if nr >= 300):
+            if ns.level == 0 and ns.idr.cursor > 300 and any(
+                    nr < ns.idr.cursor - 200 for nr, _ in ns.idr.items() if nr >= 300):
                 seen.add("wrapped")
         for _, p in k.root_ns.idr.items():
             t = p.task

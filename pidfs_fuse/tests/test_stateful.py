@@ -30,6 +30,7 @@ import json
 import os
 import sys
 from collections import Counter
+from typing import ClassVar
 
 import hypothesis
 import pytest
@@ -134,7 +135,7 @@ def _check_bitset(bs: BitSet, members: set[int], what: str) -> None:
     bits = bs._nonempty[0]
     assert bs._full[0] is bits and bs._bits is bits
     assert len(bs._ne_up) == len(bs._nonempty) - 1
-    assert all(a is b for a, b in zip(bs._ne_up, bs._nonempty[1:]))
+    assert all(a is b for a, b in zip(bs._ne_up, bs._nonempty[1:], strict=True))
     assert len(bits) - bits.count(0) == len(words), f"{what}: stray bits at level 0"
     for j, w in words.items():
         assert bits[j] == w, f"{what}: word {j} is {bits[j]:#x}, expected {w:#x}"
@@ -238,7 +239,7 @@ class KernelMachine(RuleBasedStateMachine):
     # per run (``_run`` makes a subclass with its own): steps taken, and what happened:
     # ("step", rule), (call, errno name), (call, "calls"), ("event", kind) -> count
     steps = 0
-    outcomes: Counter = Counter()
+    outcomes: ClassVar[Counter[tuple[str, str]]] = Counter()
 
     def __init__(self) -> None:
         super().__init__()
@@ -307,7 +308,7 @@ class KernelMachine(RuleBasedStateMachine):
             assert t.exit_state is ExitState.DEAD and pid.task is not t
         elif kind is EventKind.FREED:
             assert not pid.allocated and pid.task is None and pid.tgid_task is None
-            assert not any(a.idr.find(nr) is pid for nr, a in zip(pid.numbers, pid.ns.ancestors))
+            assert not any(a.idr.find(nr) is pid for nr, a in zip(pid.numbers, pid.ns.ancestors, strict=True))
 
     # -- clone -----------------------------------------------------------------------------
 
@@ -519,10 +520,9 @@ class KernelMachine(RuleBasedStateMachine):
             if tgt % 2:
                 pg = self.pick("any", tgt).group.pgrp
                 wid = pg.nr_in(ns) if pg is not None else 0
-        elif idtype == P_PIDFD:
-            if self.fds and tgt % 4:
-                pidfd = self.fds[tgt % len(self.fds)][0]
-                wid = 3
+        elif idtype == P_PIDFD and self.fds and tgt % 4:
+            pidfd = self.fds[tgt % len(self.fds)][0]
+            wid = 3
         want = _ref_wait(self.k, parent, idtype, wid, options, pidfd)
         res = self.call("waitid", self.k.waitid, parent, idtype, wid, options, pidfd=pidfd)
         if res is None:
@@ -725,11 +725,11 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
                     f"{p!r} tag at level {lvl} is {ns.idr.is_tagged(nr)}, allocated with {known[1]}"
             if p.tgid_task is not None:
                 assert ns.idr.is_tagged(nr), f"leader {p.tgid_task!r} untagged in {ns!r}"
-    for ino, (p, _) in pids.items():
+    for p, _ in pids.values():
         if not p.allocated:
             assert not p.has_task() or all(
                 t.exit_state is ExitState.DEAD for t in (p.task, p.tgid_task) if t is not None)
-            assert not any(anc.idr.find(nr) is p for nr, anc in zip(p.numbers, p.ns.ancestors))
+            assert not any(anc.idr.find(nr) is p for nr, anc in zip(p.numbers, p.ns.ancestors, strict=True))
 
     for ns in nss:
         idr = ns.idr
@@ -835,8 +835,8 @@ def teardown_and_check(k: Kernel) -> None:
         t = p.task
         if t is not None and t.group is not init_g and t.group.live:
             k.kill(t, S.SIGKILL)  # from the control plane: reaches namespace inits too
-    assert all(t.group is init_g or not t.group.live
-               for _, p in k.root_ns.idr.items() if (t := p.task) is not None)
+    tasks = [p.task for _, p in k.root_ns.idr.items() if p.task is not None]
+    assert all(t.group is init_g or not t.group.live for t in tasks)
     leader = init_g.leader
     if not leader.alive:
         k.execve(next(t for t in init_g.threads if t.alive), "init")  # takes pid 1 back
@@ -852,7 +852,8 @@ def teardown_and_check(k: Kernel) -> None:
         res = k.waitid(init, P_PID, c.pid.nr_in(k.root_ns), WEXITED | WALL | WNOHANG)
         assert res is not None and res.task is c
     check_model(k, {}, [])
-    assert k.nr_threads == 1 and list(init_g.threads) == [init], (k.nr_threads, list(init_g.threads), [(t.exit_state, t.flags) for t in init_g.threads])
+    assert k.nr_threads == 1 and list(init_g.threads) == [init], \
+        (k.nr_threads, list(init_g.threads), [(t.exit_state, t.flags) for t in init_g.threads])
     assert [nr for nr, _ in k.root_ns.idr.items()] == [1], "only init's pid may remain"
     for ns in k.namespaces():
         if ns is not k.root_ns:
