@@ -55,11 +55,12 @@ lint: setup
 	$(VENV)/bin/mypy || status=1; \
 	exit $$status
 
+# Hypothesis profiles (pidfs_fuse/tests/conftest.py): test runs "fast", fuzz runs "fuzz".
 test: setup
 	$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
 
 fuzz: setup
-	$(RUN_ENV) PIDFS_FUZZ_STEPS=100000 $(VPY) -m pytest -q -m fuzz pidfs_fuse/tests $(PYTEST_ARGS)
+	$(RUN_ENV) HYPOTHESIS_PROFILE=fuzz $(VPY) -m pytest -q -m fuzz pidfs_fuse/tests $(PYTEST_ARGS)
 
 bench: setup
 	$(RUN_ENV) $(VPY) -m bench $(BENCH_ARGS)

@@ -23,12 +23,32 @@ from __future__ import annotations
 
 import errno
 import itertools
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pidfs_fuse.kernel import EventKind, Kernel, KernelError, Pid, PidNamespace, Task
+
+# -- hypothesis profiles ---------------------------------------------------------------------
+
+#: Settings every profile shares: a state machine step checks the whole model, so no deadline;
+#: no example database (a failure prints a blob that replays it, @reproduce_failure).
+_COMMON: dict[str, Any] = {"stateful_step_count": 100, "deadline": None, "database": None,
+                           "print_blob": True, "suppress_health_check": list(HealthCheck)}
+#: name -> max_examples. fast: about 1,100 steps of test_stateful's machine with its fixed seed
+#: (every rule and 20+ kinds of failure; the test checks both); fuzz: 100,000 fresh steps.
+PROFILES = {"fast": 12, "fuzz": 1000}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the profiles and load the one ``HYPOTHESIS_PROFILE`` names (default ``fast``)."""
+    for name, examples in PROFILES.items():
+        settings.register_profile(name, max_examples=examples, **_COMMON)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
 
 # -- booting ---------------------------------------------------------------------------------
 

@@ -18,23 +18,23 @@ state the model is already in. A snapshot/restore step rebuilds the model from i
 expects the same snapshot back, and continues the run on the rebuilt model. At the end of every
 run everything is killed and reaped through waitid, and only the root namespace's init may remain.
 
-``test_kernel_state_machine`` (about 2,500 steps, a fixed seed) runs in every test run;
-``test_kernel_state_machine_fuzz`` (marked ``fuzz``) runs ``PIDFS_FUZZ_STEPS`` steps with fresh
-randomness (``make fuzz``).
+Budgets come from the hypothesis profile (``conftest.py``): ``test_kernel_state_machine`` runs
+the ``fast`` profile's examples (about 1,100 steps, a fixed seed) in every test run;
+``test_kernel_state_machine_fuzz`` (marked ``fuzz``) runs under ``make fuzz``'s ``fuzz`` profile,
+100,000 steps with fresh randomness.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import os
 import sys
 from collections import Counter
 from typing import ClassVar
 
 import hypothesis
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
@@ -79,8 +79,6 @@ from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
 
 E = errno
-STEPS_PER_EXAMPLE = 100
-CI_EXAMPLES = 30  # about 2,500 steps in every test run (a few examples stop early)
 
 # errnos each system call may return (Linux's, as the model documents them)
 ERRNOS = {
@@ -875,15 +873,16 @@ def _run(examples: int, seed: int | None) -> type[KernelMachine]:
     machine = type("KernelMachineRun", (KernelMachine,), {"steps": 0, "outcomes": Counter()})
     if seed is not None:
         machine = hypothesis.seed(seed)(machine)
-    run_state_machine_as_test(machine, settings=settings(
-        max_examples=examples, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
-        database=None, print_blob=True, suppress_health_check=list(HealthCheck)))
+    # every other setting (steps per example, deadline, database) is the loaded profile's
+    run_state_machine_as_test(machine, settings=settings(max_examples=examples))
     return machine
 
 
 def test_kernel_state_machine():
-    m = _run(CI_EXAMPLES, CI_SEED)
-    assert m.steps >= 2000, f"only {m.steps} steps ran"
+    budget = settings().max_examples * settings().stateful_step_count
+    m = _run(settings().max_examples, CI_SEED)
+    # examples may stop early, but most run all their steps
+    assert m.steps >= budget * 2 // 3, f"only {m.steps} of {budget} steps ran"
     # not a degenerate run: every rule ran, calls succeeded and failed in many ways
     rules = {name for kind, name in m.outcomes if kind == "step"}
     assert rules == {r for r in dir(KernelMachine) if hasattr(getattr(KernelMachine, r), "hypothesis_stateful_rule")}
@@ -893,12 +892,13 @@ def test_kernel_state_machine():
 
 @pytest.mark.fuzz
 def test_kernel_state_machine_fuzz():
-    if not os.environ.get("PIDFS_FUZZ_STEPS"):
-        pytest.skip("set PIDFS_FUZZ_STEPS (make fuzz sets 100000)")
-    want = int(os.environ["PIDFS_FUZZ_STEPS"])
+    if settings.get_current_profile_name() != "fuzz":
+        pytest.skip("runs under the fuzz profile: make fuzz (HYPOTHESIS_PROFILE=fuzz)")
+    steps = settings().stateful_step_count
+    want = settings().max_examples * steps
     done = 0
-    while done < want:  # examples average a little under STEPS_PER_EXAMPLE steps: top up
-        done += _run(max(1, -(-(want - done) // (STEPS_PER_EXAMPLE - 15))), None).steps
+    while done < want:  # examples average a little under `steps` steps: top up
+        done += _run(max(1, -(-(want - done) // (steps - 15))), None).steps
 
 
 # -- regressions found by the machine ---------------------------------------------------------
