@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, Kernel, KernelError
+from pidfs_fuse.kernel.signals import SIGKILL, SIGSTOP
 from pidfs_fuse.procfs import (
     MountOptions,
     View,
@@ -94,9 +95,9 @@ def test_proc_stat_counts_running_and_blocked_tasks() -> None:
     w.sh.state = "D"
     lines = stat_lines(w.root)
     assert (lines["procs_running"], lines["procs_blocked"]) == (["3"], ["1"])
-    w.k.kill(w.app, 19)  # a stopped group runs nothing
+    w.k.kill(w.app, SIGSTOP)  # a stopped group runs nothing
     assert stat_lines(w.root)["procs_running"] == ["1"]
-    w.k.kill(w.app, 9)  # zombies neither
+    w.k.kill(w.app, SIGKILL)  # zombies neither
     assert stat_lines(w.root)["procs_running"] == ["1"]
 
 
