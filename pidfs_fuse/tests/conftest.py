@@ -128,7 +128,7 @@ def reap_all(k: Kernel, parent: Task) -> list[Any]:
     """waitid(P_ALL, WEXITED) until nothing is ready or there is no child left."""
     from pidfs_fuse.kernel import WEXITED, WNOHANG
 
-    out = []
+    out: list[Any] = []
     while True:
         try:
             res = k.waitid(parent, 0, 0, WEXITED | WNOHANG)
@@ -147,7 +147,7 @@ def raises(err: int, fn: Callable[..., Any], *args: Any, **kw: Any) -> KernelErr
     """Call ``fn`` and require a KernelError with ``err``; return it."""
     with pytest.raises(KernelError) as info:
         fn(*args, **kw)
-    got = info.value.errno
+    got = info.value.errno or 0  # a KernelError always carries one
     assert got == err, f"expected {errno.errorcode[err]}, got {errno.errorcode.get(got, got)}: {info.value}"
     return info.value
 

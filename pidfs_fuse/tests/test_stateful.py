@@ -68,8 +68,11 @@ from pidfs_fuse.kernel import (
     ExitState,
     Kernel,
     KernelError,
+    Pid,
     PidFd,
+    Task,
     TaskFlag,
+    ThreadGroup,
     fields,
     snapshot,
 )
@@ -299,11 +302,11 @@ class KernelMachine(RuleBasedStateMachine):
         type(self).outcomes["event", ev.kind.name] += 1
         kind, pid, t = ev.kind, ev.pid, ev.task
         if kind is EventKind.CREATED:
-            assert pid.task is t and t.exit_state is ExitState.RUNNING and pid.allocated
+            assert t is not None and pid.task is t and t.exit_state is ExitState.RUNNING and pid.allocated
         elif kind is EventKind.EXITED:
-            assert t.exit_state is ExitState.ZOMBIE and t.pid is pid
+            assert t is not None and t.exit_state is ExitState.ZOMBIE and t.pid is pid
         elif kind is EventKind.REAPED:
-            assert t.exit_state is ExitState.DEAD and pid.task is not t
+            assert t is not None and t.exit_state is ExitState.DEAD and pid.task is not t
         elif kind is EventKind.FREED:
             assert not pid.allocated and pid.task is None and pid.tgid_task is None
             assert not any(a.idr.find(nr) is pid for nr, a in zip(pid.numbers, pid.ns.ancestors, strict=True))
@@ -677,7 +680,8 @@ class KernelMachine(RuleBasedStateMachine):
             return
         check_model(self.k, self.pids, [fd for fd, _, _ in self.fds])
         # keep the pick lists short: live tasks plus a few released ones
-        tasks, dead = [], self.dead
+        tasks: list[Task] = []
+        dead = self.dead
         for t in self.tasks:
             (dead if t.exit_state is ExitState.DEAD else tasks).append(t)
         self.tasks = tasks
@@ -700,7 +704,7 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
     all_pids = [p for _, p in root.idr.items()]
     # every allocated struct pid is in the root namespace's map, with the same ino only once
     assert len({p.ino for p in all_pids}) == len(all_pids)
-    per_ns: dict[int, dict[int, object]] = {id(ns): {} for ns in nss}
+    per_ns: dict[int, dict[int, Pid]] = {id(ns): {} for ns in nss}
     tagged: dict[int, set[int]] = {id(ns): set() for ns in nss}
     for p in all_pids:
         assert p.allocated, f"{p!r} is in the id map but marked freed"
@@ -750,7 +754,7 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
     # tasks, groups, parents, process groups, sessions
     tasks = [p.task for p in all_pids if p.task is not None]
     assert k.nr_threads == len(tasks), f"nr_threads {k.nr_threads}, {len(tasks)} unreleased tasks"
-    groups = {}
+    groups: dict[int, ThreadGroup] = {}
     for t in tasks:
         assert t.exit_state is not ExitState.DEAD, f"released {t!r} still on its pid"
         assert t in t.group.threads, f"{t!r} is not in its group's thread list"
