@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from pidfs_fuse.kernel import EventKind, Kernel, KernelError, Pid, PidNamespace, Task
+from pidfs_fuse.procfs import Entry, lookup
 
 # -- hypothesis profiles ---------------------------------------------------------------------
 
@@ -238,3 +239,14 @@ def tgids(k: Kernel, ns: PidNamespace | None = None) -> list[int]:
     """The thread-group leaders' numbers in ``ns`` (default root), both scans agreeing."""
     assert_scans_agree(k)
     return [nr for nr, _ in k.iter_tgids(ns or k.root_ns)]
+
+
+# -- procfs tables ---------------------------------------------------------------------------
+
+
+def row(table: tuple[Entry, ...] | None, name: str) -> Entry:
+    """The row called ``name`` in ``table``, which must exist (``lookup`` answers None)."""
+    assert table is not None, f"no table to look {name!r} up in"
+    entry = lookup(table, name)
+    assert entry is not None, f"no row {name!r}"
+    return entry
