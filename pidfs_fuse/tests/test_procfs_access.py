@@ -8,10 +8,21 @@ import errno
 import pytest
 
 from pidfs_fuse.kernel import Kernel, KernelError
-from pidfs_fuse.procfs import (TGID_BASE, MountOptions, View, depends_on_caller, entry_access,
-                               fd_link_access, lookup, parse_mount_options, pid_access,
-                               pid_dir_lookup_errno, pid_getattr_errno, pid_lookup_errno,
-                               pid_visible_in_listing, task_owner)
+from pidfs_fuse.procfs import (
+    TGID_BASE,
+    MountOptions,
+    View,
+    depends_on_caller,
+    entry_access,
+    fd_link_access,
+    parse_mount_options,
+    pid_access,
+    pid_dir_lookup_errno,
+    pid_getattr_errno,
+    pid_lookup_errno,
+    pid_visible_in_listing,
+    task_owner,
+)
 from pidfs_fuse.tests.conftest import row
 
 

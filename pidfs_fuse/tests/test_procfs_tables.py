@@ -13,9 +13,25 @@ import stat as st
 import pytest
 
 from pidfs_fuse.kernel import CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (DIR, LINK, MOUNT_ROWS, NS_ENTRIES, ROOT_FILES, SELF_ROWS, TGID_BASE,
-                               TID_BASE, MountOptions, View, dir_nlink, entry_nlink, listing, lookup,
-                               parse_mount_options, root_rows, root_table)
+from pidfs_fuse.procfs import (
+    DIR,
+    LINK,
+    MOUNT_ROWS,
+    NS_ENTRIES,
+    ROOT_FILES,
+    SELF_ROWS,
+    TGID_BASE,
+    TID_BASE,
+    MountOptions,
+    View,
+    dir_nlink,
+    entry_nlink,
+    listing,
+    lookup,
+    parse_mount_options,
+    root_rows,
+    root_table,
+)
 from pidfs_fuse.tests.conftest import row
 
 LINUX_MODES = {
