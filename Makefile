@@ -1,5 +1,6 @@
-# One command on a fresh Debian machine (as root): `make test` sets everything up and runs the
-# tests; `make tour` sets everything up and mounts the default table with a short tour.
+# One command on a fresh Debian machine (as root): `make lint test` sets everything up, lints and
+# runs the tests (what CI runs); `make tour` sets everything up and mounts the default table with
+# a short tour. `make test` alone is for iterating on tests.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,7 +18,7 @@ BENCH_ARGS ?=
 # Targets that run our code see the venv's console scripts (pidfs-fuse) on PATH.
 RUN_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: setup system-deps test fuzz bench tour clean
+.PHONY: setup system-deps lint test fuzz bench tour clean
 
 setup: system-deps $(STAMP)
 
@@ -47,11 +48,19 @@ $(STAMP): pyproject.toml | system-deps $(VPY)
 	$(VPY) -m pip install -e '.[test]'
 	touch $@
 
+# Both tools run and report even when the first finds something; the target fails if either does.
+lint: setup
+	@status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	exit $$status
+
+# Hypothesis profiles (pidfs_fuse/tests/conftest.py): test runs "fast", fuzz runs "fuzz".
 test: setup
 	$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
 
 fuzz: setup
-	$(RUN_ENV) PIDFS_FUZZ_STEPS=100000 $(VPY) -m pytest -q -m fuzz pidfs_fuse/tests $(PYTEST_ARGS)
+	$(RUN_ENV) HYPOTHESIS_PROFILE=fuzz $(VPY) -m pytest -q -m fuzz pidfs_fuse/tests $(PYTEST_ARGS)
 
 bench: setup
 	$(RUN_ENV) $(VPY) -m bench $(BENCH_ARGS)

@@ -111,7 +111,7 @@ def test_a_blocked_wait_does_not_stall_other_commands(mnt):
         assert waiter.poll() is None
         r = run_cli("ctl", mnt.path, "kill", str(pid), "KILL", timeout=10)
         assert r.returncode == 0
-        out, err = waiter.communicate(timeout=10)
+        out, _err = waiter.communicate(timeout=10)
         assert (waiter.returncode, out) == (0, f"{pid} killed 9\n")
     finally:
         if waiter.poll() is None:

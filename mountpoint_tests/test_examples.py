@@ -14,8 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from .waiting import (SYS_EPOLL, blocked_reading, in_syscall, procs,  # noqa: F401
-                      wait_until)
+from .waiting import (
+    SYS_EPOLL,
+    blocked_reading,
+    in_syscall,
+    procs,  # noqa: F401 (a fixture the tests request by name)
+    wait_until,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WAIT_FOR_EXIT = str(EXAMPLES / "wait-for-exit.sh")

@@ -20,8 +20,16 @@ import time
 import pytest
 
 from .conftest import Mount, run_cli
-from .waiting import (SYS_EPOLL, SYS_POLL, SYS_SELECT, blocked_reading, children, procs,  # noqa: F401
-                      wait_until, when_blocked)
+from .waiting import (
+    SYS_EPOLL,
+    SYS_POLL,
+    SYS_SELECT,
+    blocked_reading,
+    children,
+    procs,  # noqa: F401 (a fixture the tests request by name)
+    wait_until,
+    when_blocked,
+)
 
 EXITED = select.POLLIN | select.POLLRDNORM
 REAPED = select.POLLIN | select.POLLRDNORM | select.POLLHUP
@@ -552,7 +560,7 @@ def test_fdinfo_shows_zero_for_a_pid_outside_the_view(tmp_path, procs):
     try:
         with os.fdopen(r, "rb") as rf:
             assert rf.read().startswith(b"ready")
-        inum, a, b, holder, outer = map(int, server.stdout.readline().split())
+        inum, _a, b, holder, outer = map(int, server.stdout.readline().split())
         m = Mount(d)
         head = "pos:\t0\nflags:\t02000002\nmnt_id:\t4\n"
         ino_b, ino_outer = (os.stat(handle(m, p)).st_ino for p in (b, outer))

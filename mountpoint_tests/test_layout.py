@@ -9,8 +9,6 @@ import subprocess
 
 import pytest
 
-from .conftest import Mount
-
 
 def _read(p) -> str:
     with open(p) as f:
@@ -116,9 +114,8 @@ def test_sysctls_are_writable_with_the_kernels_bounds(mnt):
     p = mnt / "sys" / "kernel" / "pid_max"
     assert _read(p) == "32768\n"
     for bad in ("300", "4194305", "abc"):
-        with pytest.raises(OSError) as e:
-            with open(p, "w") as f:
-                f.write(bad)
+        with pytest.raises(OSError) as e, open(p, "w") as f:
+            f.write(bad)
         assert e.value.errno == errno.EINVAL
     with open(p, "w") as f:
         f.write("1000\n")

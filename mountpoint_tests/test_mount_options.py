@@ -54,7 +54,7 @@ def test_hidepid_noaccess_lists_but_denies(users_table):
 
 
 def test_gid_option_exempts_a_group(users_table):
-    m, alice = users_table("hidepid=2,gid=4242,allow_other")
+    m, _alice = users_table("hidepid=2,gid=4242,allow_other")
     r = as_user(1000, "ls", m.path, groups="4242")
     assert 1 in _pids(r.stdout)
     r = as_user(1000, "cat", f"{m.path}/1/comm", groups="4242")
@@ -65,5 +65,5 @@ def test_subset_pid_shows_only_processes(users_table):
     m, alice = users_table("subset=pid")
     names = os.listdir(m.path)
     assert "meminfo" not in names and "stat" not in names
-    assert "1" in names and "self" in names
+    assert "1" in names and str(alice) in names and "self" in names
     assert not os.path.exists(os.path.join(m.path, "meminfo"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 
 import pytest
@@ -41,12 +40,17 @@ def test_exit_and_reap_are_visible_immediately(mnt):
 
 def test_exec_and_set_change_the_files_at_once(mnt):
     pid = mnt.new(1, "comm=before")
-    size_before = os.stat(mnt / str(pid) / "status").st_size
-    _read(mnt / str(pid) / "status")
+    status = mnt / str(pid) / "status"
+    size_before = os.stat(status).st_size
+    assert size_before == len(_read(status).encode())
     mnt.ctl("exec", str(pid), "comm=after-a-much-longer-name", "argv=after --flag")
     assert _read(mnt / str(pid) / "comm") == "after-a-much-lo\n"
     assert _read(mnt / str(pid) / "cmdline") == "after\0--flag\0"
-    assert os.stat(mnt / str(pid) / "status").st_size != size_before or True
+    # unlike procfs (size 0), the mount gives a per-pid file its length, so `stat` must not
+    # keep the old one: "Name:\tbefore" became "Name:\tafter-a-much-lo" (the comm limit)
+    text = _read(status)
+    assert "Name:\tafter-a-much-lo\n" in text
+    assert os.stat(status).st_size == len(text.encode()) == size_before + len("after-a-much-lo") - len("before")
     mnt.ctl("set", str(pid), "state=R", "uid=1000")
     assert "State:\tR (running)" in _read(mnt / str(pid) / "status")
     assert os.stat(mnt / str(pid)).st_uid == 1000

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import errno
 
-from ..kernel import ExitState, KernelError, PidFd, PidNamespace, Task, TaskFlag
+from ..kernel import ExitState, KernelError, PidFd, PidNamespace, Task, TaskFlag, describe_status
 from ..kernel.pid import Pid
 from ..kernel.task import RUN_STATES
 from .view import View
@@ -51,6 +51,8 @@ PAGE_SHIFT = 12
 RLIM_INFINITY = 2**64 - 1
 #: max_threads / 2 (RLIMIT_SIGPENDING of a default process), matching /proc/sys/kernel/threads-max
 SIGQ_LIMIT = 96365
+#: AUDIT_UID_UNSET and AUDIT_SID_UNSET (include/linux/audit.h): (u32)-1
+AUDIT_UNSET = 2**32 - 1
 #: the mount id fdinfo shows for pidfds (pidfs's internal mount)
 PIDFS_MNT_ID = 4
 #: O_RDWR | O_CLOEXEC, what every pidfd's fdinfo shows; PIDFD_THREAD is O_EXCL, PIDFD_NONBLOCK O_NONBLOCK
@@ -114,7 +116,7 @@ def _has_mm(task: Task) -> bool:
 
 def _is_kthread(task: Task) -> bool:
     extra = task.group.extra
-    return bool(extra) and extra.get("kthread", "0") not in ("", "0", "false", "no")
+    return extra is not None and extra.get("kthread", "0") not in ("", "0", "false", "no")
 
 
 def _extra(task: Task, key: str, default: str) -> str:
@@ -287,9 +289,9 @@ def _pf_flags(task: Task) -> int:
             flags |= PF_FORKNOEXEC
     if task.exit_state is not ExitState.RUNNING:
         flags |= PF_EXITING | PF_POSTCOREDUMP | PF_NOFREEZE
-        code = task.exit_code
-        if code & 0x7F and code & 0xFF != 0x7F:
-            flags |= PF_SIGNALED | (PF_DUMPCORE if code & 0x80 else 0)
+        how, _ = describe_status(task.exit_code)
+        if how in ("killed", "dumped"):
+            flags |= PF_SIGNALED | (PF_DUMPCORE if how == "dumped" else 0)
     return flags
 
 
@@ -567,7 +569,7 @@ def show_oom_score(view: View, task: Task) -> bytes:
 
 def show_loginuid(view: View, task: Task) -> bytes:
     """proc_loginuid_read(): AUDIT_UID_UNSET, no login session recorded."""
-    return b"4294967295"
+    return b"%d" % AUDIT_UNSET
 
 
 def write_loginuid(view: View, task: Task, data: bytes, uid: int) -> None:
@@ -577,4 +579,4 @@ def write_loginuid(view: View, task: Task, data: bytes, uid: int) -> None:
 
 def show_sessionid(view: View, task: Task) -> bytes:
     """proc_sessionid_read(): AUDIT_SID_UNSET."""
-    return b"4294967295"
+    return b"%d" % AUDIT_UNSET

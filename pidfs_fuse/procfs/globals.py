@@ -131,7 +131,7 @@ def show_loadavg(view: View, task: Task | None = None) -> bytes:
 
 # -- /meminfo, /cpuinfo, /version -----------------------------------------------------------------
 
-_MEMINFO = """\
+_MEMINFO = b"""\
 MemTotal:        8131552 kB
 MemFree:         5630828 kB
 MemAvailable:    7298960 kB
@@ -186,7 +186,7 @@ Hugetlb:               0 kB
 DirectMap4k:      198464 kB
 DirectMap2M:     8189952 kB
 DirectMap1G:           0 kB
-""".encode()
+"""
 
 _CPU_FLAGS = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx "
               "fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..kernel import Task
 from . import files as F
@@ -33,6 +34,12 @@ from . import globals as G
 from .view import View
 
 FILE, DIR, LINK = "file", "dir", "link"
+
+# A row's functions take the task the directory is for: a Task in per-pid tables, None in the
+# root's (global files), hence Any rather than two row types.
+Show = Callable[[View, Any], bytes]
+Readlink = Callable[[View, Any], str]
+Write = Callable[[View, Any, bytes, int], None]  # (view, task, data, writer's uid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +49,10 @@ class Entry:
     name: str
     kind: str  # 'file' | 'dir' | 'link'
     mode: int  # permission bits only (0o444, 0o400, 0o555, 0o777, ...)
-    show: Callable | None = None  # files: (view, task) -> bytes
-    readlink: Callable | None = None  # links: (view, task) -> str
-    write: Callable | None = None  # writable files: (view, task, data, uid) -> None
-    children: "tuple[Entry, ...] | None" = None  # static subdirectories
+    show: Show | None = None  # files
+    readlink: Readlink | None = None  # links
+    write: Write | None = None  # writable files
+    children: tuple[Entry, ...] | None = None  # static subdirectories
     dynamic: str | None = None  # 'task' | 'fd' | 'fdinfo': filled by the mount
     special: str | None = None  # 'pidfd': implemented by the mount
     ptrace: bool = False  # guarded by ptrace_may_access: EACCES for other users
@@ -56,16 +63,16 @@ class Entry:
         return self.kind == DIR
 
 
-def _file(name: str, show: Callable, mode: int = 0o444, *, write: Callable | None = None,
+def _file(name: str, show: Show, mode: int = 0o444, *, write: Write | None = None,
           ptrace: bool = False) -> Entry:
     return Entry(name, FILE, mode, show=show, write=write, ptrace=ptrace)
 
 
-def _link(name: str, readlink: Callable, *, ptrace: bool = False) -> Entry:
+def _link(name: str, readlink: Readlink, *, ptrace: bool = False) -> Entry:
     return Entry(name, LINK, 0o777, readlink=readlink, ptrace=ptrace)
 
 
-def _dir(name: str, mode: int = 0o555, *, children: "tuple[Entry, ...] | None" = None,
+def _dir(name: str, mode: int = 0o555, *, children: tuple[Entry, ...] | None = None,
          dynamic: str | None = None, ptrace: bool = False) -> Entry:
     return Entry(name, DIR, mode, children=children, dynamic=dynamic, ptrace=ptrace)
 

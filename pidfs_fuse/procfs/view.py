@@ -125,6 +125,6 @@ class View:
         """Seconds since the model's boot."""
         return self.kernel.clock() / NSEC_PER_SEC
 
-    def with_ns(self, ns: PidNamespace) -> "View":
+    def with_ns(self, ns: PidNamespace) -> View:
         """The same mount seen from another pid namespace (``/.pidns/<inum>/``)."""
         return dataclasses.replace(self, ns=ns)

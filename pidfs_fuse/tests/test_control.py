@@ -19,8 +19,17 @@ from typing import Any
 import pytest
 
 from pidfs_fuse.control import COMMANDS, Call, Control, WouldBlock
-from pidfs_fuse.kernel import (CLONE_NEWPID, EventKind, ExitState, Kernel, KernelError, Pid,
-                               PidNamespace, Task, ThreadGroup)
+from pidfs_fuse.kernel import (
+    CLONE_NEWPID,
+    EventKind,
+    ExitState,
+    Kernel,
+    KernelError,
+    Pid,
+    PidNamespace,
+    Task,
+    ThreadGroup,
+)
 from pidfs_fuse.kernel.fields import FIELDS, set_field, set_fields
 from pidfs_fuse.kernel import restore
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import errno
 import itertools
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -14,11 +14,18 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_THREAD, MAX_PID_NS_LEVEL, P_PID, PID_MAX_LIMIT,
-                               RESERVED_PIDS, WEXITED, Kernel, KernelError)
-from test_kernel_helpers import (expect_error, new_kernel, ns_chain, raises, reap_all, spawn,
-                                 tgids)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import (
+    CLONE_NEWPID,
+    CLONE_THREAD,
+    MAX_PID_NS_LEVEL,
+    P_PID,
+    PID_MAX_LIMIT,
+    RESERVED_PIDS,
+    WEXITED,
+    Kernel,
+    KernelError,
+)
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, ns_chain, raises, reap_all, spawn, tgids
 
 
 def fork_and_reap(k: Kernel, parent, **kw):

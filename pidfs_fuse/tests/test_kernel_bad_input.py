@@ -9,15 +9,14 @@ Lookups (find_pid, find_task, find_pidfs) answer "nothing there" instead of rais
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_ALL, P_PIDFD, WEXITED,
-                               Kernel, KernelError)
-from test_kernel_helpers import expect_error, new_kernel
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_ALL, P_PIDFD, WEXITED, Kernel, KernelError
+from pidfs_fuse.tests.conftest import expect_error, new_kernel
 
 EINVAL, EBADF = errno.EINVAL, errno.EBADF
 

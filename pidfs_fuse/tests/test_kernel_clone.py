@@ -9,11 +9,27 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
-                               CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, P_PID, POLLHUP,
-                               POLLIN, POLLRDNORM, WEXITED, WNOHANG, ExitInfo, ExitState, TaskFlag)
-from test_kernel_helpers import (SIGCHLD, SIGKILL, expect_error, new_kernel, raises, spawn, tgids)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import (
+    CLONE_AUTOREAP,
+    CLONE_NEWPID,
+    CLONE_NNP,
+    CLONE_PARENT,
+    CLONE_PIDFD,
+    CLONE_PIDFD_AUTOKILL,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_PID,
+    POLLHUP,
+    POLLIN,
+    POLLRDNORM,
+    WEXITED,
+    WNOHANG,
+    ExitInfo,
+    ExitState,
+    TaskFlag,
+)
+from pidfs_fuse.kernel.signals import SIGCHLD, SIGKILL
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, raises, spawn, tgids
 
 SIGUSR1 = 10
 AUTOKILL = CLONE_PIDFD | CLONE_PIDFD_AUTOKILL | CLONE_AUTOREAP | CLONE_NNP

@@ -11,10 +11,9 @@ import sys
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_THREAD, P_PID, Event, EventKind, ExitState,
-                               Kernel)
-from test_kernel_helpers import SIGCHLD, SIGCONT, SIGSTOP, new_kernel
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import CLONE_AUTOREAP, CLONE_THREAD, P_PID, Event, EventKind, ExitState, Kernel
+from pidfs_fuse.kernel.signals import SIGCHLD, SIGCONT, SIGSTOP
+from pidfs_fuse.tests.conftest import new_kernel
 
 C, X, R, F, CH, K = (EventKind.CREATED, EventKind.EXITED, EventKind.REAPED, EventKind.FREED,
                      EventKind.CHANGED, EventKind.CHILD)

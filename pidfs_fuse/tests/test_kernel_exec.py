@@ -14,11 +14,27 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID, P_ALL,
-                               P_PID, P_PIDFD, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, WEXITED,
-                               WNOHANG, EventKind, ExitInfo, ExitState, TaskFlag)
-from test_kernel_helpers import SIGCHLD, SIGKILL, expect_error, new_kernel, raises, tgids
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import (
+    CLONE_NEWPID,
+    CLONE_PIDFD,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_ALL,
+    P_PID,
+    P_PIDFD,
+    PIDFD_THREAD,
+    POLLHUP,
+    POLLIN,
+    POLLRDNORM,
+    WEXITED,
+    WNOHANG,
+    EventKind,
+    ExitInfo,
+    ExitState,
+    TaskFlag,
+)
+from pidfs_fuse.kernel.signals import SIGCHLD, SIGKILL
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, raises, tgids
 
 SIGUSR1 = 10
 READY = POLLIN | POLLRDNORM

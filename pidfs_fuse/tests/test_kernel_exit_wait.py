@@ -12,13 +12,30 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID, P_ALL, P_PGID, P_PID,
-                               P_PIDFD, PIDFD_NONBLOCK, PIDFD_THREAD, WALL, WCLONE, WCONTINUED,
-                               WEXITED, WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitInfo, ExitState,
-                               describe_status)
-from test_kernel_helpers import (SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
-                                 job, new_kernel, raises, spawn, tgids)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import (
+    CLONE_PIDFD,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_ALL,
+    P_PGID,
+    P_PID,
+    P_PIDFD,
+    PIDFD_NONBLOCK,
+    PIDFD_THREAD,
+    WALL,
+    WCLONE,
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOTHREAD,
+    WNOWAIT,
+    WSTOPPED,
+    ExitInfo,
+    ExitState,
+    describe_status,
+)
+from pidfs_fuse.kernel.signals import SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM
+from pidfs_fuse.tests.conftest import expect_error, job, new_kernel, raises, spawn, tgids
 
 SIGQUIT, SIGUSR1, SIGTSTP, SIGHUP = 3, 10, 20, 1
 

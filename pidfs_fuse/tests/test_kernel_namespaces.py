@@ -10,11 +10,9 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_THREAD, P_PID, PIDFD_THREAD, WEXITED, ExitInfo,
-                               ExitState)
-from test_kernel_helpers import (SIGKILL, SIGSTOP, SIGTERM, expect_error, new_kernel, raises, spawn,
-                                 tgids)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_PID, PIDFD_THREAD, WEXITED, ExitInfo, ExitState
+from pidfs_fuse.kernel.signals import SIGKILL, SIGSTOP, SIGTERM
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, raises, spawn, tgids
 
 
 def test_pid_numbers_are_visible_from_the_own_namespace_and_its_ancestors_only() -> None:

@@ -14,11 +14,20 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_PID, PIDFD_NONBLOCK,
-                               PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, ExitInfo)
-from test_kernel_helpers import (SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
-                                 new_kernel, reap_all, spawn)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import (
+    CLONE_NEWPID,
+    CLONE_PIDFD,
+    CLONE_THREAD,
+    P_PID,
+    PIDFD_NONBLOCK,
+    PIDFD_THREAD,
+    POLLHUP,
+    POLLIN,
+    POLLRDNORM,
+    ExitInfo,
+)
+from pidfs_fuse.kernel.signals import SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, reap_all, spawn
 
 READY = POLLIN | POLLRDNORM
 GONE = POLLIN | POLLRDNORM | POLLHUP

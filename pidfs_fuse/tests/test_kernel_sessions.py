@@ -13,8 +13,8 @@ import errno
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_PID
-from test_kernel_helpers import expect_error, new_kernel, reap_all, spawn
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel.signals import SIGSTOP
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, reap_all, spawn
 
 
 def test_setsid_makes_a_new_session_and_group_without_a_terminal() -> None:
@@ -102,9 +102,10 @@ def test_moving_out_of_a_group_frees_a_group_id_with_no_task() -> None:
     k.setpgid(sh, 4, 3)
     k.exit(a)
     k.waitid(sh, P_PID, 3)
-    assert k.find_pid(k.root_ns, 3) is not None  # b still uses 3 as its group
+    pgid3 = k.find_pid(k.root_ns, 3)
+    assert pgid3 is not None and b.group.pgrp is pgid3  # b still uses 3 as its group
     k.setpgid(sh, 4, 4)
-    assert k.find_pid(k.root_ns, 3) is None
+    assert k.find_pid(k.root_ns, 3) is None and b.group.pgrp is b.pid
 
 
 @pytest.mark.parametrize(("case", "err"), [
@@ -234,7 +235,7 @@ def test_member_ignoring_sighup_is_continued_and_lives() -> None:
     sh, job, worker = shell_with_job(k)
     job.group.sigign |= 1 << 1
     worker.group.sigign |= 1 << 1
-    k.kill(job, 19)
+    k.kill(job, SIGSTOP)
     k.exit(sh)
     assert job.alive and not job.group.stopped
     assert k.waitid(k.init, P_PID, 3, 8).kind == "continued"  # WCONTINUED
@@ -243,8 +244,8 @@ def test_member_ignoring_sighup_is_continued_and_lives() -> None:
 
 def test_exit_of_the_groups_last_outside_link_hangs_up_the_rest() -> None:
     k = new_kernel()
-    sh, job, worker = shell_with_job(k)
-    k.kill(worker, 19)  # SIGSTOP
+    _sh, job, worker = shell_with_job(k)
+    k.kill(worker, SIGSTOP)
     k.exit(job)  # worker goes to init; nobody in group 3 has a parent in the session any more
     assert not worker.alive
     assert sorted((r.pid, r.code) for r in reap_all(k, k.init)) == [(4, 1)]
@@ -254,7 +255,7 @@ def test_a_subreaper_in_the_session_keeps_the_group_attached() -> None:
     k = new_kernel()
     sh, job, worker = shell_with_job(k)
     k.set_child_subreaper(sh)
-    k.kill(worker, 19)
+    k.kill(worker, SIGSTOP)
     k.exit(job)
     assert worker.group.parent is sh and worker.alive and worker.group.stopped
 
@@ -265,5 +266,5 @@ def test_job_control_stops_are_discarded_in_an_orphaned_group(sig: int) -> None:
     c = k.clone(k.init).task  # group 1 with init, whose parent links do not count
     k.kill(c, sig)
     assert not c.group.stopped
-    k.kill(c, 19)  # SIGSTOP always stops
+    k.kill(c, SIGSTOP)  # always stops
     assert c.group.stopped

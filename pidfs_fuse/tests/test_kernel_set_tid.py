@@ -14,14 +14,14 @@ failure leaves the model exactly as it was (``expect_error`` compares snapshots)
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_PID, Kernel, Task
-from test_kernel_helpers import expect_error, new_kernel, tgids
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, tgids
 
 EINVAL, EEXIST, EPERM = errno.EINVAL, errno.EEXIST, errno.EPERM
 

@@ -13,9 +13,8 @@ import errno
 import pytest
 
 from pidfs_fuse.kernel import CLONE_THREAD, P_ALL, WCONTINUED, WEXITED, WNOHANG, WSTOPPED, ExitState
-from test_kernel_helpers import (SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM, expect_error,
-                                 job, new_kernel)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel.signals import SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTERM
+from pidfs_fuse.tests.conftest import expect_error, job, new_kernel
 
 # (signal, what happens to a running process: "killed" | "dumped" | "stopped" | "nothing")
 DEFAULTS = [

@@ -14,9 +14,8 @@ import errno
 
 import pytest
 
-from pidfs_fuse.kernel import CLONE_NEWPID, PID_MAX_DEFAULT, PID_MAX_LIMIT, PID_MAX_MIN, P_PID
-from test_kernel_helpers import expect_error, new_kernel, spawn
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel import CLONE_NEWPID, P_PID, PID_MAX_DEFAULT, PID_MAX_LIMIT, PID_MAX_MIN
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, spawn
 
 
 def test_root_namespace_reads_32768_and_a_new_namespace_reads_the_limit() -> None:

@@ -16,9 +16,8 @@ import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PARENT, CLONE_THREAD, P_PID, ModelBug
 from pidfs_fuse.kernel.idr import Idr
-from test_kernel_helpers import (SIGKILL, assert_scans_agree, new_kernel, raises, reap_all, spawn,
-                                 tgids)
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.kernel.signals import SIGKILL
+from pidfs_fuse.tests.conftest import assert_scans_agree, new_kernel, raises, reap_all, spawn, tgids
 
 
 class StepCounter:

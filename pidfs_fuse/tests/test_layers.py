@@ -66,9 +66,9 @@ def imported_modules(source: str, package: str, filename: str = "<src>") -> Iter
             for alias in node.names:
                 if alias.name != "*":
                     yield node.lineno, f"{base}.{alias.name}"
-        elif isinstance(node, ast.Call) and _is_dynamic_import(node.func):
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                yield node.lineno, node.args[0].value
+        elif (isinstance(node, ast.Call) and _is_dynamic_import(node.func) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            yield node.lineno, node.args[0].value
 
 
 def _is_dynamic_import(func: ast.expr) -> bool:

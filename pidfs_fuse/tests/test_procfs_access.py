@@ -8,10 +8,22 @@ import errno
 import pytest
 
 from pidfs_fuse.kernel import Kernel, KernelError
-from pidfs_fuse.procfs import (TGID_BASE, MountOptions, View, depends_on_caller, entry_access,
-                               fd_link_access, lookup, parse_mount_options, pid_access,
-                               pid_dir_lookup_errno, pid_getattr_errno, pid_lookup_errno,
-                               pid_visible_in_listing, task_owner)
+from pidfs_fuse.procfs import (
+    TGID_BASE,
+    MountOptions,
+    View,
+    depends_on_caller,
+    entry_access,
+    fd_link_access,
+    parse_mount_options,
+    pid_access,
+    pid_dir_lookup_errno,
+    pid_getattr_errno,
+    pid_lookup_errno,
+    pid_visible_in_listing,
+    task_owner,
+)
+from pidfs_fuse.tests.conftest import row
 
 
 @pytest.mark.parametrize(
@@ -148,8 +160,8 @@ def test_pid_access_on_a_released_task_is_esrch() -> None:
 
 
 def test_ptrace_guarded_entries_refuse_other_users() -> None:
-    view, mine, theirs = make(0)
-    environ, status, cwd = (lookup(TGID_BASE, n) for n in ("environ", "status", "cwd"))
+    _view, mine, theirs = make(0)
+    environ, status, cwd = (row(TGID_BASE, n) for n in ("environ", "status", "cwd"))
     assert entry_access(1000, environ, theirs) == errno.EACCES
     assert entry_access(1000, cwd, theirs) == errno.EACCES
     assert entry_access(1000, status, theirs) == 0

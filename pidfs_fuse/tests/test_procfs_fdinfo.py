@@ -13,12 +13,22 @@ from types import SimpleNamespace
 
 import pytest
 
-from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, PIDFD_NONBLOCK, PIDFD_THREAD,
-                               Kernel, KernelError)
-from pidfs_fuse.procfs import (MountOptions, View, list_fds, ns_link, pidfd_pid_lines, readlink_cwd,
-                               readlink_exe, readlink_fd, readlink_ns_pid,
-                               readlink_ns_pid_for_children, readlink_root, show_fdinfo,
-                               show_pidfd_fdinfo)
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, PIDFD_NONBLOCK, PIDFD_THREAD, Kernel, KernelError
+from pidfs_fuse.procfs import (
+    MountOptions,
+    View,
+    list_fds,
+    ns_link,
+    pidfd_pid_lines,
+    readlink_cwd,
+    readlink_exe,
+    readlink_fd,
+    readlink_ns_pid,
+    readlink_ns_pid_for_children,
+    readlink_root,
+    show_fdinfo,
+    show_pidfd_fdinfo,
+)
 
 LINUX_PIDFD_FDINFO = "pos:\t0\nflags:\t02000002\nmnt_id:\t4\nino:\t15876\nPid:\t15875\nNSpid:\t15875\n"
 LINUX_PIDFD_FDINFO_REAPED = "pos:\t0\nflags:\t02000002\nmnt_id:\t4\nino:\t15876\nPid:\t-1\nNSpid:\t-1\n"

@@ -15,10 +15,23 @@ from types import SimpleNamespace
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (MountOptions, View, show_cpuinfo, show_loadavg, show_meminfo,
-                               show_ns_last_pid, show_osrelease, show_pid_max, show_proc_stat,
-                               show_threads_max, show_uptime, show_version, write_ns_last_pid,
-                               write_pid_max)
+from pidfs_fuse.kernel.signals import SIGKILL, SIGSTOP
+from pidfs_fuse.procfs import (
+    MountOptions,
+    View,
+    show_cpuinfo,
+    show_loadavg,
+    show_meminfo,
+    show_ns_last_pid,
+    show_osrelease,
+    show_pid_max,
+    show_proc_stat,
+    show_threads_max,
+    show_uptime,
+    show_version,
+    write_ns_last_pid,
+    write_pid_max,
+)
 
 SEC = 1_000_000_000
 LINUX_STAT_KEYS = "cpu cpu0 cpu1 intr ctxt btime processes procs_running procs_blocked softirq".split()
@@ -61,7 +74,7 @@ def test_proc_stat_has_linux_keys_in_order() -> None:
     lines = stat_lines(w.root)
     for cpu in ("cpu", "cpu0", "cpu1"):
         assert len(lines[cpu]) == 10 and all(v.isdigit() for v in lines[cpu])
-    assert [int(a) + int(b) for a, b in zip(lines["cpu0"], lines["cpu1"])] == \
+    assert [int(a) + int(b) for a, b in zip(lines["cpu0"], lines["cpu1"], strict=True)] == \
         [int(v) for v in lines["cpu"]]
     assert len(lines["softirq"]) == 11
 
@@ -82,9 +95,9 @@ def test_proc_stat_counts_running_and_blocked_tasks() -> None:
     w.sh.state = "D"
     lines = stat_lines(w.root)
     assert (lines["procs_running"], lines["procs_blocked"]) == (["3"], ["1"])
-    w.k.kill(w.app, 19)  # a stopped group runs nothing
+    w.k.kill(w.app, SIGSTOP)  # a stopped group runs nothing
     assert stat_lines(w.root)["procs_running"] == ["1"]
-    w.k.kill(w.app, 9)  # zombies neither
+    w.k.kill(w.app, SIGKILL)  # zombies neither
     assert stat_lines(w.root)["procs_running"] == ["1"]
 
 
@@ -93,7 +106,7 @@ def test_proc_stat_cpu_time_grows_with_the_clock() -> None:
     before = [int(v) for v in stat_lines(w.root)["cpu"]]
     w.now[0] += 10 * SEC
     after = [int(v) for v in stat_lines(w.root)["cpu"]]
-    assert all(a >= b for a, b in zip(after, before))
+    assert all(a >= b for a, b in zip(after, before, strict=True))
     assert sum(after) - sum(before) == 2 * 10 * 100  # two cpus, 100 ticks a second each
 
 

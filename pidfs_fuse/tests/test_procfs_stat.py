@@ -15,8 +15,18 @@ from types import SimpleNamespace
 import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (MountOptions, View, show_children, show_cmdline, show_comm,
-                               show_environ, show_stat, show_statm, show_status)
+from pidfs_fuse.kernel.signals import SIGSTOP, SIGTERM
+from pidfs_fuse.procfs import (
+    MountOptions,
+    View,
+    show_children,
+    show_cmdline,
+    show_comm,
+    show_environ,
+    show_stat,
+    show_statm,
+    show_status,
+)
 from pidfs_fuse.procfs import files as F
 
 SEC = 1_000_000_000
@@ -152,14 +162,14 @@ def test_stat_of_a_zombie_is_exact() -> None:
 def test_stat_exit_code_of_a_group_is_the_groups() -> None:
     w = world()
     w.k.exit(w.th, 4)  # the thread's own code
-    w.k.kill(w.app, 15)
+    w.k.kill(w.app, SIGTERM)
     assert stat_fields(show_stat(w.root, w.app, whole_group=True))[51] == b"15"
     assert stat_fields(show_stat(w.root, w.app, whole_group=False))[51] == b"15"
 
 
 def test_stat_exit_code_of_a_stopped_group_is_the_stop_signal() -> None:
     w = world()
-    w.k.kill(w.app, 19)
+    w.k.kill(w.app, SIGSTOP)
     f = stat_fields(show_stat(w.root, w.app, whole_group=True))
     assert f[2] == b"T" and f[51] == b"19"
     assert stat_fields(show_stat(w.root, w.app, whole_group=False))[51] == b"0"

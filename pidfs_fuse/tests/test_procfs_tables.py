@@ -13,9 +13,26 @@ import stat as st
 import pytest
 
 from pidfs_fuse.kernel import CLONE_THREAD, Kernel, KernelError
-from pidfs_fuse.procfs import (DIR, LINK, MOUNT_ROWS, NS_ENTRIES, ROOT_FILES, SELF_ROWS, TGID_BASE,
-                               TID_BASE, MountOptions, View, dir_nlink, entry_nlink, listing, lookup,
-                               parse_mount_options, root_rows, root_table)
+from pidfs_fuse.procfs import (
+    DIR,
+    LINK,
+    MOUNT_ROWS,
+    NS_ENTRIES,
+    ROOT_FILES,
+    SELF_ROWS,
+    TGID_BASE,
+    TID_BASE,
+    MountOptions,
+    View,
+    dir_nlink,
+    entry_nlink,
+    listing,
+    lookup,
+    parse_mount_options,
+    root_rows,
+    root_table,
+)
+from pidfs_fuse.tests.conftest import row
 
 LINUX_MODES = {
     "cgroup": "-r--r--r--", "cmdline": "-r--r--r--", "comm": "-rw-r--r--", "cwd": "lrwxrwxrwx",
@@ -40,8 +57,8 @@ def ls_mode(entry) -> str:
 
 
 def test_tables_hold_the_required_entries() -> None:
-    assert REQUIRED_TGID <= {e.name for e in TGID_BASE}
-    assert REQUIRED_TID <= {e.name for e in TID_BASE}
+    assert {e.name for e in TGID_BASE} >= REQUIRED_TGID
+    assert {e.name for e in TID_BASE} >= REQUIRED_TID
     assert lookup(TGID_BASE, "children") is None  # only per thread, as in Linux
     assert lookup(TID_BASE, "task") is None
     assert [e.name for e in NS_ENTRIES] == ["pid", "pid_for_children"]
@@ -56,11 +73,11 @@ def test_modes_match_linux(table) -> None:
 
 def test_special_and_dynamic_rows() -> None:
     for table in (TGID_BASE, TID_BASE):
-        pidfd = lookup(table, "pidfd")
+        pidfd = row(table, "pidfd")
         assert (pidfd.kind, pidfd.mode, pidfd.special, pidfd.show) == ("file", 0o600, "pidfd", None)
-        assert lookup(table, "fd").dynamic == "fd" and lookup(table, "fdinfo").dynamic == "fdinfo"
-        assert lookup(table, "ns").children == NS_ENTRIES
-    assert lookup(TGID_BASE, "task").dynamic == "task"
+        assert row(table, "fd").dynamic == "fd" and row(table, "fdinfo").dynamic == "fdinfo"
+        assert row(table, "ns").children == NS_ENTRIES
+    assert row(TGID_BASE, "task").dynamic == "task"
 
 
 def test_lookup_and_listing_are_generic() -> None:
@@ -90,7 +107,8 @@ def test_writable_rows_have_writers_and_only_they() -> None:
 def test_root_files_and_sysctls() -> None:
     names = {e.name for e in ROOT_FILES}
     assert {"stat", "uptime", "loadavg", "meminfo", "cpuinfo", "version", "sys"} <= names
-    kernel = lookup(lookup(ROOT_FILES, "sys").children, "kernel")
+    kernel = row(row(ROOT_FILES, "sys").children, "kernel")
+    assert kernel.children is not None
     modes = {e.name: e.mode for e in kernel.children}
     assert modes == {"pid_max": 0o644, "ns_last_pid": 0o666, "threads-max": 0o444, "osrelease": 0o444}
 
@@ -128,11 +146,11 @@ def test_nlink_formula_matches_linux_and_our_tables() -> None:
     p = k.clone(k.init).task
     for _ in range(3):
         k.clone(p, CLONE_THREAD)
-    assert entry_nlink(lookup(TGID_BASE, "task"), p) == 6  # 2 + 4 threads, as task/ of 6951 showed
-    assert entry_nlink(lookup(TGID_BASE, "ns"), p) == 2
-    assert entry_nlink(lookup(TGID_BASE, "fd"), p) == 2
-    assert entry_nlink(lookup(TGID_BASE, "status"), p) == 1
-    assert entry_nlink(lookup(ROOT_FILES, "sys")) == 3
+    assert entry_nlink(row(TGID_BASE, "task"), p) == 6  # 2 + 4 threads, as task/ of 6951 showed
+    assert entry_nlink(row(TGID_BASE, "ns"), p) == 2
+    assert entry_nlink(row(TGID_BASE, "fd"), p) == 2
+    assert entry_nlink(row(TGID_BASE, "status"), p) == 1
+    assert entry_nlink(row(ROOT_FILES, "sys")) == 3
 
 
 def _every_row(table):

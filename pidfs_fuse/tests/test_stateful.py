@@ -18,42 +18,71 @@ state the model is already in. A snapshot/restore step rebuilds the model from i
 expects the same snapshot back, and continues the run on the rebuilt model. At the end of every
 run everything is killed and reaped through waitid, and only the root namespace's init may remain.
 
-``test_kernel_state_machine`` (about 2,500 steps, a fixed seed) runs in every test run;
-``test_kernel_state_machine_fuzz`` (marked ``fuzz``) runs ``PIDFS_FUZZ_STEPS`` steps with fresh
-randomness (``make fuzz``).
+Budgets come from the hypothesis profile (``conftest.py``): ``test_kernel_state_machine`` runs
+the ``fast`` profile's examples (about 1,100 steps, a fixed seed) in every test run;
+``test_kernel_state_machine_fuzz`` (marked ``fuzz``) runs under ``make fuzz``'s ``fuzz`` profile,
+100,000 steps with fresh randomness.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import os
 import sys
 from collections import Counter
+from typing import ClassVar
 
 import hypothesis
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from pidfs_fuse.kernel import (
+    CLONE_AUTOREAP,
+    CLONE_NEWPID,
+    CLONE_NNP,
+    CLONE_PARENT,
+    CLONE_PIDFD,
+    CLONE_PIDFD_AUTOKILL,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_ALL,
+    P_PGID,
+    P_PID,
+    P_PIDFD,
+    PIDFD_NONBLOCK,
+    PIDFD_THREAD,
+    POLLHUP,
+    POLLIN,
+    POLLRDNORM,
+    RESERVED_PIDS,
+    WALL,
+    WCLONE,
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOTHREAD,
+    WNOWAIT,
+    WSTOPPED,
+    ExitState,
+    Kernel,
+    KernelError,
+    Pid,
+    PidFd,
+    Task,
+    TaskFlag,
+    ThreadGroup,
+    fields,
+    restore,
+)
 from pidfs_fuse import snapshot
-from pidfs_fuse.kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
-                               CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, P_ALL, P_PGID,
-                               P_PID, P_PIDFD, PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN,
-                               POLLRDNORM, RESERVED_PIDS, WALL, WCLONE, WCONTINUED, WEXITED,
-                               WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, ExitState, Kernel,
-                               KernelError, PidFd, TaskFlag)
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse.kernel import fields, restore
-from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.bitmap import BitSet
+from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
 
 E = errno
-STEPS_PER_EXAMPLE = 100
-CI_EXAMPLES = 30  # about 2,500 steps in every test run (a few examples stop early)
 
 # errnos each system call may return (Linux's, as the model documents them)
 ERRNOS = {
@@ -108,7 +137,7 @@ def _check_bitset(bs: BitSet, members: set[int], what: str) -> None:
     bits = bs._nonempty[0]
     assert bs._full[0] is bits and bs._bits is bits
     assert len(bs._ne_up) == len(bs._nonempty) - 1
-    assert all(a is b for a, b in zip(bs._ne_up, bs._nonempty[1:]))
+    assert all(a is b for a, b in zip(bs._ne_up, bs._nonempty[1:], strict=True))
     assert len(bits) - bits.count(0) == len(words), f"{what}: stray bits at level 0"
     for j, w in words.items():
         assert bits[j] == w, f"{what}: word {j} is {bits[j]:#x}, expected {w:#x}"
@@ -212,7 +241,7 @@ class KernelMachine(RuleBasedStateMachine):
     # per run (``_run`` makes a subclass with its own): steps taken, and what happened:
     # ("step", rule), (call, errno name), (call, "calls"), ("event", kind) -> count
     steps = 0
-    outcomes: Counter = Counter()
+    outcomes: ClassVar[Counter[tuple[str, str]]] = Counter()
 
     def __init__(self) -> None:
         super().__init__()
@@ -274,14 +303,14 @@ class KernelMachine(RuleBasedStateMachine):
         type(self).outcomes["event", ev.kind.name] += 1
         kind, pid, t = ev.kind, ev.pid, ev.task
         if kind is EventKind.CREATED:
-            assert pid.task is t and t.exit_state is ExitState.RUNNING and pid.allocated
+            assert t is not None and pid.task is t and t.exit_state is ExitState.RUNNING and pid.allocated
         elif kind is EventKind.EXITED:
-            assert t.exit_state is ExitState.ZOMBIE and t.pid is pid
+            assert t is not None and t.exit_state is ExitState.ZOMBIE and t.pid is pid
         elif kind is EventKind.REAPED:
-            assert t.exit_state is ExitState.DEAD and pid.task is not t
+            assert t is not None and t.exit_state is ExitState.DEAD and pid.task is not t
         elif kind is EventKind.FREED:
             assert not pid.allocated and pid.task is None and pid.tgid_task is None
-            assert not any(a.idr.find(nr) is pid for nr, a in zip(pid.numbers, pid.ns.ancestors))
+            assert not any(a.idr.find(nr) is pid for nr, a in zip(pid.numbers, pid.ns.ancestors, strict=True))
 
     # -- clone -----------------------------------------------------------------------------
 
@@ -493,10 +522,9 @@ class KernelMachine(RuleBasedStateMachine):
             if tgt % 2:
                 pg = self.pick("any", tgt).group.pgrp
                 wid = pg.nr_in(ns) if pg is not None else 0
-        elif idtype == P_PIDFD:
-            if self.fds and tgt % 4:
-                pidfd = self.fds[tgt % len(self.fds)][0]
-                wid = 3
+        elif idtype == P_PIDFD and self.fds and tgt % 4:
+            pidfd = self.fds[tgt % len(self.fds)][0]
+            wid = 3
         want = _ref_wait(self.k, parent, idtype, wid, options, pidfd)
         res = self.call("waitid", self.k.waitid, parent, idtype, wid, options, pidfd=pidfd)
         if res is None:
@@ -653,7 +681,8 @@ class KernelMachine(RuleBasedStateMachine):
             return
         check_model(self.k, self.pids, [fd for fd, _, _ in self.fds])
         # keep the pick lists short: live tasks plus a few released ones
-        tasks, dead = [], self.dead
+        tasks: list[Task] = []
+        dead = self.dead
         for t in self.tasks:
             (dead if t.exit_state is ExitState.DEAD else tasks).append(t)
         self.tasks = tasks
@@ -676,7 +705,7 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
     all_pids = [p for _, p in root.idr.items()]
     # every allocated struct pid is in the root namespace's map, with the same ino only once
     assert len({p.ino for p in all_pids}) == len(all_pids)
-    per_ns: dict[int, dict[int, object]] = {id(ns): {} for ns in nss}
+    per_ns: dict[int, dict[int, Pid]] = {id(ns): {} for ns in nss}
     tagged: dict[int, set[int]] = {id(ns): set() for ns in nss}
     for p in all_pids:
         assert p.allocated, f"{p!r} is in the id map but marked freed"
@@ -699,11 +728,11 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
                     f"{p!r} tag at level {lvl} is {ns.idr.is_tagged(nr)}, allocated with {known[1]}"
             if p.tgid_task is not None:
                 assert ns.idr.is_tagged(nr), f"leader {p.tgid_task!r} untagged in {ns!r}"
-    for ino, (p, _) in pids.items():
+    for p, _ in pids.values():
         if not p.allocated:
             assert not p.has_task() or all(
                 t.exit_state is ExitState.DEAD for t in (p.task, p.tgid_task) if t is not None)
-            assert not any(anc.idr.find(nr) is p for nr, anc in zip(p.numbers, p.ns.ancestors))
+            assert not any(anc.idr.find(nr) is p for nr, anc in zip(p.numbers, p.ns.ancestors, strict=True))
 
     for ns in nss:
         idr = ns.idr
@@ -726,7 +755,7 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
     # tasks, groups, parents, process groups, sessions
     tasks = [p.task for p in all_pids if p.task is not None]
     assert k.nr_threads == len(tasks), f"nr_threads {k.nr_threads}, {len(tasks)} unreleased tasks"
-    groups = {}
+    groups: dict[int, ThreadGroup] = {}
     for t in tasks:
         assert t.exit_state is not ExitState.DEAD, f"released {t!r} still on its pid"
         assert t in t.group.threads, f"{t!r} is not in its group's thread list"
@@ -809,8 +838,8 @@ def teardown_and_check(k: Kernel) -> None:
         t = p.task
         if t is not None and t.group is not init_g and t.group.live:
             k.kill(t, S.SIGKILL)  # from the control plane: reaches namespace inits too
-    assert all(t.group is init_g or not t.group.live
-               for _, p in k.root_ns.idr.items() if (t := p.task) is not None)
+    tasks = [p.task for _, p in k.root_ns.idr.items() if p.task is not None]
+    assert all(t.group is init_g or not t.group.live for t in tasks)
     leader = init_g.leader
     if not leader.alive:
         k.execve(next(t for t in init_g.threads if t.alive), "init")  # takes pid 1 back
@@ -826,7 +855,8 @@ def teardown_and_check(k: Kernel) -> None:
         res = k.waitid(init, P_PID, c.pid.nr_in(k.root_ns), WEXITED | WALL | WNOHANG)
         assert res is not None and res.task is c
     check_model(k, {}, [])
-    assert k.nr_threads == 1 and list(init_g.threads) == [init], (k.nr_threads, list(init_g.threads), [(t.exit_state, t.flags) for t in init_g.threads])
+    assert k.nr_threads == 1 and list(init_g.threads) == [init], \
+        (k.nr_threads, list(init_g.threads), [(t.exit_state, t.flags) for t in init_g.threads])
     assert [nr for nr, _ in k.root_ns.idr.items()] == [1], "only init's pid may remain"
     for ns in k.namespaces():
         if ns is not k.root_ns:
@@ -848,15 +878,16 @@ def _run(examples: int, seed: int | None) -> type[KernelMachine]:
     machine = type("KernelMachineRun", (KernelMachine,), {"steps": 0, "outcomes": Counter()})
     if seed is not None:
         machine = hypothesis.seed(seed)(machine)
-    run_state_machine_as_test(machine, settings=settings(
-        max_examples=examples, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
-        database=None, print_blob=True, suppress_health_check=list(HealthCheck)))
+    # every other setting (steps per example, deadline, database) is the loaded profile's
+    run_state_machine_as_test(machine, settings=settings(max_examples=examples))
     return machine
 
 
 def test_kernel_state_machine():
-    m = _run(CI_EXAMPLES, CI_SEED)
-    assert m.steps >= 2000, f"only {m.steps} steps ran"
+    budget = settings().max_examples * settings().stateful_step_count
+    m = _run(settings().max_examples, CI_SEED)
+    # examples may stop early, but most run all their steps
+    assert m.steps >= budget * 2 // 3, f"only {m.steps} of {budget} steps ran"
     # not a degenerate run: every rule ran, calls succeeded and failed in many ways
     rules = {name for kind, name in m.outcomes if kind == "step"}
     assert rules == {r for r in dir(KernelMachine) if hasattr(getattr(KernelMachine, r), "hypothesis_stateful_rule")}
@@ -866,12 +897,13 @@ def test_kernel_state_machine():
 
 @pytest.mark.fuzz
 def test_kernel_state_machine_fuzz():
-    if not os.environ.get("PIDFS_FUZZ_STEPS"):
-        pytest.skip("set PIDFS_FUZZ_STEPS (make fuzz sets 100000)")
-    want = int(os.environ["PIDFS_FUZZ_STEPS"])
+    if settings.get_current_profile_name() != "fuzz":
+        pytest.skip("runs under the fuzz profile: make fuzz (HYPOTHESIS_PROFILE=fuzz)")
+    steps = settings().stateful_step_count
+    want = settings().max_examples * steps
     done = 0
-    while done < want:  # examples average a little under STEPS_PER_EXAMPLE steps: top up
-        done += _run(max(1, -(-(want - done) // (STEPS_PER_EXAMPLE - 15))), None).steps
+    while done < want:  # examples average a little under `steps` steps: top up
+        done += _run(max(1, -(-(want - done) // (steps - 15))), None).steps
 
 
 # -- regressions found by the machine ---------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Unit tests: the model, the presentation and the control plane, without a mount."""
