@@ -13,8 +13,7 @@ import pytest
 from pidfs_fuse.kernel import CLONE_NEWPID, PID_MAX_LIMIT, ExitState, Kernel
 from pidfs_fuse.kernel import restore as R
 from pidfs_fuse.kernel.pid import ExitInfo, PidAttr
-from test_kernel_helpers import expect_error, new_kernel
-from test_kernel_helpers import scans_agree_after_each_test  # noqa: F401 (autouse)
+from pidfs_fuse.tests.conftest import expect_error, new_kernel
 
 
 def test_exactpids_clone_gives_the_numbers_and_inode_asked_for() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pidfs_fuse import scenario
+from pidfs_fuse import snapshot as snap
 from pidfs_fuse.control import Control
 from pidfs_fuse.kernel import (
     CLONE_AUTOREAP,
@@ -36,10 +37,9 @@ from pidfs_fuse.kernel import (
     Kernel,
     KernelError,
     Task,
+    restore,
 )
-from pidfs_fuse.kernel import restore
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse import snapshot as snap
 from pidfs_fuse.kernel.fields import set_fields
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"

@@ -38,6 +38,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from pidfs_fuse import snapshot
 from pidfs_fuse.kernel import (
     CLONE_AUTOREAP,
     CLONE_NEWPID,
@@ -76,7 +77,6 @@ from pidfs_fuse.kernel import (
     fields,
     restore,
 )
-from pidfs_fuse import snapshot
 from pidfs_fuse.kernel import signals as S
 from pidfs_fuse.kernel.bitmap import BitSet
 from pidfs_fuse.kernel.events import Event, EventKind
