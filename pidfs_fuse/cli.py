@@ -125,13 +125,16 @@ def _progress(label: str, *, over: int = 10_000):
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
-    mp = args.mountpoint
-    if args.ready_fd is None:  # else started by a client that checked
-        for note in client.check_mountpoint(mp):
-            print(f"pidfs-fuse: {note}", file=sys.stderr)
+    mp = os.path.abspath(args.mountpoint)
     if args.foreground or args.ready_fd is not None:
         from .mount.main import serve
 
+        if args.ready_fd is None:  # else started by a client that checked
+            for note in client.check_mountpoint(mp):
+                print(f"pidfs-fuse: {note}", file=sys.stderr)
+            client.check_fuse_access(allow_other="allow_other" in args.options.split(","))
+            args.keep_log = args.keep_log or args.log is not None
+        args.mountpoint = mp
         return serve(args, progress=_progress)
     # options are checked here; the table is loaded once, by the server, which reports
     # progress and errors up the pipe (nothing is mounted when loading fails)
@@ -141,8 +144,15 @@ def cmd_mount(args: argparse.Namespace) -> int:
     for f in (args.scenario, args.restore):
         if f is not None and not os.path.isfile(f):
             raise CliError(f"{f}: {os.strerror(errno.ENOENT)}")
-    pid = client.mount(mp, progress=_progress, scenario=args.scenario, restore=args.restore,
-                       options=args.options, self_pid=args.self_pid, tgid_scan=args.tgid_scan)
+    notes: list[str] = []
+    try:
+        pid = client.mount(mp, progress=_progress, scenario=args.scenario, restore=args.restore,
+                           options=args.options, self_pid=args.self_pid, tgid_scan=args.tgid_scan,
+                           log=args.log, keep_log=args.keep_log,
+                           log_level="debug" if args.debug else args.log_level, notes=notes)
+    finally:
+        for note in notes:
+            print(f"pidfs-fuse: {note}", file=sys.stderr)
     print(f"pidfs-fuse: mounted at {mp} (server pid {pid})", file=sys.stderr)
     return 0
 

@@ -27,8 +27,9 @@ the blocking read runs in a helper thread, so signals (Ctrl-C) still reach the c
 
 Mounting. ``spawn_server`` starts ``python -m pidfs_fuse.mount`` (the server, which reports
 ``progress`` lines and ``ready`` on a pipe), ``await_server`` follows it until the mount answers.
-``mount``/``unmount`` do what the CLI commands do (a detached server with a pid file under
-``/run/pidfs-fuse``); ``mount_table`` mounts a table owned by this process (the pytest plugin's
+``mount``/``unmount`` do what the CLI commands do (a detached server; every server records
+itself in the user's run directory while it serves, see ``pidfs_fuse.rundir``; ``unmount``
+refuses mounts that are not ours and returns once the server has exited); ``mount_table`` mounts a table owned by this process (the pytest plugin's
 mounts), unmounted at teardown, at interpreter exit, on SIGTERM/SIGHUP, and (PR_SET_PDEATHSIG)
 when this process dies.
 """
@@ -38,8 +39,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import fcntl
 import functools
-import hashlib
 import os
 import shlex
 import shutil
@@ -54,8 +55,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
+from . import rundir
+
 CONTROL = ".control"
-RUN_DIR = "/run/pidfs-fuse"
 MOUNT_TIMEOUT = 60.0  # mount_table: a 1,000,000-task scenario takes a while to load
 START_TIMEOUT = 20.0  # await_server: from "ready" until the mount answers
 
@@ -494,16 +496,7 @@ def umount_command(mountpoint: str, lazy: bool = False) -> list[str]:
 
 def is_mounted(path: str) -> bool:
     """True when ``path`` is a mount point (read from /proc/self/mountinfo)."""
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 4 and parts[4].replace("\\040", " ") == real:
-                    return True
-    except OSError:
-        pass
-    return False
+    return rundir.mount_at(path) is not None
 
 
 def answers(path: str) -> int:
@@ -516,12 +509,23 @@ def answers(path: str) -> int:
         return e.errno or errno.EIO
 
 
+def _stale(mountpoint: str) -> bool:
+    """A pidfs-fuse mount at ``mountpoint`` whose server died (ENOTCONN)."""
+    return rundir.is_ours(rundir.mount_at(mountpoint)) and answers(mountpoint) == errno.ENOTCONN
+
+
 def check_mountpoint(mountpoint: str) -> list[str]:
-    """Refuse a missing or busy mount point; clear a stale FUSE mount. Returns notes to print."""
+    """Refuse a missing or busy mount point; clear a stale pidfs-fuse mount. Returns notes to
+    print."""
     notes: list[str] = []
-    if is_mounted(mountpoint) or answers(mountpoint) == errno.ENOTCONN:
-        if answers(mountpoint) != errno.ENOTCONN:
-            raise MountError(f"{mountpoint} is already a mount point (unmount it first: "
+    m = rundir.mount_at(mountpoint)
+    if m is not None:
+        if not rundir.is_ours(m):
+            raise MountError(f"{mountpoint} is already a mount point ({rundir.describe(m)})")
+        if not _stale(mountpoint):
+            pid = server_pid(mountpoint)
+            who = f": a pidfs-fuse table, server pid {pid}" if pid is not None else ""
+            raise MountError(f"{mountpoint} is already a mount point{who} (unmount it first: "
                              f"pidfs-fuse unmount {mountpoint})")
         r = subprocess.run(umount_command(mountpoint, lazy=True), capture_output=True, text=True)
         if r.returncode != 0:
@@ -537,6 +541,46 @@ def check_mountpoint(mountpoint: str) -> list[str]:
     if not stat.S_ISDIR(st.st_mode):
         raise MountError(f"mount point {mountpoint} is not a directory")
     return notes
+
+
+FUSE_CONF = "/etc/fuse.conf"
+
+
+def check_fuse_access(*, allow_other: bool = False, fuse_conf: str = FUSE_CONF) -> None:
+    """What a normal user needs for a FUSE mount, each missing piece as one sentence that says
+    what to change: /dev/fuse open to them, fusermount3, and for ``allow_other`` a
+    ``user_allow_other`` line in /etc/fuse.conf. Root needs only /dev/fuse."""
+    try:
+        os.close(os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise MountError("there is no /dev/fuse: load the fuse module (modprobe fuse) or, in a "
+                             "container, pass the device in (--device /dev/fuse)") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            st = os.stat("/dev/fuse")
+            raise MountError(
+                f"cannot open /dev/fuse (mode {stat.S_IMODE(st.st_mode):04o}, group {st.st_gid}): a "
+                f"normal user's FUSE mount needs it readable and writable; ask root to make it so "
+                f"(chmod 0666 /dev/fuse, as Debian does, or add you to its group)") from None
+        raise MountError(f"cannot open /dev/fuse: {e.strerror}") from None
+    if os.geteuid() == 0:
+        return
+    if shutil.which("fusermount3") is None:
+        raise MountError("fusermount3 is missing: a normal user mounts through it (install the "
+                         "fuse3 package)")
+    if allow_other and not fuse_conf_allows_other(fuse_conf):
+        raise MountError(f"-o allow_other needs a line 'user_allow_other' in {fuse_conf} when you "
+                         f"are not root (ask root to add it); without allow_other only you (uid "
+                         f"{os.geteuid()}) can read the mount")
+
+
+def fuse_conf_allows_other(path: str = FUSE_CONF) -> bool:
+    """True when ``path`` has an uncommented ``user_allow_other`` line (fuse(8))."""
+    try:
+        with open(path) as f:
+            return any(line.strip() == "user_allow_other" for line in f)
+    except OSError:
+        return False
 
 
 # -- servers ------------------------------------------------------------------------------------
@@ -579,16 +623,17 @@ def spawn_server(mountpoint: str, args: list[str], log: IO[bytes], *,
 
 
 def await_server(mountpoint: str, proc: subprocess.Popen[bytes], ready_fd: int, log: IO[bytes], *,
-                 timeout: float = START_TIMEOUT, progress: ProgressFactory | None = None) -> None:
+                 timeout: float = START_TIMEOUT, progress: ProgressFactory | None = None,
+                 log_from: int = 0) -> None:
     """Follow a starting server until it is mounted and answers (``progress(label)`` draws its
-    load progress, if given). On failure raise ``MountError`` with the server's own last line,
-    leaving nothing mounted."""
+    load progress, if given). On failure raise ``MountError`` with the server's own last line
+    (what it wrote to ``log`` after offset ``log_from``), leaving nothing mounted."""
     if _follow_server(ready_fd, progress) != "ready":
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        log.seek(0)
+        log.seek(log_from)
         lines = [ln for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
         why = lines[-1] if lines else f"the server exited with status {proc.returncode}"
         if is_mounted(mountpoint):
@@ -632,64 +677,110 @@ def _follow_server(r: int, progress: ProgressFactory | None) -> str:
 # -- detached servers (pidfs-fuse mount / unmount) ----------------------------------------------
 
 
-def pidfile_path(mountpoint: str) -> str:
-    """Where ``mount`` writes the pid of the server it left running at ``mountpoint``."""
-    h = hashlib.sha1(os.path.realpath(mountpoint).encode()).hexdigest()[:16]
-    return os.path.join(RUN_DIR, f"{h}.pid")
-
-
 def server_pid(mountpoint: str) -> int | None:
-    """The pid of the detached server serving ``mountpoint``, or None."""
+    """The pid of the server serving ``mountpoint`` (from its record in the run directory), or
+    None when there is none or it no longer runs."""
+    rec = rundir.find_record(mountpoint)
+    return rec.pid if rec is not None and rec.server_alive() else None
+
+
+@contextlib.contextmanager
+def _mount_lock(mountpoint: str) -> Any:
+    """Only one ``mount`` of a directory at a time: a lock on the directory itself (leaves
+    nothing behind). The loser of two concurrent mounts fails here, or, if the winner has
+    finished, at ``check_mountpoint``."""
     try:
-        return int(Path(pidfile_path(mountpoint)).read_text().strip())
-    except (OSError, ValueError):
-        return None
+        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield  # check_mountpoint says what is wrong with it
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise MountError(f"{mountpoint} is being mounted by another pidfs-fuse mount "
+                                 f"right now") from None
+            raise
+        yield
+    finally:
+        os.close(fd)
 
 
-def mount(mountpoint: str, *, progress: ProgressFactory | None = None, **table: Any) -> int:
-    """What ``pidfs-fuse mount`` does after checking its arguments: start a server that outlives
-    this process (``table`` as ``server_args``), return its pid once the mount answers. Its log
-    and pid file live under ``/run/pidfs-fuse``; ``unmount`` stops it."""
-    os.makedirs(RUN_DIR, exist_ok=True)
-    pidfile = pidfile_path(mountpoint)
-    with open(pidfile + ".log", "w+b") as log:
-        proc, ready = spawn_server(mountpoint, server_args(**table), log)
-        await_server(mountpoint, proc, ready, log, progress=progress)
-    with open(pidfile, "w") as f:
-        f.write(f"{proc.pid}\n")
+def mount(mountpoint: str, *, progress: ProgressFactory | None = None, log: str | None = None,
+          log_level: str | None = None, keep_log: bool = False, notes: list[str] | None = None,
+          **table: Any) -> int:
+    """What ``pidfs-fuse mount`` does: check the mount point (clearing a stale mount, adding a
+    note to ``notes``), start a server that outlives this process (``table`` as
+    ``server_args``), return its pid once the mount answers. Its log goes to ``log`` (kept), or
+    to the run directory (removed with the mount unless ``keep_log``); ``unmount`` stops it."""
+    mountpoint = os.path.abspath(mountpoint)
+    try:
+        d = rundir.run_dir()
+    except rundir.RunDirError as e:
+        raise MountError(str(e)) from None
+    rundir.sweep()
+    check_fuse_access(allow_other="allow_other" in [o.strip() for o in (table.get("options") or "").split(",")])
+    args = server_args(**table)
+    if log is not None:
+        log_path, keep_log = os.path.abspath(log), True
+        mode = "a+b"
+    else:
+        log_path, mode = rundir.default_log_path(mountpoint, d), "w+b"
+    args += ["--log", log_path] + (["--keep-log"] if keep_log else [])
+    if log_level is not None:
+        args += ["--log-level", log_level]
+    with _mount_lock(mountpoint):
+        found = check_mountpoint(mountpoint)
+        if notes is not None:
+            notes.extend(found)
+        try:
+            logf = open(log_path, mode)
+        except OSError as e:
+            raise MountError(f"cannot write the log {log_path}: {e.strerror}") from None
+        with logf:
+            start = logf.seek(0, os.SEEK_END)
+            proc, ready = spawn_server(mountpoint, args, logf)
+            await_server(mountpoint, proc, ready, logf, progress=progress, log_from=start)
     return proc.pid
 
 
 def unmount(mountpoint: str, *, timeout: float = 10.0) -> None:
-    """``pidfs-fuse unmount``: unmount (lazily when the server died), then wait up to ``timeout``
-    seconds for a detached server to end. Raises ``MountError``."""
+    """``pidfs-fuse unmount``: unmount a pidfs-fuse mount (lazily when its server died, or when
+    files are still open on it: the server then notices and exits, failing the readers still
+    waiting), and return once its server has exited. Refuses anything that is not a pidfs-fuse
+    mount. Raises ``MountError``, also when the server is still running after ``timeout``
+    seconds."""
+    mountpoint = os.path.abspath(mountpoint)
     if not os.path.lexists(mountpoint):
         raise MountError(f"{mountpoint} does not exist")
-    stale = answers(mountpoint) == errno.ENOTCONN
-    if not stale and not is_mounted(mountpoint):
+    m = rundir.mount_at(mountpoint)
+    if m is None:
         raise MountError(f"{mountpoint} is not mounted")
+    if not rundir.is_ours(m):
+        raise MountError(f"{mountpoint} is not a pidfs-fuse mount (it is {rundir.describe(m)}); "
+                         f"refusing to unmount it")
+    rec = rundir.find_record(mountpoint)
+    pid = rec.pid if rec is not None and rec.server_alive() else None
+    stale = answers(mountpoint) == errno.ENOTCONN
     r = subprocess.run(umount_command(mountpoint, lazy=stale), capture_output=True, text=True)
+    if r.returncode != 0 and not stale and "busy" in r.stderr:
+        # files are open on it (a reader blocked in a handle file): detach it; the server
+        # notices, exits, and the kernel fails those readers' requests
+        r = subprocess.run(umount_command(mountpoint, lazy=True), capture_output=True, text=True)
     if r.returncode != 0:
         msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit status {r.returncode}"
         raise MountError(f"could not unmount {mountpoint}: {msg}")
-    pid = server_pid(mountpoint)
-    if pid is not None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _running(pid):
-            time.sleep(0.01)
-        with contextlib.suppress(OSError):
-            os.unlink(pidfile_path(mountpoint))
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` runs. A server that has exited counts as gone even before its new
-    parent (it was orphaned when ``mount`` returned) gets round to reaping the zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+    if rec is not None and pid is None:
+        rundir.remove_record(rec, only_pid=rec.pid)  # its server was killed: nobody else will
+    if pid is None:
+        return
+    deadline = time.monotonic() + timeout
+    while rundir.process_starttime(pid) == rec.starttime:  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            raise MountError(f"unmounted {mountpoint}, but its server (pid {pid}) is still running "
+                             f"after {timeout:g} s (stop it with: kill {pid})")
+        time.sleep(0.01)
 
 
 # -- tables owned by this process (pytest plugin, benchmarks) -----------------------------------

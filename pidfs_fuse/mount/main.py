@@ -12,11 +12,18 @@ options from ``add_arguments`` without loading pyfuse3, and the server never imp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
 from typing import Any, Callable
+
+from .. import rundir
+
+log = logging.getLogger(__name__)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 #: progress(label) -> a report(done, total) callback, or None to show nothing
 ProgressFactory = Callable[[str], "Callable[[int, int], None] | None"]
@@ -40,7 +47,14 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
     m.add_argument("--tgid-scan", choices=("tagged", "linear"), default="tagged",
                    help="how the root is listed: tagged ids only (default) or the kernel's linear walk")
     m.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
-    m.add_argument("--debug", action="store_true", help="log every request (foreground only)")
+    m.add_argument("--log", metavar="FILE",
+                   help="where the server logs (default: a file in the run directory, removed with "
+                        "the mount; a FILE you name is kept; with -f: stderr)")
+    m.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
+                   help="what the server logs: debug (every request), info, warning (default), error")
+    m.add_argument("--keep-log", action="store_true",
+                   help="keep the default log file after the mount is gone")
+    m.add_argument("--debug", action="store_true", help="the same as --log-level debug")
     m.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
 
@@ -104,21 +118,62 @@ def _fail(msg: str) -> int:
     return 1
 
 
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else getattr(logging, args.log_level.upper())
+    fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+    if args.log and args.ready_fd is None:  # -f --log FILE; a background server's stderr is its log
+        logging.basicConfig(level=level, format=fmt, filename=args.log)
+    else:
+        logging.basicConfig(level=level, format=fmt)
+
+
+def _record(args: argparse.Namespace, mountpoint: str) -> "rundir.Record":
+    src = (f"restore {args.restore}" if args.restore else
+           f"scenario {args.scenario}" if args.scenario else "default table")
+    extra = {"tgid_scan": args.tgid_scan}
+    if args.self_pid is not None:
+        extra["self"] = str(args.self_pid)
+    return rundir.Record(mountpoint=os.path.realpath(mountpoint), pid=os.getpid(),
+                         starttime=rundir.process_starttime(os.getpid()) or 0, since=time.time(),
+                         options=args.options, source=src,
+                         log=os.path.abspath(args.log) if args.log else None,
+                         keep_log=args.keep_log, extra=extra)
+
+
 def serve(args: argparse.Namespace, *, progress: ProgressFactory | None = None) -> int:
-    """Load the table ``args`` describes (``add_arguments``) and serve it here until unmounted
-    or signalled; writes ``ready`` to ``args.ready_fd`` once mounted. Exit status: 0, or 1
-    after printing why."""
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Load the table ``args`` describes (``add_arguments``) and serve it here until unmounted,
+    detached or signalled; writes ``ready`` to ``args.ready_fd`` once mounted. While it serves,
+    the mount's record lies in the run directory (``pidfs_fuse.rundir``); on the way out it is
+    removed, with the log unless ``--keep-log``. Exit status: 0, or 1 after printing why."""
+    _setup_logging(args)
+    mountpoint = os.path.abspath(args.mountpoint)
+    rec = _record(args, mountpoint)
+    written = [False]
+
+    def on_ready() -> None:
+        try:
+            rundir.write_record(rec)
+            written[0] = True
+        except (OSError, rundir.RunDirError) as e:
+            log.warning("no record of this mount in the run directory: %s", e)
+        log.info("serving %s (pid %d)", mountpoint, os.getpid())
+
     try:
         fs, allow_other = _build_fs(args, progress)
         from .server import run
 
-        run(args.mountpoint, fs, allow_other=allow_other, ready_fd=args.ready_fd)
+        run(mountpoint, fs, allow_other=allow_other, ready_fd=args.ready_fd, on_ready=on_ready)
+        log.info("%s is unmounted; exiting", mountpoint)
     except ServerError as e:
         return _fail(str(e))
     except RuntimeError as e:  # pyfuse3.init failures
-        return _fail(f"could not mount {args.mountpoint}: {e}")
+        return _fail(f"could not mount {mountpoint}: {e}")
+    finally:
+        if written[0]:
+            rundir.remove_record(rec, only_pid=os.getpid())
+        elif rec.log and not rec.keep_log:
+            with contextlib.suppress(OSError):
+                os.unlink(rec.log)
     return 0
 
 

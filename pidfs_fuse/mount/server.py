@@ -3,16 +3,28 @@
 ``serve`` is a trio service in the usual shape: it calls ``task_status.started()`` once the
 mount exists and stops when cancelled, when the mount goes away, or on SIGTERM/SIGINT; in every
 case ``pyfuse3.close(unmount=True)`` runs in ``finally``.
+
+Detach. A lazy unmount (``umount -l``, ``fusermount3 -u -z``) takes the mount out of the tree
+at once but leaves the FUSE connection up while anything still holds a file of it: a reader
+blocked in a handle file or a ``wait`` would keep the server, and itself, waiting forever. So
+the server watches its own mount table (/proc/self/mountinfo reports every change with POLLPRI,
+proc(5)) and stops serving as soon as no mount of its connection (the ``major:minor`` the mount
+got) is left in it; closing /dev/fuse then aborts the connection, which fails every request
+still waiting (the blocked readers get ENOTCONN) and lets them go.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
+from typing import Callable
 
 import pyfuse3
 import trio
+
+from .. import rundir
 
 from .fs import PidFs
 
@@ -35,16 +47,22 @@ def fuse_options(*, allow_other: bool) -> set[str]:
 
 async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
+    real = os.path.realpath(mountpoint)  # now: once mounted, resolving it asks this server
     pyfuse3.init(fs, mountpoint, fuse_options(allow_other=allow_other))
+    detached: list[bool] = []
     try:
         async with trio.open_nursery() as nursery:
             fs.nursery = nursery
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+            dev = _our_device(real)
+            if dev is not None:
+                nursery.start_soon(_stop_on_detach, dev, nursery.cancel_scope, detached)
             task_status.started()
             await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
             nursery.cancel_scope.cancel()  # unmounted from outside: main returned
     finally:
-        pyfuse3.close(unmount=True)
+        # once detached, the path may hold someone else's mount by now: leave it alone
+        pyfuse3.close(unmount=not detached)
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:
@@ -55,13 +73,48 @@ async def _stop_on_signals(scope: trio.CancelScope) -> None:
             return
 
 
-def run(mountpoint: str, fs: PidFs, *, allow_other: bool = False, ready_fd: int | None = None) -> None:
-    """Serve in this process until unmounted; write "ready" to ``ready_fd`` once mounted."""
+def _our_device(real: str) -> str | None:
+    """The ``major:minor`` of the mount just made at the real path ``real`` (read from
+    mountinfo, never by a stat of the mount, which would wait for this very server)."""
+    m = rundir.mount_at(real, resolved=True)
+    if m is None or not rundir.is_ours(m):
+        log.warning("cannot find this mount in /proc/self/mountinfo: a lazy unmount will go unnoticed")
+        return None
+    return m.dev
+
+
+def _wait_detached(dev: str) -> None:
+    """Block (in a worker thread) until no mount of device ``dev`` is left in this process's
+    mount table."""
+    with open("/proc/self/mountinfo", "rb") as f:
+        p = select.poll()
+        p.register(f, select.POLLPRI)
+        while True:
+            f.seek(0)
+            text = f.read().decode("utf-8", "surrogateescape")
+            if not any(m.dev == dev for m in rundir.parse_mountinfo(text)):
+                return
+            p.poll()
+
+
+async def _stop_on_detach(dev: str, scope: trio.CancelScope, detached: list[bool]) -> None:
+    await trio.to_thread.run_sync(_wait_detached, dev, abandon_on_cancel=True)
+    detached.append(True)
+    log.warning("the mount was detached (lazy unmount); exiting, which fails the requests still waiting")
+    scope.cancel()
+
+
+def run(mountpoint: str, fs: PidFs, *, allow_other: bool = False, ready_fd: int | None = None,
+        on_ready: Callable[[], None] | None = None) -> None:
+    """Serve in this process until unmounted or detached; once mounted, call ``on_ready`` and
+    write "ready" to ``ready_fd``."""
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: serve(mountpoint, fs, allow_other=allow_other,
                                                            task_status=task_status))
+            if on_ready is not None:
+                on_ready()
             if ready_fd is not None:
                 os.write(ready_fd, b"ready\n")
                 os.close(ready_fd)
