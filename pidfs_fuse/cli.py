@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unmount", help="unmount and stop the server")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
 
+    s = sub.add_parser("status", help="list your live mounts",
+                       description="List this user's pidfs-fuse mounts: directory, server pid, table "
+                                   "size (threads), clock, options, since when and the table; a stale "
+                                   "mount is flagged with the command that clears it.")
+    s.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="how long to wait for a mount's answer (default 2)")
+
     b = sub.add_parser("bench", help="run the benchmarks (from a source checkout)",
                        description="Run bench/ side by side with this machine's /proc and print a "
                                    "table; arguments go to the bench runner (try --help, --quick, --json).")
@@ -164,6 +171,28 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- status -------------------------------------------------------------------------------------
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rows = client.mount_status(timeout=args.timeout)
+    if not rows:
+        print(f"pidfs-fuse: no mounts of yours (uid {os.geteuid()})", file=sys.stderr)
+        return 0
+    table = [("MOUNT", "SERVER", "TASKS", "CLOCK", "OPTIONS", "SINCE", "TABLE")]
+    for r in rows:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.since)) if r.since else "-"
+        table.append((r.mountpoint, str(r.pid) if r.pid else "-",
+                      str(r.tasks) if r.tasks is not None else "-", r.clock, r.options or "-",
+                      since, r.source))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for i, row in enumerate(table):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]
+        print(line)
+        if i and rows[i - 1].problem:
+            print(f"  ^ {rows[i - 1].problem}")
+    return 0
+
+
 # -- ctl ----------------------------------------------------------------------------------------
 
 def cmd_ctl(args: argparse.Namespace) -> int:
@@ -246,4 +275,4 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl, "bench": cmd_bench,
-            "tree": cmd_tree}
+            "tree": cmd_tree, "status": cmd_status}

@@ -783,6 +783,73 @@ def unmount(mountpoint: str, *, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+@dataclass(frozen=True, slots=True)
+class MountStatus:
+    """One of this user's mounts as ``pidfs-fuse status`` lists it. ``pid`` is None when no
+    record names a live server; ``tasks`` is None when the mount did not answer; ``problem``
+    says what is wrong and the command that clears it (empty for a healthy mount)."""
+
+    mountpoint: str
+    pid: int | None
+    tasks: int | None
+    clock: str
+    options: str
+    since: float | None
+    source: str
+    problem: str = ""
+
+
+def _count_tasks(mountpoint: str, timeout: float) -> int | None:
+    """The number of threads in the mount's view (the total of its ``loadavg``), read in a
+    helper thread so that a server that does not answer costs at most ``timeout``."""
+    box: list[int | None] = [None]
+
+    def read() -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(os.path.join(mountpoint, "loadavg")) as f:
+                box[0] = int(f.read().split()[3].split("/")[1])
+
+    t = threading.Thread(target=read, name="pidfs-status", daemon=True)
+    t.start()
+    t.join(timeout)
+    return box[0]
+
+
+def mount_status(*, timeout: float = 2.0) -> list[MountStatus]:
+    """This user's pidfs-fuse mounts (from the run directory's records and this mount
+    namespace's mount table), sorted by mount point; records of mounts that are gone are
+    removed on the way."""
+    uid = os.geteuid()
+    mounted = {m.mountpoint: m for m in rundir.mountinfo()
+               if rundir.is_ours(m) and m.user_id == uid}
+    recs = {rec.mountpoint: rec for _, rec in rundir.records()}
+    out = []
+    for mp in sorted(set(mounted) | set(recs)):
+        rec = recs.get(mp)
+        alive = rec is not None and rec.server_alive()
+        if mp not in mounted:
+            if not alive:
+                rundir.remove_record(rec, only_pid=rec.pid)  # type: ignore[union-attr]
+                continue
+            out.append(MountStatus(mp, rec.pid, None, "-", rec.options, rec.since, rec.source,  # type: ignore[union-attr]
+                                   f"not mounted here, but its server runs: kill {rec.pid}"))  # type: ignore[union-attr]
+            continue
+        if answers(mp) == errno.ENOTCONN:
+            out.append(MountStatus(mp, None, None, "-", rec.options if rec else "",
+                                   rec.since if rec else None, rec.source if rec else "?",
+                                   f"stale: its server was killed; clear it with: pidfs-fuse unmount {mp}"))
+            continue
+        tasks = _count_tasks(mp, timeout)
+        problem = "" if tasks is not None else f"does not answer within {timeout:g} s"
+        if rec is None:
+            out.append(MountStatus(mp, None, tasks, "real", "", None, "?",
+                                   problem or "no record of its server (started by an older pidfs-fuse?)"))
+        else:
+            out.append(MountStatus(mp, rec.pid if alive else None, tasks, "real", rec.options,
+                                   rec.since, rec.source, problem))
+    return out
+
+
 # -- tables owned by this process (pytest plugin, benchmarks) -----------------------------------
 
 
