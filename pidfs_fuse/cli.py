@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unmount", help="unmount and stop the server")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
 
+    x = sub.add_parser("exec", help="run a command with a table as its /proc, safely",
+                       description="Run CMD in new mount and pid namespaces with the table mounted at "
+                                   "DIR bound on /proc: tools see the table, and a pid read from it never "
+                                   "names a real process (kill, pidfd_open, getpriority get ESRCH). "
+                                   "Exits with CMD's status. As a normal user this needs unprivileged "
+                                   "user namespaces.",
+                       epilog="example: pidfs-fuse exec /tmp/proc --as 42 -- ps -o pid,comm")
+    x.add_argument("dir", metavar="DIR", help="a mounted table")
+    x.add_argument("--as", dest="as_pid", type=int, metavar="PID",
+                   help="CMD is the table's process PID: its pid and /proc/self name that process")
+    x.add_argument("command", nargs="*", metavar="-- CMD [ARGS...]",
+                   help="the command, after -- (everything after it is CMD's)")
+
     s = sub.add_parser("status", help="list your live mounts",
                        description="List this user's pidfs-fuse mounts: directory, server pid, table "
                                    "size (threads), clock, options, since when and the table; a stale "
@@ -102,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(argparse.Namespace(args=argv[1:]))
         except (CliError, MountError, ServerError) as e:
             return _fail(str(e))
+    command: list[str] | None = None
+    if argv[:1] == ["exec"] and "--" in argv:
+        # everything after the first -- is CMD's, options such as --as included
+        i = argv.index("--")
+        argv, command = argv[:i], argv[i + 1:]
     args = build_parser().parse_args(argv)
+    if command is not None:
+        args.command = command
+    elif args.cmd == "exec" and args.command:
+        return _fail("exec: put -- before the command (pidfs-fuse exec DIR [--as PID] -- CMD ...)")
     try:
         return COMMANDS[args.cmd](args)
     except (CliError, MountError, ServerError) as e:
@@ -169,6 +191,18 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def cmd_unmount(args: argparse.Namespace) -> int:
     client.unmount(args.mountpoint)
     return 0
+
+
+# -- exec ---------------------------------------------------------------------------------------
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from . import exec as pexec
+
+    try:
+        return pexec.run(args.dir, args.command, as_pid=args.as_pid)
+    except pexec.ExecError as e:
+        _fail(str(e))
+        return e.status
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -275,4 +309,4 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl, "bench": cmd_bench,
-            "tree": cmd_tree, "status": cmd_status}
+            "tree": cmd_tree, "status": cmd_status, "exec": cmd_exec}

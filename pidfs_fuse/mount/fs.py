@@ -28,6 +28,7 @@ from ..control import Control
 from ..kernel import Event, EventKind, Kernel, KernelError, PidNamespace, Task
 from ..procfs.access import depends_on_caller
 from ..procfs.view import MountOptions, View
+from .callers import Callers
 from .events import Changes
 from .handles import Waiters
 from .inodes import ROOT_INODE, InodeTable, Node
@@ -71,6 +72,8 @@ class PidFs(pyfuse3.Operations):
         self.changes = Changes(self.table)
         #: (namespace inum, number) -> the stand-in task of a caller the view has no process for
         self.observers: dict[tuple[int, int], Task] = {}
+        #: a caller's own numbers when it lives in a deeper pid namespace (pidfs-fuse exec)
+        self.callers = Callers()
         kernel.listener = self.on_event
         root = self.table.make(("root", self.root_view.ns.inum), ROOT, ino=ROOT_INODE,
                                static=True, view=self.root_view)

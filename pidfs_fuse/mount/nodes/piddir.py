@@ -259,7 +259,7 @@ def _observer(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
     """The caller itself when the view has no process with its number: a hidden entry shaped
     after ``--self`` or init's child, owned by the caller's real uid and gid (so that the policy
     lets it see its own entry whatever ``hidepid`` says, as Linux does)."""
-    if ctx is None or ctx.pid != nr:
+    if ctx is None or not fs.callers.is_caller(ctx.pid, nr):
         return None
     view = parent.view
     key = (view.ns.inum, nr)

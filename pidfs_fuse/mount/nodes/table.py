@@ -163,9 +163,10 @@ class SelfLink(NodeKind):
         return a
 
     def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
+        tgid, tid = fs.callers.self_numbers(ctx.pid)  # the caller's own pid namespace
         if self.thread:
-            return f"{ctx.pid}/task/{ctx.pid}".encode()
-        return str(ctx.pid).encode()
+            return f"{tgid}/task/{tid}".encode()
+        return str(tgid).encode()
 
 
 @dataclass(slots=True, eq=False)
