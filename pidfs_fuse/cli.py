@@ -220,7 +220,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                       since, r.source))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for i, row in enumerate(table):
-        line = "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
         print(line)
         if i and rows[i - 1].problem:
             print(f"  ^ {rows[i - 1].problem}")

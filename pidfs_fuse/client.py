@@ -29,8 +29,8 @@ Mounting. ``spawn_server`` starts ``python -m pidfs_fuse.mount`` (the server, wh
 ``progress`` lines and ``ready`` on a pipe), ``await_server`` follows it until the mount answers.
 ``mount``/``unmount`` do what the CLI commands do (a detached server; every server records
 itself in the user's run directory while it serves, see ``pidfs_fuse.rundir``; ``unmount``
-refuses mounts that are not ours and returns once the server has exited); ``mount_table`` mounts a table owned by this process (the pytest plugin's
-mounts), unmounted at teardown, at interpreter exit, on SIGTERM/SIGHUP, and (PR_SET_PDEATHSIG)
+refuses mounts that are not ours and returns once the server has exited); ``mount_table``
+mounts a table owned by this process (the pytest plugin's mounts), unmounted at teardown, at interpreter exit, on SIGTERM/SIGHUP, and (PR_SET_PDEATHSIG)
 when this process dies.
 """
 
@@ -735,7 +735,7 @@ def mount(mountpoint: str, *, progress: ProgressFactory | None = None, log: str 
         if notes is not None:
             notes.extend(found)
         try:
-            logf = open(log_path, mode)
+            logf = open(log_path, mode)  # noqa: SIM115 (closed by the with below)
         except OSError as e:
             raise MountError(f"cannot write the log {log_path}: {e.strerror}") from None
         with logf:
@@ -805,9 +805,9 @@ def _count_tasks(mountpoint: str, timeout: float) -> int | None:
     box: list[int | None] = [None]
 
     def read() -> None:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            with open(os.path.join(mountpoint, "loadavg")) as f:
-                box[0] = int(f.read().split()[3].split("/")[1])
+        with contextlib.suppress(OSError, ValueError, IndexError), \
+                open(os.path.join(mountpoint, "loadavg")) as f:
+            box[0] = int(f.read().split()[3].split("/")[1])
 
     t = threading.Thread(target=read, name="pidfs-status", daemon=True)
     t.start()
@@ -828,11 +828,12 @@ def mount_status(*, timeout: float = 2.0) -> list[MountStatus]:
         rec = recs.get(mp)
         alive = rec is not None and rec.server_alive()
         if mp not in mounted:
+            assert rec is not None  # in recs, since not in mounted
             if not alive:
-                rundir.remove_record(rec, only_pid=rec.pid)  # type: ignore[union-attr]
+                rundir.remove_record(rec, only_pid=rec.pid)
                 continue
-            out.append(MountStatus(mp, rec.pid, None, "-", rec.options, rec.since, rec.source,  # type: ignore[union-attr]
-                                   f"not mounted here, but its server runs: kill {rec.pid}"))  # type: ignore[union-attr]
+            out.append(MountStatus(mp, rec.pid, None, "-", rec.options, rec.since, rec.source,
+                                   f"not mounted here, but its server runs: kill {rec.pid}"))
             continue
         if answers(mp) == errno.ENOTCONN:
             out.append(MountStatus(mp, None, None, "-", rec.options if rec else "",

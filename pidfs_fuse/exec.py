@@ -45,7 +45,8 @@ import select
 import shutil
 import signal
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from . import rundir
 

@@ -27,8 +27,8 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 ROOT_RUN_DIR = "/run/pidfs-fuse"
 #: the type /proc/self/mountinfo shows for our mounts (fuse + the server's ``subtype=pidfs``)
@@ -298,7 +298,28 @@ def describe(m: MountInfo) -> str:
     return f"a {m.fstype} mount" + (f" ({m.source})" if m.source and m.source != m.fstype else "")
 
 
-__all__ = ["FSTYPE", "FSNAME", "MountInfo", "Record", "RunDirError", "default_log_path", "describe",
-           "find_record", "is_ours", "mount_at", "mount_key", "mountinfo", "now", "parse_mountinfo",
-           "process_starttime", "read_record", "record_path", "records", "remove_record", "run_dir",
-           "run_dir_path", "sweep", "write_record"]
+__all__ = [
+    "FSNAME",
+    "FSTYPE",
+    "MountInfo",
+    "Record",
+    "RunDirError",
+    "default_log_path",
+    "describe",
+    "find_record",
+    "is_ours",
+    "mount_at",
+    "mount_key",
+    "mountinfo",
+    "now",
+    "parse_mountinfo",
+    "process_starttime",
+    "read_record",
+    "record_path",
+    "records",
+    "remove_record",
+    "run_dir",
+    "run_dir_path",
+    "sweep",
+    "write_record",
+]

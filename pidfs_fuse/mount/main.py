@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import rundir
 
@@ -87,8 +88,7 @@ def _reporter(args: argparse.Namespace, label: str, progress: ProgressFactory | 
 
 
 def _load_kernel(args: argparse.Namespace, progress: ProgressFactory | None):
-    from .. import scenario
-    from .. import snapshot
+    from .. import scenario, snapshot
 
     try:
         if args.restore:
@@ -127,7 +127,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
         logging.basicConfig(level=level, format=fmt)
 
 
-def _record(args: argparse.Namespace, mountpoint: str) -> "rundir.Record":
+def _record(args: argparse.Namespace, mountpoint: str) -> rundir.Record:
     src = (f"restore {args.restore}" if args.restore else
            f"scenario {args.scenario}" if args.scenario else "default table")
     extra = {"tgid_scan": args.tgid_scan}

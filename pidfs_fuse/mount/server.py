@@ -19,13 +19,12 @@ import logging
 import os
 import select
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 import pyfuse3
 import trio
 
 from .. import rundir
-
 from .fs import PidFs
 
 log = logging.getLogger(__name__)
