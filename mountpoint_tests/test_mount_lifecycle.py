@@ -79,6 +79,22 @@ def test_unmount_returns_after_the_server_has_exited_and_the_run_dir_is_empty_of
     assert [n for n in os.listdir(rundir.run_dir_path()) if n.startswith(key)] == []
 
 
+def test_unmount_says_so_when_the_server_does_not_exit(mdir):
+    run_cli("mount", str(mdir))
+    rec = rundir.find_record(str(mdir))
+    os.kill(rec.pid, signal.SIGSTOP)
+    try:
+        r = run_cli("unmount", str(mdir), "--timeout", "0.5", check=False)
+        assert (r.returncode, r.stderr) == (1, (
+            f"pidfs-fuse: unmounted {mdir}, but its server (pid {rec.pid}) is still running after "
+            f"0.5 s (stop it with: kill {rec.pid})\n"))
+        assert rundir.mount_at(str(mdir)) is None
+    finally:
+        os.kill(rec.pid, signal.SIGCONT)
+    assert _gone_within(rec.pid, rec.starttime, 10)  # going on, it finds its mount gone
+    assert not os.path.exists(rundir.record_path(str(mdir)))
+
+
 def test_lazy_unmount_ends_the_server_and_releases_a_blocked_reader(mdir):
     run_cli("mount", str(mdir))
     rec = rundir.find_record(str(mdir))

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("unmount", help="unmount and stop the server")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
+    u.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the server to exit (default 10); past it, fail and "
+                        "name the server's pid")
 
     x = sub.add_parser("exec", help="run a command with a table as its /proc, safely",
                        description="Run CMD in new mount and pid namespaces with the table mounted at "
@@ -189,7 +192,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 # -- unmount ------------------------------------------------------------------------------------
 
 def cmd_unmount(args: argparse.Namespace) -> int:
-    client.unmount(args.mountpoint)
+    client.unmount(args.mountpoint, timeout=args.timeout)
     return 0
 
 

@@ -762,7 +762,9 @@ def unmount(mountpoint: str, *, timeout: float = 10.0) -> None:
                          f"refusing to unmount it")
     rec = rundir.find_record(mountpoint)
     pid = rec.pid if rec is not None and rec.server_alive() else None
-    stale = answers(mountpoint) == errno.ENOTCONN
+    # a live server is asked nothing (stopped, it would never answer); without one, statfs
+    # tells a dead connection (ENOTCONN) at once
+    stale = pid is None and answers(mountpoint) == errno.ENOTCONN
     r = subprocess.run(umount_command(mountpoint, lazy=stale), capture_output=True, text=True)
     if r.returncode != 0 and not stale and "busy" in r.stderr:
         # files are open on it (a reader blocked in a handle file): detach it; the server

@@ -97,8 +97,15 @@ def mount_key(mountpoint: str, *, resolved: bool = False) -> str:
     """The name a mount's files carry in the run directory. ``resolved``: ``mountpoint`` is
     already a real path (a server must not resolve its own mount point: that is a request to
     itself)."""
-    real = mountpoint if resolved else os.path.realpath(mountpoint)
+    real = mountpoint if resolved else real_mountpoint(mountpoint)
     return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def real_mountpoint(path: str) -> str:
+    """``path`` resolved, without a request to the file system mounted there (see
+    ``mount_at``)."""
+    m = mount_at(path)
+    return m.mountpoint if m is not None else os.path.realpath(path)
 
 
 def record_path(mountpoint: str, directory: str | None = None, *, resolved: bool = False) -> str:
@@ -280,10 +287,20 @@ def mountinfo(path: str = "/proc/self/mountinfo") -> list[MountInfo]:
 
 
 def mount_at(path: str, *, resolved: bool = False) -> MountInfo | None:
-    """The topmost mount whose mount point is ``path`` (resolved unless ``resolved``), or None."""
-    real = path if resolved else os.path.realpath(path)
+    """The topmost mount whose mount point is ``path`` (resolved unless ``resolved``), or None.
+    A mount point is found without a request to its file system (a stopped server would make
+    that wait forever): only its parent is resolved, unless it is no mount point."""
+    table = mountinfo()
+    points = {m.mountpoint for m in table}
+    if resolved:
+        real = path
+    else:
+        path = os.path.abspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if real not in points:
+            real = os.path.realpath(path)
     found = None
-    for m in mountinfo():
+    for m in table:
         if m.mountpoint == real:
             found = m  # later lines are mounted over earlier ones
     return found

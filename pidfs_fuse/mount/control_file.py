@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def open_control(fs: PidFs, ctx: Any) -> pyfuse3.FileInfo:
-    """Only root may open it (its mode is 0600, and root-owned)."""
-    if ctx.uid != 0:
+    """Only root and the server's own user may open it (its mode is 0600, owned by that user)."""
+    if ctx.uid not in (0, os.geteuid()):
         raise pyfuse3.FUSEError(errno.EACCES)
     fh = fs.add_file(ControlSession())
     return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)

@@ -8,6 +8,7 @@ What an open control file or handle does lives in ``mount/control_file.py`` and
 from __future__ import annotations
 
 import errno
+import os
 import stat as S
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,15 @@ if TYPE_CHECKING:
 
 
 class ControlFile(NodeKind):
-    """``/.control`` (0600): root writes a command line and reads the reply."""
+    """``/.control`` (0600): its owner (the user the server runs as: root, or the normal user
+    who mounted it) writes a command line and reads the reply."""
 
     truncatable = True
 
     def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        return new_attr(fs, node, S.S_IFREG | node.entry.mode, 1)
+        a = new_attr(fs, node, S.S_IFREG | node.entry.mode, 1)
+        a.st_uid, a.st_gid = os.geteuid(), os.getegid()
+        return a
 
     def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         return control_file.open_control(fs, ctx)
