@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A short tour of pidfs_fuse: mount the embedded default table, look at it with the usual tools,
 # change it through the control plane, wait for an exit through a handle file, unmount.
-# Run as root (FUSE mount, and `unshare -m` for procps). `make tour` runs it after setting up.
+# Run as root, or as a user who may open /dev/fuse. `make tour` runs it after setting up.
 set -euo pipefail
 
 PIDFS=${PIDFS:-pidfs-fuse}
@@ -19,8 +19,8 @@ run "$PIDFS" mount "$MNT"
 run "ls $MNT | head -n 20 | tr '\n' ' '; echo"
 run "cat $MNT/1/status | head -n 9"
 run "cut -d' ' -f1-8 $MNT/1/stat"
-run "unshare -m sh -c 'mount --bind $MNT /proc && ps -ef | head -n 15'"
-run "unshare -m sh -c 'mount --bind $MNT /proc && pstree -p -A -l 1 | head -n 12'"
+run "$PIDFS exec $MNT -- sh -c 'ps -ef | head -n 15'"
+run "$PIDFS exec $MNT -- sh -c 'pstree -p -A -l 1 | head -n 12'"
 
 step "$PIDFS ctl $MNT clone 1 comm=demo argv='demo --serve'"
 pid=$("$PIDFS" ctl "$MNT" clone 1 comm=demo "argv=demo --serve")

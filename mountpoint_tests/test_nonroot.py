@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pidfs_fuse import client, exec as pexec, rundir
+from pidfs_fuse import client, rundir
+from pidfs_fuse import exec as pexec
 
 NOBODY = 65534
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The ``pidfs-fuse`` command: mount, unmount, ctl, tree, bench.
+"""The ``pidfs-fuse`` command: mount, unmount, status, exec, ctl, tree, bench.
 
 ``mount`` checks the mount point, clears a stale mount left by a killed server (and says so),
 starts the server in the background (``python -m pidfs_fuse.mount``) and returns once the mount
@@ -25,11 +25,12 @@ EPILOG = """\
 examples:
   pidfs-fuse mount /tmp/proc                 boot the default table and mount it
   ls /tmp/proc; cat /tmp/proc/1/status
-  unshare -m sh -c 'mount --bind /tmp/proc /proc && ps -ef'
+  pidfs-fuse exec /tmp/proc -- ps -ef        ps with the table as /proc, in its own pid namespace
   pidfs-fuse ctl /tmp/proc clone 1 comm=worker      -> prints the new pid
   pidfs-fuse ctl /tmp/proc kill 42 TERM
   read -r how code < /tmp/proc/42/pidfd      blocks until 42 has exited
   pidfs-fuse tree /tmp/proc                  draw its namespaces, processes and threads
+  pidfs-fuse status                          your mounts
   pidfs-fuse unmount /tmp/proc
 """
 
