@@ -191,6 +191,39 @@ def test_snapshot_needs_an_absolute_path(mnt, tmp_path) -> None:
     assert mnt.ctl("clone", "1").strip().isdigit()  # still answers
 
 
+def test_snapshot_writes_only_regular_files_outside_every_pidfs_mount(mount_table, mnt, tmp_path) -> None:
+    other = mount_table()  # another pidfs-fuse mount, served by another server
+    tmp_path = tmp_path / "files"  # the mounts live in tmp_path itself
+    tmp_path.mkdir()
+    (tmp_path / "into-other").symlink_to(f"{other.path}/1/x.snap")
+    (tmp_path / "into-own").symlink_to(mnt.path)
+    for path, where in ((tmp_path / "into-other", other.path), (tmp_path / "into-own" / "x.snap", mnt.path)):
+        err, reply = mnt.ctl_raw(f"snapshot {path}\n")
+        assert err == errno.EINVAL, reply
+        assert reply.startswith(f"error: EINVAL: {path}: is inside the pidfs-fuse mount {where} "
+                                "(it resolves to "), reply
+    d = tmp_path / "dir"
+    d.mkdir()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, err_, kind in ((d, errno.EISDIR, "a directory"), (fifo, errno.EINVAL, "a FIFO"),
+                             (Path("/dev/null"), errno.EINVAL, "a character device")):
+        st = os.lstat(path)
+        err, reply = mnt.ctl_raw(f"snapshot {path}\n")
+        assert err == err_ and f": {path}: is {kind}; a snapshot " in reply, reply
+        after = os.lstat(path)
+        assert (after.st_ino, S.S_IFMT(after.st_mode)) == (st.st_ino, S.S_IFMT(st.st_mode))
+    assert sorted(os.listdir(tmp_path)) == ["dir", "fifo", "into-other", "into-own"]
+    f = tmp_path / "table.snap"
+    f.write_text("old\n")
+    ino = f.stat().st_ino
+    mnt.ctl("snapshot", str(f))  # an existing regular file is replaced by a rename
+    assert f.stat().st_ino != ino and f.read_text().startswith('{"format":"pidfs_fuse-snapshot"')
+    assert S.S_IMODE(f.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["dir", "fifo", "into-other", "into-own", "table.snap"]
+    assert mnt.ctl("clone", "1").strip().isdigit()  # still answers
+
+
 def test_restore_of_a_bad_file_names_it_and_mounts_nothing(mount_table, mnt, tmp_path) -> None:
     good = tmp_path / "good.snap"
     mnt.ctl("snapshot", str(good))

@@ -39,7 +39,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Callable
@@ -51,7 +50,7 @@ from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLON
 from .kernel import signals as S
 from .kernel.fields import (FIELDS, ID_MAX, parse_comm, parse_decimal, parse_path,
                             parse_signal_token, parse_words, set_fields)
-from .snapshot import write_snapshot
+from .snapshot import snapshot_lines, write_lines
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +79,24 @@ class Call:
 
     def run(self) -> str:
         return self._run()
+
+    def split(self) -> Callable[[], str] | None:
+        """For a command whose work is mostly blocking file I/O (``snapshot``): read the model
+        now and return the rest, a function that touches only files and may run on any thread
+        (the mount runs it off the thread that answers FUSE requests). None for every other
+        command: use ``run()``."""
+        return self._run.prepare() if isinstance(self._run, Offload) else None
+
+
+class Offload:
+    """The action of a command in two parts: ``prepare()`` reads the model (on the thread that
+    owns it) and returns the I/O part. Called, it does both in a row (what ``run`` does)."""
+
+    def __init__(self, prepare: Callable[[], Callable[[], str]]) -> None:
+        self.prepare = prepare
+
+    def __call__(self) -> str:
+        return self.prepare()()
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,47 +461,31 @@ def _close(c: Control, a: Args) -> Callable[[], str]:
     return _silent(c.kernel.fd_close, task, fd)
 
 
-def _pidfs_mounts() -> list[str]:
-    """Mount points of pidfs-fuse file systems (fstype fuse.pidfs) in this mount namespace."""
-    found = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                parts = left.split()
-                if right.split()[:1] == ["fuse.pidfs"] and len(parts) > 4:
-                    found.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), parts[4]))
-    except OSError:
-        pass
-    return found
-
-
 def _snapshot(c: Control, a: Args) -> Callable[[], str]:
-    """``snapshot FILE``: write the whole table to FILE atomically (snapshot.py). FILE
+    """``snapshot FILE``: write the whole table to FILE atomically (``snapshot.write_lines``:
+    symlinks resolved, only a regular file replaced, nothing inside a pidfs-fuse mount). FILE
     must be absolute: the mount's server runs with "/" as its working directory, so a relative
-    name would not mean what the caller's shell meant. A FILE inside a pidfs-fuse mount is
-    refused (EINVAL): the server would have to serve its own write, and deadlock. Symlinks are
-    not resolved for that check (resolving them could itself reach the mount)."""
+    name would not mean what the caller's shell meant. The table is encoded at once; the file
+    I/O is the part ``Call.split`` hands to another thread."""
     path = a.pos[0]
     if not os.path.isabs(path):
         raise a.fail(f"FILE {_short(path)} must be an absolute path (the server's working "
                      "directory is /)")
-    norm = os.path.normpath(path)
-    for mp in _pidfs_mounts():
-        if norm == mp or norm.startswith(mp.rstrip("/") + "/"):
-            raise a.fail(f"FILE {_short(path)} is inside the pidfs-fuse mount {mp}, which cannot "
-                         "store files")
 
-    def run() -> str:
-        try:
-            n = write_snapshot(c.kernel, path)
-        except KernelError:
-            raise
-        except OSError as e:
-            raise KernelError(e.errno or errno.EIO, f"cannot write {path}: "
-                              f"{e.strerror or e}") from None
-        return f"snapshot {path}: {n} tasks\n"
-    return run
+    def prepare() -> Callable[[], str]:
+        n, lines = snapshot_lines(c.kernel)
+
+        def io() -> str:
+            try:
+                write_lines(path, lines)
+            except KernelError:
+                raise
+            except OSError as e:
+                raise KernelError(e.errno or errno.EIO, f"cannot write {path}: "
+                                  f"{e.strerror or e}") from None
+            return f"snapshot {path}: {n} tasks\n"
+        return io
+    return Offload(prepare)
 
 
 def _help(c: Control, a: Args) -> Callable[[], str]:

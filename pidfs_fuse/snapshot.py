@@ -132,8 +132,11 @@ import binascii
 import errno
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
 import time
+from collections.abc import Iterable
 from typing import Any, Callable, Iterator
 
 from .kernel import Kernel, KernelError, PidFd
@@ -364,48 +367,124 @@ def dump(kernel: Kernel) -> dict[str, Any]:
     return doc
 
 
-def write_snapshot(kernel: Kernel, path: str | os.PathLike[str]) -> int:
-    """Write the snapshot of ``kernel`` to ``path`` atomically and return its task count.
+def snapshot_lines(kernel: Kernel) -> tuple[int, list[str]]:
+    """The lines of the snapshot of ``kernel`` (each ending in a newline) and its task count:
+    everything ``write_snapshot`` needs from the model, so the file I/O can run on another thread
+    (the mount answers FUSE requests on one thread and must not wait on a disk there)."""
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_circular=False).encode
+    it = iter_snapshot(kernel)
+    header = next(it)
+    lines = [encode(header) + "\n"]
+    lines.extend(encode(rec) + "\n" for rec in it)
+    return header["tasks"], lines
 
-    The lines go to a temporary file in the same directory, which is fsync'ed and then renamed
-    over ``path`` (and the directory fsync'ed): a crash or error at any point leaves the old
-    file, if any, as it was, and no temporary file behind. The new file is 0600 (it holds
-    environments). Raises the OSError of a failed write, or ENOTSUP from ``iter_snapshot``.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+
+def write_snapshot(kernel: Kernel, path: str | os.PathLike[str]) -> int:
+    """Write the snapshot of ``kernel`` to ``path`` (see ``write_lines``) and return its task
+    count. Raises ``SnapshotError`` for a path that is refused, the OSError of a failed write,
+    or ENOTSUP from ``iter_snapshot``."""
+    n, lines = snapshot_lines(kernel)
+    write_lines(path, lines)
+    return n
+
+
+#: the file system type of a pidfs-fuse mount in /proc/self/mountinfo (``subtype=pidfs``)
+PIDFS_FSTYPE = "fuse.pidfs"
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mount_of_fd(fd: int) -> tuple[str, str] | None:
+    """(file system type, mount point) of the mount an open file lives on, from its
+    ``mnt_id`` in /proc/self/fdinfo and /proc/self/mountinfo; None when they cannot be read."""
     try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n", buffering=1 << 20) as f:
-            encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True,
-                                      check_circular=False).encode
-            it = iter_snapshot(kernel)
-            header = next(it)
-            f.write(encode(header))
-            f.write("\n")
-            for rec in it:
-                f.write(encode(rec))
-                f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii", errors="replace") as f:
+            mnt_id = next((ln.split()[1] for ln in f if ln.startswith("mnt_id:")), None)
+        if mnt_id is None:
+            return None
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                parts = left.split()
+                if parts and parts[0] == mnt_id and len(parts) > 4:
+                    return (right.split() or [""])[0], _unescape(parts[4])
+    except (OSError, IndexError):
+        return None
+    return None
+
+
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
+    """Write ``lines`` to ``path``, which ends up a regular file, atomically. Blocking file I/O
+    only: any thread may run it.
+
+    Symlinks in ``path`` are resolved first (a dangling one names the file it points to). A
+    path that then lands inside a pidfs-fuse mount (any, found by the mount of the opened
+    directory, not by its name) is refused with EINVAL: such a mount cannot store files, and
+    writing through it would make a server serve its own request. An existing directory is
+    refused with EISDIR, and a device node, FIFO or socket with EINVAL: only a regular file is
+    ever replaced. The lines go to a temporary file in the same directory, which is fsync'ed
+    and renamed over the target (and the directory fsync'ed): a crash or error at any point
+    leaves the old file, if any, as it was, and no temporary file behind. The new file is 0600
+    (it holds environments).
+    """
+    shown = os.fspath(path)
+    real = os.path.realpath(shown)
+    directory, name = os.path.split(real)
+    if not name:
+        raise SnapshotError(errno.EISDIR, f"{shown}: is a directory; a snapshot is written only "
+                            "to a regular file")
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        where = mount_of_fd(dfd)
+        if where is not None and where[0] == PIDFS_FSTYPE:
+            via = "" if real == shown else f" (it resolves to {real})"
+            raise SnapshotError(errno.EINVAL, f"{shown}: is inside the pidfs-fuse mount {where[1]}"
+                                f"{via}, which cannot store files")
         try:
-            os.unlink(tmp)
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise SnapshotError(errno.EISDIR, f"{shown}: is a directory; a snapshot is "
+                                    "written only to a regular file")
+            kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+            raise SnapshotError(errno.EINVAL, f"{shown}: is {kind}; a snapshot replaces only a "
+                                "regular file")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _ in range(100):
+            tmp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
+            try:
+                fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise SnapshotError(errno.EEXIST, f"{shown}: no free temporary name in {directory}")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii", newline="\n", buffering=1 << 20) as f:
+                f.writelines(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+        try:
+            os.fsync(dfd)
         except OSError:
             pass
-        raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return header["tasks"]
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
     finally:
         os.close(dfd)
-    return header["tasks"]
 
 
 # -- restore -------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class ControlSession:
             for i, line in enumerate(lines):
                 call = fs.control.parse(line)
                 try:
-                    out.append(call.run())
+                    out.append(await run_call(call))
                 except WouldBlock:
                     if fs.nursery is None:  # no server around us (tests): block in place
                         out.append(await finish(fs, call))
@@ -116,12 +116,21 @@ class ControlSession:
         return None
 
 
+async def run_call(call: Any) -> str:
+    """Run one call; the file I/O of one that has some (``snapshot``) runs on a worker thread,
+    so this thread goes on answering requests (the file may even be on a mount it serves)."""
+    io = call.split()
+    if io is not None:
+        return await trio.to_thread.run_sync(io)
+    return call.run()
+
+
 async def finish(fs: PidFs, call: Any) -> str:
     """Run a blocked call again after every model change until it answers."""
     while True:
         ev = fs.changes.any_change
         try:
-            return call.run()
+            return await run_call(call)
         except WouldBlock:
             await fs.settle()
             await ev.wait()

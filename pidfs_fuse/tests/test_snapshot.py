@@ -10,6 +10,7 @@ import errno
 import itertools
 import json
 import os
+import socket
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -718,9 +719,9 @@ def test_failed_replace_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.
     old = f.read_bytes()
     k = scenario.load_default(clock=zero).kernel
 
-    def crash(src, dst):
+    def crash(src, dst, **kw):
         raise OSError(errno.EIO, "simulated crash")
-    monkeypatch.setattr(snap.os, "replace", crash)
+    monkeypatch.setattr(snap.os, "rename", crash)
     with pytest.raises(OSError):
         snap.write_snapshot(k, f)
     assert f.read_bytes() == old
@@ -747,11 +748,19 @@ def test_failure_mid_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pyte
 
 def test_write_fsyncs_before_replacing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(snap.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(snap.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def rename(a: str, b: str, **kw: int) -> None:
+        events.append("rename")
+        real_rename(a, b, **kw)
+    monkeypatch.setattr(snap.os, "fsync", fsync)
+    monkeypatch.setattr(snap.os, "rename", rename)
     snap.write_snapshot(Kernel(clock=zero), tmp_path / "s.snap")
-    assert events[:2] == ["fsync", "replace"]
+    assert events == ["fsync", "rename", "fsync"]  # the file, then the directory
 
 
 # -- control ---------------------------------------------------------------------------------------
@@ -775,13 +784,110 @@ def test_control_snapshot_errors(arg: str, err: int) -> None:
     assert e.value.errno == err and arg in str(e.value)
 
 
-def test_control_snapshot_refuses_a_file_inside_a_pidfs_mount(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pidfs_fuse import control
+def _fake_pidfs_mount(monkeypatch: pytest.MonkeyPatch, top: Path) -> None:
+    """Make every directory at or below ``top`` look like a pidfs-fuse mount to the writer."""
+    real = snap.mount_of_fd
 
-    monkeypatch.setattr(control, "_pidfs_mounts", lambda: ["/tmp/some mount"])
+    def mount_of_fd(fd: int) -> tuple[str, str] | None:
+        here = os.readlink(f"/proc/self/fd/{fd}")
+        if here == str(top) or here.startswith(f"{top}/"):
+            return (snap.PIDFS_FSTYPE, str(top))
+        return real(fd)
+    monkeypatch.setattr(snap, "mount_of_fd", mount_of_fd)
+
+
+def test_control_snapshot_refuses_a_file_inside_a_pidfs_mount(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    top = tmp_path / "some mount"
+    (top / "sub").mkdir(parents=True)
+    _fake_pidfs_mount(monkeypatch, top)
     with pytest.raises(KernelError) as e:
-        Control(Kernel(clock=zero)).execute("snapshot '/tmp/some mount/sub/x.snap'")
-    assert e.value.errno == errno.EINVAL and "inside the pidfs-fuse mount" in str(e.value)
+        Control(Kernel(clock=zero)).execute(f"snapshot '{top}/sub/x.snap'")
+    assert e.value.errno == errno.EINVAL
+    assert str(e.value) == f"{top}/sub/x.snap: is inside the pidfs-fuse mount {top}, which cannot store files"
+    assert os.listdir(top / "sub") == []
+
+
+def test_a_symlink_into_a_pidfs_mount_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    top = tmp_path / "mnt"
+    top.mkdir()
+    _fake_pidfs_mount(monkeypatch, top)
+    (tmp_path / "link").symlink_to(top / "x.snap")  # dangling: its target would be created
+    (tmp_path / "dirlink").symlink_to(top)
+    for path in (tmp_path / "link", tmp_path / "dirlink" / "y.snap"):
+        with pytest.raises(snap.SnapshotError) as e:
+            snap.write_snapshot(Kernel(clock=zero), path)
+        assert e.value.errno == errno.EINVAL
+        assert f"{path}: is inside the pidfs-fuse mount {top} (it resolves to {top}/" in str(e.value)
+    assert os.listdir(top) == [] and (tmp_path / "link").is_symlink()
+
+
+def test_a_symlink_is_resolved_and_its_target_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "real.snap"
+    target.write_text("old\n")
+    link = tmp_path / "link.snap"
+    link.symlink_to(target)
+    k = scenario.load_default(clock=zero).kernel
+    snap.write_snapshot(k, link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert snap.dump(snap.restore_file(target, clock=zero)) == snap.dump(k)
+    dangling = tmp_path / "dangling.snap"
+    dangling.symlink_to(tmp_path / "new.snap")
+    snap.write_snapshot(k, dangling)
+    assert dangling.is_symlink() and (tmp_path / "new.snap").is_file()
+
+
+def _special_files(tmp_path: Path) -> list[tuple[str, str, int, str]]:
+    """(path, kind, errno, sentence) of one of each kind of file a snapshot must not replace."""
+    d = tmp_path / "dir"
+    d.mkdir()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sock = tmp_path / "sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock))
+    s.close()
+    return [
+        (str(d), "a directory", errno.EISDIR, f"{d}: is a directory; a snapshot is written only to a regular file"),
+        ("/dev/null", "a character device", errno.EINVAL,
+         "/dev/null: is a character device; a snapshot replaces only a regular file"),
+        (str(fifo), "a FIFO", errno.EINVAL, f"{fifo}: is a FIFO; a snapshot replaces only a regular file"),
+        (str(sock), "a socket", errno.EINVAL, f"{sock}: is a socket; a snapshot replaces only a regular file"),
+    ]
+
+
+def test_only_a_regular_file_is_replaced(tmp_path: Path) -> None:
+    cases = _special_files(tmp_path)
+    before = {p: os.lstat(p) for p, *_ in cases}
+    listing = sorted(os.listdir(tmp_path))
+    for path, _kind, err, sentence in cases:
+        with pytest.raises(snap.SnapshotError) as e:
+            snap.write_snapshot(Kernel(clock=zero), path)
+        assert (e.value.errno, str(e.value)) == (err, sentence)
+        with pytest.raises(KernelError) as e2:  # the control command says the same, once
+            Control(Kernel(clock=zero)).execute(f"snapshot {path}")
+        assert (e2.value.errno, str(e2.value)) == (err, sentence)
+        after = os.lstat(path)
+        assert (after.st_ino, after.st_mode) == (before[path].st_ino, before[path].st_mode)
+    assert sorted(os.listdir(tmp_path)) == listing  # no temporary file left
+    with pytest.raises(snap.SnapshotError) as e:
+        snap.write_snapshot(Kernel(clock=zero), "/")
+    assert e.value.errno == errno.EISDIR
+
+
+def test_control_snapshot_splits_model_work_from_file_io(tmp_path: Path) -> None:
+    """``Call.split`` encodes the table at once and leaves only file I/O for the worker thread:
+    a change to the model between the two does not reach the file."""
+    k = scenario.load_default(clock=zero).kernel
+    c = Control(k)
+    f = tmp_path / "s.snap"
+    io = c.parse(f"snapshot {f}").split()
+    assert io is not None and not f.exists()
+    before = snap.dump(k)
+    c.execute("clone 1")
+    assert io() == f"snapshot {f}: {before['tasks']} tasks\n"
+    assert snap.dump(snap.restore_file(f, clock=zero)) == before
+    assert c.parse("ps").split() is None
 
 
 def test_cli_progress_prints_nothing_when_stderr_is_not_a_tty(capsys: pytest.CaptureFixture) -> None:
@@ -792,3 +898,25 @@ def test_cli_progress_prints_nothing_when_stderr_is_not_a_tty(capsys: pytest.Cap
         report(20_000, 50_000)
         report(50_000, 50_000)
     assert capsys.readouterr().err == ""
+
+
+def test_the_mount_writes_a_snapshot_off_its_serving_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import trio
+
+    from pidfs_fuse import control
+    from pidfs_fuse.mount.control_file import run_call
+
+    writers: list[int] = []
+    real = control.write_lines
+
+    def write_lines(path: str, lines: list[str]) -> None:
+        writers.append(threading.get_ident())
+        real(path, lines)
+    monkeypatch.setattr(control, "write_lines", write_lines)
+    k = Kernel(clock=zero)
+    f = tmp_path / "s.snap"
+    call = Control(k).parse(f"snapshot {f}")
+    assert trio.run(run_call, call) == f"snapshot {f}: 1 tasks\n"
+    assert len(writers) == 1 and writers[0] != threading.get_ident()
