@@ -276,7 +276,7 @@ def test_bad_scenario_is_a_setup_error_naming_the_entry(pytester, inner):
     """))
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*MountError: could not mount *bad.toml: process[[]0[]].threads: "
+    result.stdout.fnmatch_lines(["*MountError: could not mount *bad.toml: line 1: process[[]0[]].threads: "
                                  "expected an integer >= 0 or an array of tables, got \"x\""])
     assert not [p for p in mounted_paths() if "pidfs-pytest-" in p and str(pytester.path) in p]
 

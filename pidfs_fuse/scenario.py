@@ -73,10 +73,10 @@ from __future__ import annotations
 import errno
 import importlib.resources
 import os
+import re
 import time
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID,
@@ -85,9 +85,13 @@ from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CL
 from .kernel import signals as S
 from .kernel.events import Listener
 from .kernel.fields import FIELDS, parse_signal_token, set_fields
-from .schema import TOML, Schema, SchemaError
+from .schema import TOML, TOO_DEEP, Schema, SchemaError, open_input
 
 DEFAULT = "default.toml"
+#: a scenario file larger than this is refused unread (a recipe; ``count`` makes tables large)
+MAX_BYTES = 16 << 20
+#: the most tasks a table holds at once: each has its own number in the root namespace
+TASKS_MAX = PID_MAX_LIMIT - 1
 #: progress(done, total): tasks created so far and expected (a loader of a large table reports)
 Progress = Callable[[int, int], None]
 
@@ -127,12 +131,17 @@ def load(path: str | os.PathLike[str], *, listener: Listener | None = None,
     """Load the scenario file at ``path`` into a fresh Kernel."""
     source = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open_input(path, what="a scenario", max_bytes=MAX_BYTES, error=ScenarioError) as f:
+            text = f.read(MAX_BYTES + 1).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ScenarioError(errno.EINVAL, f"{source}: not UTF-8 text ({e.reason})") from None
+        raise ScenarioError(errno.EINVAL, f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except ScenarioError:
+        raise
     except OSError as e:
         raise ScenarioError(e.errno or errno.EIO, f"{source}: {e.strerror or e}") from None
-    return loads(text, source=source, listener=listener, clock=clock, progress=progress)
+    if len(text) > MAX_BYTES:  # it grew while being read
+        raise ScenarioError(errno.EFBIG, f"{source}: a scenario is at most {MAX_BYTES:,} bytes")
+    return _load_text(text, source, listener, clock, progress, lines=True)
 
 
 def load_default(*, listener: Listener | None = None,
@@ -145,11 +154,21 @@ def load_default(*, listener: Listener | None = None,
 def loads(text: str, *, source: str = "<string>", listener: Listener | None = None,
           clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
     """Load a scenario from TOML text; ``source`` names it in errors."""
+    return _load_text(text, source, listener, clock, progress, lines=False)
+
+
+def _load_text(text: str, source: str, listener: Listener | None, clock: Callable[[], int] | None,
+               progress: Progress | None, *, lines: bool) -> Scenario:
+    """``loads``; with ``lines`` (a file) errors also give the line of the entry's header."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {e}") from None
-    return load_data(data, source=source, listener=listener, clock=clock, progress=progress)
+    except RecursionError:
+        raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {TOO_DEEP}") from None
+    sc = _Loader(source, progress, lines=_entry_lines(text) if lines else None).run(data, clock)
+    sc.kernel.listener = listener
+    return sc
 
 
 def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listener | None = None,
@@ -223,8 +242,11 @@ class _Loader(Schema):
 
     error_type = ScenarioError
 
-    def __init__(self, source: str, progress: Progress | None = None) -> None:
+    def __init__(self, source: str, progress: Progress | None = None,
+                 lines: dict[str, int] | None = None) -> None:
         super().__init__(source, TOML)
+        #: entry ("kernel", "init", "process[3]") -> the line of its table header, for messages
+        self.lines = lines or {}
         #: progress(done, total) in tasks cloned; total from ``_count_tasks``
         self.progress = progress
         self.total = 0
@@ -232,6 +254,15 @@ class _Loader(Schema):
         self.tasks: dict[str, Task] = {}
         #: (where, task, action) run after every entry exists
         self.endings: list[tuple[str, Task, Callable[[], None]]] = []
+
+    def error(self, path: str, reason: str, err: int = errno.EINVAL) -> SchemaError:
+        """``FILE: line N: entry.key: reason``, the line being that of the entry's table header
+        when the file has one (``[[process]]``); tomllib keeps no positions of values."""
+        entry = path.split(".", 1)[0]
+        line = self.lines.get(entry)
+        if line is None:
+            return super().error(path, reason, err)
+        return self.error_type(err, f"{self.source}: line {line}: {path}: {reason}")
 
     def call(self, where: str, what: str, fn: Callable[[], Any]) -> Any:
         """Replay one model call; its KernelError becomes a ScenarioError naming the entry."""
@@ -266,6 +297,10 @@ class _Loader(Schema):
             self.call(kt.at("ns_last_pid"), "ns_last_pid",
                       lambda: k.set_last_pid(k.root_ns, n))  # type: ignore[arg-type]
         self.total = _count_tasks(data)
+        alive = _count_tasks(data, transient=False)
+        if alive > TASKS_MAX:
+            raise self.error("", f"makes {alive:,} tasks; a table holds at most {TASKS_MAX:,} (one "
+                             "number each in the root namespace)", errno.EAGAIN)
         self._init(it)
         for i, entry in enumerate(procs):
             self._process(i, entry)
@@ -476,10 +511,10 @@ def _field_value(t: _Table, key: str, kind: str) -> object:
     return v
 
 
-def _count_tasks(data: object) -> int:
-    """How many tasks loading ``data`` creates (init, each process, its threads, the two
-    short-lived processes of a daemonize), for progress only: malformed parts count as 0 (the
-    loader reports them)."""
+def _count_tasks(data: object, transient: bool = True) -> int:
+    """How many tasks loading ``data`` creates (init, each process, its threads, and with
+    ``transient`` the two short-lived processes of a daemonize), for progress and the size
+    check: malformed parts count as 0 (the loader reports them)."""
     def threads(t: object) -> int:
         spec = t.get("threads", 0) if isinstance(t, dict) else 0
         if isinstance(spec, list):
@@ -494,10 +529,33 @@ def _count_tasks(data: object) -> int:
     procs = data.get("process", []) if isinstance(data, dict) else []
     procs = procs if isinstance(procs, list) else []
     return 1 + threads(data.get("init") if isinstance(data, dict) else None) + sum(
-        copies(p) * (1 + threads(p) + (2 if isinstance(p, dict) and p.get("daemonize") is True else 0))
+        copies(p) * (1 + threads(p) + (2 if transient and isinstance(p, dict) and p.get("daemonize") is True
+                                       else 0))
         for p in procs)
 
 
 def _monotonic_since_now() -> Callable[[], int]:
     t0 = time.monotonic_ns()
     return lambda: time.monotonic_ns() - t0
+
+
+_HEADER = re.compile(r"^[ \t]*(\[\[?)[ \t]*([A-Za-z0-9_.\- \t\"']+?)[ \t]*\]\]?[ \t]*(?:#.*)?$", re.M)
+
+
+def _entry_lines(text: str) -> dict[str, int]:
+    """Where the top-level tables start: ``{"kernel": 3, "init": 7, "process[0]": 12, ...}``
+    (1-based lines of ``[kernel]``, ``[init]`` and each ``[[process]]`` header). Entries written
+    another way (inline tables) are left out, and their errors name no line."""
+    found: dict[str, int] = {}
+    nproc = 0
+    pos, line = 0, 1
+    for m in _HEADER.finditer(text):
+        name = re.sub(r"[ \t\"']", "", m[2])
+        line += text.count("\n", pos, m.start())  # counted once over the whole text
+        pos = m.start()
+        if m[1] == "[[" and name == "process":
+            found[f"process[{nproc}]"] = line
+            nproc += 1
+        elif m[1] == "[" and name in ("kernel", "init"):
+            found.setdefault(name, line)
+    return found

@@ -16,9 +16,11 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from .kernel import KernelError
 
@@ -30,6 +32,44 @@ class SchemaError(KernelError):
 
     def __str__(self) -> str:
         return self.strerror or ""
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_input(path: str | os.PathLike[str], *, what: str, max_bytes: int,
+               error: type[SchemaError] = SchemaError) -> BinaryIO:
+    """Open an input file (a snapshot, a scenario) for reading, refusing what cannot be one.
+
+    Only a regular file is read: a directory is EISDIR, a device node, FIFO or socket EINVAL
+    (``/dev/zero`` would be read forever; opening a FIFO does not wait for a writer: O_NONBLOCK).
+    A file over ``max_bytes`` is EFBIG. The message is ``PATH: reason``, naming ``what`` the file
+    was meant to be; an OSError keeps its errno.
+    """
+    source = os.fspath(path)
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise error(e.errno or errno.EIO, f"{source}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+            raise error(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
+                        f"{source}: is {kind}; {what} is read only from a regular file")
+        if st.st_size > max_bytes:
+            raise error(errno.EFBIG, f"{source}: {st.st_size:,} bytes; {what} is at most "
+                        f"{max_bytes:,} bytes")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+#: what a parser's RecursionError means in a message
+TOO_DEEP = "nested deeper than the parser allows (about 1000 levels)"
 
 
 def _toml_quote(s: str) -> str:

@@ -146,7 +146,7 @@ from .kernel.idr import PID_MAX_LIMIT
 from .kernel.pid import (MAX_PID_NS_LEVEL, PROC_PID_INIT_INO, ExitInfo, Pid, PidAttr, PidNamespace,
                          check_pid_max)
 from .kernel.task import RUN_STATES, ExitState, Task, TaskFlag, ThreadGroup
-from .schema import JSON, Schema, SchemaError
+from .schema import JSON, TOO_DEEP, Schema, SchemaError, open_input
 
 FORMAT = "pidfs_fuse-snapshot"
 VERSION = 1
@@ -158,6 +158,15 @@ PROGRESS_EVERY = 4096
 Progress = Callable[[int, int], None]
 
 U64_MAX = 2**64 - 1
+#: the most tasks a table holds: each has its own number in the root namespace, 1..PID_MAX_LIMIT-1
+TASKS_MAX = PID_MAX_LIMIT - 1
+#: the model clock at a snapshot (ns since boot): 146 years, so the clock of a restored table and
+#: the start times it gives new tasks stay below 2**63 (which a snapshot's start_time must be)
+CLOCK_MAX = 2**62
+#: a snapshot line longer than this is refused before it is parsed (a record of CHUNK threads
+#: is a few MiB); a whole file over MAX_FILE_BYTES is refused before it is read
+MAX_LINE_BYTES = 64 << 20
+MAX_FILE_BYTES = 8 << 30
 ID_MAX = 2**32 - 2
 SIGMASK_MAX = 2**65 - 1
 STATUS_MAX = R.STATUS_MAX
@@ -587,12 +596,12 @@ class _Restorer(Schema):
         self.keys_of(h, {"format", "version", "clock", "tasks", "processes", "next_ino",
                       "next_ns_inum", "total_forks", "init", "records"})
         self.h = {
-            "clock": self.int_at(h, "clock", 0, 2**63 - 1),
-            "tasks": self.int_at(h, "tasks", 1, 2**63),
-            "processes": self.int_at(h, "processes", 1, 2**63),
-            "next_ino": self.int_at(h, "next_ino", _INIT_INO + 1, 2**64),
+            "clock": self.int_at(h, "clock", 0, CLOCK_MAX),
+            "tasks": self.int_at(h, "tasks", 1, TASKS_MAX),
+            "processes": self.int_at(h, "processes", 1, TASKS_MAX),
+            "next_ino": self.int_at(h, "next_ino", _INIT_INO + 1, R.INO_LIMIT),
             "next_ns_inum": self.int_at(h, "next_ns_inum", PROC_PID_INIT_INO + 1, 2**32),
-            "total_forks": self.int_at(h, "total_forks", 0, 2**63),
+            "total_forks": self.int_at(h, "total_forks", 0, 2**63 - 1),
             "init": self.get(h, "init"),
         }
         self.stage = 1
@@ -1117,20 +1126,27 @@ def restore_file(path: str | os.PathLike[str], *, listener: Listener | None = No
     dict), reading it one line at a time. See ``restore``."""
     source = os.fspath(path)
     r = _Restorer(source, clock, progress)
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise SnapshotError(e.errno or errno.EIO, f"{source}: {e.strerror or e}") from None
+    f = open_input(path, what="a snapshot", max_bytes=MAX_FILE_BYTES, error=SnapshotError)
     with f:
         lineno = 0
         try:
-            for lineno, raw in enumerate(f, 1):
+            while True:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    break
+                lineno += 1
+                where = "header" if lineno == 1 else f"records[{lineno - 2}]"
+                if len(raw) > MAX_LINE_BYTES:
+                    raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: longer than "
+                                        f"{MAX_LINE_BYTES:,} bytes (a record is far smaller)")
                 try:
                     obj = json.loads(raw)
                 except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
-                    where = "header" if lineno == 1 else f"records[{lineno - 2}]"
                     raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: not JSON "
                                         f"({e})") from None
+                except RecursionError:
+                    raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: "
+                                        f"{TOO_DEEP}") from None
                 if lineno == 1:
                     if isinstance(obj, dict) and "records" in obj:  # a whole dump() document
                         k = restore(obj, source=source, listener=listener, clock=clock, progress=progress)

@@ -40,6 +40,10 @@ from .task import ExitState, Task, ThreadGroup
 
 #: pidfs inode numbers start here: ``Kernel()`` gives it to init's pid.
 FIRST_INO: Final = 2
+#: pidfs inode numbers stay below this, and so does the counter ``set_counters`` writes: 2**40
+#: allocations are out of reach, and whoever numbers its own things beside pidfs inodes (the
+#: mount: its handle files' st_ino *is* the pidfs inode) may use the numbers from here up.
+INO_LIMIT: Final = 1 << 40
 #: the largest raw wait status (``code << 8 | signal | 0x80``)
 STATUS_MAX: Final = 0xFFFF
 
@@ -80,14 +84,16 @@ def set_counters(kernel: Kernel, c: Counters) -> None:
     """Write the global counters, as CRIU writes ``ns_last_pid`` before its last clone.
 
     EINVAL when ``next_ino`` is not above the pidfs inode of every allocated pid (an inode
-    number would be handed out twice), ``next_ns_inum`` not above the inum of every namespace
-    below the root, or ``total_forks`` is negative.
+    number would be handed out twice) or is above ``INO_LIMIT``, ``next_ns_inum`` not above the
+    inum of every namespace below the root, or ``total_forks`` is negative.
     """
     by_ino = kernel._by_ino
     top = max((p.ino for p in reversed(by_ino) if p.allocated), default=FIRST_INO - 1)
     if type(c.next_ino) is not int or c.next_ino <= top:
         raise KernelError(errno.EINVAL, f"next pidfs inode {c.next_ino!r} is not above the largest "
                           f"one in use ({top})")
+    if c.next_ino > INO_LIMIT:
+        raise KernelError(errno.EINVAL, f"next pidfs inode {c.next_ino} is above {INO_LIMIT} (INO_LIMIT)")
     inums = [ns.inum for ns in kernel.namespaces() if ns is not kernel.root_ns]
     if type(c.next_ns_inum) is not int or (inums and c.next_ns_inum <= max(inums)):
         raise KernelError(errno.EINVAL, f"next namespace inum {c.next_ns_inum!r} is not above the "
@@ -134,8 +140,9 @@ class ExactPids:
     def _claim(self, ino: int) -> int:
         """Point the pidfs counter at ``ino`` for one allocation; return the counter to put back."""
         k = self.kernel
-        if type(ino) is not int or ino < FIRST_INO:
-            raise KernelError(errno.EINVAL, f"pidfs inode {ino!r} is not an integer >= {FIRST_INO}")
+        if type(ino) is not int or not FIRST_INO <= ino < INO_LIMIT:
+            raise KernelError(errno.EINVAL, f"pidfs inode {ino!r} is not an integer in "
+                              f"{FIRST_INO}..{INO_LIMIT - 1}")
         by_ino = k._by_ino
         i = bisect.bisect_left(by_ino, ino, 0, self._sorted, key=lambda p: p.ino)
         if i < self._sorted and by_ino[i].ino == ino:
@@ -160,10 +167,10 @@ class ExactPids:
 
         Models kernel/pid.c:alloc_pid() with a privileged ``set_tid`` entry for every level.
         EINVAL: not one number per level, a number outside 1..pid_max-1 of its level, a number
-        other than 1 in a namespace without init, or ``ino`` below 2; EEXIST: a number is taken,
-        or the inode is one a pid had before the restore began (two pids of the restore given
-        one inode: ``finish`` says EEXIST); ENOMEM: the namespace no longer admits pids. On
-        error nothing changed.
+        other than 1 in a namespace without init, or ``ino`` outside 2..INO_LIMIT-1; EEXIST: a
+        number is taken, or the inode is one a pid had before the restore began (two pids of the
+        restore given one inode: ``finish`` says EEXIST); ENOMEM: the namespace no longer admits
+        pids. On error nothing changed.
         """
         k = self.kernel
         set_tid = _set_tid(ns, numbers)
