@@ -213,11 +213,11 @@ def _walk_mount(k: Kernel) -> list[str]:
             names.append(name)
             return True
         real = pyfuse3.readdir_reply
-        pyfuse3.readdir_reply = reply  # type: ignore[assignment]
+        pyfuse3.readdir_reply = reply
         try:
             await one(path, fs.readdir, fh, 0, None)
         finally:
-            pyfuse3.readdir_reply = real  # type: ignore[assignment]
+            pyfuse3.readdir_reply = real
             await fs.releasedir(fh)
         for name in names:
             sub = f"{path}/{name.decode()}"

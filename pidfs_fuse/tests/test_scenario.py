@@ -352,7 +352,8 @@ def test_load_reads_a_file_and_names_it(tmp_path: Path) -> None:
     f.write_text('[[process]]\nname = "a"\nthreads = "x"\n')
     with pytest.raises(ScenarioError) as info:
         load(f)
-    assert str(info.value) == f'{f}: line 1: process[0].threads: expected an integer >= 0 or an array of tables, got "x"'
+    assert str(info.value) == (f'{f}: line 1: process[0].threads: expected an integer >= 0 or an array '
+                               'of tables, got "x"')
     with pytest.raises(ScenarioError) as info:
         load(tmp_path / "missing.toml")
     assert info.value.errno == errno.ENOENT and "missing.toml" in str(info.value)
