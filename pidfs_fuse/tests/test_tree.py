@@ -202,7 +202,8 @@ def test_cli_tree_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text('[[process]]\nname = "a"\nthreads = "x"\n')
     assert cli.main(["tree", "--scenario", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert err == f'pidfs-fuse: {bad}: process[0].threads: expected an integer >= 0 or an array of tables, got "x"\n'
+    assert err == (f'pidfs-fuse: {bad}: line 1: process[0].threads: expected an integer >= 0 or an array '
+                   'of tables, got "x"\n')
     assert cli.main(["tree", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"pidfs-fuse: {tmp_path} is not a pidfs-fuse mount (no .control file)\n"
 
