@@ -10,8 +10,8 @@ import errno
 import itertools
 import json
 import os
-import socket
 import random
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
