@@ -42,6 +42,9 @@ TF_WAIT_PID, TF_AUTOREAP, TF_FORKNOEXEC, TF_EXITING, TF_NO_NEW_PRIVS = (
 EXIT_RUNNING, EXIT_ZOMBIE, EXIT_DEAD = ExitState.RUNNING, ExitState.ZOMBIE, ExitState.DEAD
 
 
+#: include/linux/sched.h: ``comm`` is a char[TASK_COMM_LEN], so a name keeps at most 15 bytes.
+TASK_COMM_LEN = 16
+
 #: Letters procfs prints for a running task's scheduler state (fs/proc/array.c task_state_array).
 RUN_STATES = {
     "R": "R (running)",

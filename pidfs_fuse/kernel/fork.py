@@ -1,0 +1,236 @@
+"""clone(): a new process or thread (kernel/fork.c ``copy_process``, kernel/pid.c ``attach_pid``).
+
+The functions here are methods of ``Kernel`` (core.py binds them); ``self`` is the kernel.
+``clone`` checks everything that can fail before it changes anything: flags and their
+combinations, ``set_tid``, ids, then the new namespace and the pid (``Kernel._alloc_pid``
+rolls its own work back). After that it cannot fail.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import signals as S
+from .checks import check_int, check_task, einval
+from .errors import KernelError, ModelBug
+from .events import EventKind
+from .pid import MAX_PID_NS_LEVEL, PidNamespace
+from .task import (EXIT_RUNNING, TASK_COMM_LEN, TF_AUTOREAP, TF_EXITING, TF_FORKNOEXEC,
+                   TF_NO_NEW_PRIVS, TF_WAIT_PID, Task, ThreadGroup)
+
+if TYPE_CHECKING:
+    from .core import Kernel
+    from .pid import Pid
+    from .pidfs import PidFd
+
+# clone flags (include/uapi/linux/sched.h; WAIT_PID from seed 003 and numbered as there;
+# AUTOREAP, NNP and PIDFD_AUTOKILL are the newest clone3 flags)
+CLONE_PIDFD = 0x00001000
+CLONE_PARENT = 0x00008000
+CLONE_THREAD = 0x00010000
+CLONE_NEWPID = 0x20000000
+CLONE_WAIT_PID = 0x200000000
+CLONE_AUTOREAP = 1 << 34
+CLONE_NNP = 1 << 35
+CLONE_PIDFD_AUTOKILL = 1 << 36
+CLONE_KNOWN = (CLONE_PIDFD | CLONE_PARENT | CLONE_THREAD | CLONE_NEWPID | CLONE_WAIT_PID
+               | CLONE_AUTOREAP | CLONE_NNP | CLONE_PIDFD_AUTOKILL)
+
+
+@dataclass(frozen=True, slots=True)
+class CloneResult:
+    task: Task
+    pidfd: PidFd | None = None
+    fd: int | None = None  # the descriptor number in the parent's emulated fd table
+
+
+def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None = None,
+          set_tid: tuple[int, ...] | list[int] = (), comm: str | None = None,
+          argv: tuple[str, ...] | list[str] | None = None, uid: int | None = None,
+          gid: int | None = None) -> CloneResult:
+    """Models clone3(): a new thread (CLONE_THREAD) or process.
+
+    EINVAL: unknown flags; THREAD with NEWPID or after unshare(CLONE_NEWPID); PARENT from a
+    namespace init; exit_signal invalid, or non-zero with THREAD/PARENT; WAIT_PID or
+    PIDFD_AUTOKILL without PIDFD; AUTOREAP with an exit_signal or with THREAD; NEWPID after
+    unshare(CLONE_NEWPID); more than 32 set_tid entries; plus alloc_pid's errnos.
+    EPERM: NEWPID, set_tid or another uid without privilege. ENOSPC: a 33rd nested namespace.
+    ESRCH: the parent has exited.
+    """
+    # The common case (a plain fork: no flags, no set_tid, no ids) skips the checks that
+    # cannot fail for it; the order of the checks, and so the errno, is the same either way.
+    if flags.__class__ is not int:
+        flags = check_int("clone flags", flags)
+    if parent.__class__ is not Task:
+        check_task("parent", parent)
+    g_parent = parent.group
+    if parent.exit_state is not EXIT_RUNNING or parent.flags & TF_EXITING or g_parent.group_exit:
+        raise KernelError(errno.ESRCH, f"task {parent.pid.nr} has exited and cannot clone")
+    if flags & ~CLONE_KNOWN or flags < 0:
+        raise einval(f"clone flags {flags:#x} include unknown bits {flags & ~CLONE_KNOWN:#x}")
+    # copy_clone_args_from_user() checks set_tid_size before copy_process() runs
+    if set_tid.__class__ is not tuple or set_tid:
+        if not isinstance(set_tid, (tuple, list)):
+            raise einval(f"set_tid {set_tid!r} is not a list of integers")
+        set_tid = tuple(check_int("set_tid entry", t) for t in set_tid)
+        if len(set_tid) > MAX_PID_NS_LEVEL:
+            raise einval(f"set_tid has {len(set_tid)} entries, more than {MAX_PID_NS_LEVEL}")
+    thread = bool(flags & CLONE_THREAD)
+    if exit_signal is None:
+        exit_signal = 0 if flags & (CLONE_THREAD | CLONE_PARENT | CLONE_AUTOREAP) else S.SIGCHLD
+    else:
+        exit_signal = check_int("exit_signal", exit_signal)
+        if not S.valid_signal(exit_signal):
+            raise einval(f"exit_signal {exit_signal} is not a signal (0..64)")
+    if flags:
+        if flags & (CLONE_THREAD | CLONE_PARENT) and exit_signal:
+            raise einval("exit_signal must be 0 with CLONE_THREAD or CLONE_PARENT")
+        if flags & (CLONE_WAIT_PID | CLONE_PIDFD_AUTOKILL) and not flags & CLONE_PIDFD:
+            raise einval("CLONE_WAIT_PID and CLONE_PIDFD_AUTOKILL need CLONE_PIDFD")
+        if flags & CLONE_AUTOREAP and (exit_signal or flags & (CLONE_THREAD | CLONE_PARENT)):
+            raise einval("CLONE_AUTOREAP needs exit_signal 0 and neither CLONE_THREAD nor CLONE_PARENT")
+        if flags & CLONE_PARENT and parent.flags & TF_AUTOREAP:
+            raise einval("an autoreaping process cannot use CLONE_PARENT")
+        if flags & CLONE_PIDFD_AUTOKILL and (thread or not flags & CLONE_AUTOREAP):
+            raise einval("CLONE_PIDFD_AUTOKILL needs CLONE_AUTOREAP and a process, not a thread")
+        if thread and flags & CLONE_NEWPID:
+            raise einval("CLONE_THREAD cannot be combined with CLONE_NEWPID")
+        if thread and parent.ns_for_children is not parent.active_ns:
+            raise einval(f"task {parent.pid.nr} unshared its pid namespace for children; "
+                          "it cannot create threads")
+        if flags & CLONE_PARENT and g_parent.unkillable:
+            raise einval("a namespace init cannot use CLONE_PARENT")
+        if flags & CLONE_NNP and thread:
+            raise einval("CLONE_NNP cannot be combined with CLONE_THREAD")
+        if flags & CLONE_PIDFD_AUTOKILL and not flags & CLONE_NNP and g_parent.uid != 0:
+            raise KernelError(errno.EPERM, "CLONE_PIDFD_AUTOKILL without CLONE_NNP needs privilege (uid 0)")
+    if comm is not None and not isinstance(comm, str):
+        raise einval(f"comm {comm!r} is not a string")
+    if argv is not None and (not isinstance(argv, (tuple, list))
+                             or not all(isinstance(a, str) for a in argv)):
+        raise einval(f"argv {argv!r} must be a list of strings")
+    privileged = g_parent.uid == 0
+    if uid is not None or gid is not None:
+        for name, val, cur in (("uid", uid, g_parent.uid), ("gid", gid, g_parent.gid)):
+            if val is not None:
+                check_int(name, val)
+                if not 0 <= val < 2**32 - 1:
+                    raise einval(f"{name} {val} is outside 0..4294967294")
+                if thread and val != cur:
+                    raise einval(f"a thread shares its process's {name}")
+                if val != cur and not privileged:
+                    raise KernelError(errno.EPERM, f"only uid 0 may give a child {name} {val}")
+
+    ns = parent.pid_ns_for_children or parent.pid.ns  # ns_for_children
+    new_ns: PidNamespace | None = None
+    if flags & CLONE_NEWPID:
+        if ns is not parent.active_ns:
+            raise einval(f"task {parent.pid.nr} already unshared a pid namespace for children")
+        new_ns = self._create_pid_ns(ns, privileged)
+        ns = new_ns
+    try:
+        pid = self._alloc_pid(ns, set_tid, not thread, privileged)
+    except KernelError:
+        if new_ns is not None:  # put_pid_ns() -> ns_free_inum(): the number is free again
+            self._next_ns_inum -= 1
+        raise
+    if new_ns is not None:
+        new_ns.parent.children.append(new_ns)  # type: ignore[union-attr]
+        new_ns.creator = parent
+
+    # -- nothing below can fail ---------------------------------------------------------
+    now = self.clock()
+    if now < parent.start_time:
+        now = parent.start_time
+    self.total_forks += 1
+    # Task(pid, group, comm, start_time) positionally and the rest by assignment: keyword
+    # arguments to the generated __init__ cost ~50ns each, and this runs for every clone.
+    task = Task(pid, g_parent, comm[: TASK_COMM_LEN - 1] if comm else parent.comm, now)
+    if thread:
+        g = g_parent
+        task.exit_signal = -1
+        task.state = parent.state
+        task.flags = parent.flags & TF_NO_NEW_PRIVS
+        pid.task = task
+        g.threads[task] = None
+        g.live += 1
+        self.nr_threads += 1
+        if self.listener is not None:
+            self._emit(EventKind.CREATED, pid, task)
+    else:
+        real_parent = g_parent.parent if flags & CLONE_PARENT else parent
+        if flags & CLONE_PARENT:
+            exit_signal = g_parent.leader.exit_signal
+        g = ThreadGroup(task)  # copy_signal()/copy_creds(): what the child inherits
+        g.pgrp = g_parent.pgrp
+        g.session = g_parent.session
+        g.argv = tuple(argv) if argv is not None else ((comm,) if comm else g_parent.argv)
+        g.environ = g_parent.environ
+        g.uid = g_parent.uid if uid is None else uid
+        g.gid = g_parent.gid if gid is None else gid
+        g.cwd = g_parent.cwd
+        g.exe = g_parent.exe
+        g.root = g_parent.root
+        g.vsize = g_parent.vsize
+        g.rss = g_parent.rss
+        g.tty_nr = g_parent.tty_nr
+        g.sigign = g_parent.sigign
+        g.has_child_subreaper = g_parent.has_child_subreaper or g_parent.is_child_subreaper
+        tflags = TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS)
+        if flags:
+            if flags & CLONE_NNP:
+                tflags |= TF_NO_NEW_PRIVS
+            if flags & CLONE_WAIT_PID:
+                tflags |= TF_WAIT_PID
+            if flags & CLONE_AUTOREAP:
+                tflags |= TF_AUTOREAP
+        task.group = g
+        task.exit_signal = exit_signal
+        task.flags = tflags
+        task.nice = parent.nice
+        self._attach_new(task, g, leader=True, parent=real_parent)
+    pidfd = fd = None
+    if flags & CLONE_PIDFD:
+        pidfd = self._pidfd_get(pid, thread=thread, nonblock=False)
+        pidfd.autokill = bool(flags & CLONE_PIDFD_AUTOKILL)
+        fd = self.fd_install(parent, pidfd)
+    return CloneResult(task, pidfd, fd)
+
+
+def _attach_new(self: Kernel, task: Task, g: ThreadGroup, *, leader: bool, parent: Task | None) -> None:
+    pid = task.pid
+    pid.task = task
+    # _attach_tgid(), inline: seed 000 forbids false negatives, so this checks the tag
+    if not pid.ns.idr.is_tagged(pid.numbers[-1]):
+        raise ModelBug(f"attaching thread-group leader {task!r} to untagged {pid!r}")
+    pid.tgid_task = task
+    g.threads[task] = None
+    g.live += 1
+    g.parent = parent
+    if g.pgrp is not None:
+        if g.pgrp.pgrp_tasks is None:
+            g.pgrp.pgrp_tasks = {}
+        g.pgrp.pgrp_tasks[task] = None
+    if g.session is not None:
+        if g.session.session_tasks is None:
+            g.session.session_tasks = {}
+        g.session.session_tasks[task] = None
+    if parent is not None:
+        if parent.children is None:
+            parent.children = {}
+        parent.children[task] = None
+    if pid.numbers[-1] == 1:  # is_child_reaper()
+        pid.ns.child_reaper = task
+        g.unkillable = True
+    self.nr_threads += 1
+    if self.listener is not None:
+        self._emit(EventKind.CREATED, pid, task)
+
+
+def _attach_tgid(self: Kernel, pid: Pid, task: Task) -> None:
+    """attach_pid(PIDTYPE_TGID): seed 000 forbids false negatives, so this checks the tag."""
+    if not pid.ns.idr.is_tagged(pid.numbers[-1]):
+        raise ModelBug(f"attaching thread-group leader {task!r} to untagged {pid!r}")
+    pid.tgid_task = task
