@@ -218,11 +218,9 @@ class Kernel:
                 idr.cursor = cursor
             raise
         nrs.reverse()
-        pid = Pid(tuple(nrs), ns, self._next_ino)
-        self._next_ino += 1
+        pid = self._pidfs_add_pid(tuple(nrs), ns)
         for idr, nr, _ in taken:
             idr.replace(nr, pid)
-        self._by_ino.append(pid)
         return pid
 
     def _free_pid(self, pid: Pid) -> None:
@@ -232,10 +230,7 @@ class Kernel:
             if not anc[lvl].idr.remove(nr):  # the namespace's last pid: it admits no more
                 anc[lvl].adding = False
         pid.allocated = False
-        self._by_ino_dead += 1
-        if self._by_ino_dead > 64 and self._by_ino_dead * 2 > len(self._by_ino):
-            self._by_ino = [p for p in self._by_ino if p.allocated]
-            self._by_ino_dead = 0
+        self._pidfs_remove_pid(pid)
         if self.listener is not None:
             self._emit(EventKind.FREED, pid)
 
@@ -295,6 +290,8 @@ class Kernel:
     set_last_pid = pid_namespace.set_last_pid
 
     # pidfs, pidfds, xattrs and emulated descriptors (pidfs.py: fs/pidfs.c)
+    _pidfs_add_pid = pidfs._pidfs_add_pid
+    _pidfs_remove_pid = pidfs._pidfs_remove_pid
     find_pidfs = pidfs.find_pidfs
     fd_install = pidfs.fd_install
     fd_close = pidfs.fd_close

@@ -48,6 +48,28 @@ class PidFd:
         return self.pid.ino
 
 
+# -- the inode counter and the by-inode index -----------------------------------------------
+
+def _pidfs_add_pid(self: Kernel, numbers: tuple[int, ...], ns: PidNamespace) -> Pid:
+    """alloc_pid()'s new struct pid with its pidfs inode number (pidfs_add_pid()): the next
+    value of one global counter that starts at 2 and is never reused. The pid joins the
+    by-inode index that ``find_pidfs`` searches (inode numbers only grow, so it stays sorted)."""
+    pid = Pid(numbers, ns, self._next_ino)
+    self._next_ino += 1
+    self._by_ino.append(pid)
+    return pid
+
+
+def _pidfs_remove_pid(self: Kernel, pid: Pid) -> None:
+    """pidfs_remove_pid(): free_pid() gave the numbers back, so ``find_pidfs`` stops finding
+    the pid (it checks ``allocated``). The index drops freed pids in batches: once more than 64
+    of them and more than half of its entries are freed."""
+    self._by_ino_dead += 1
+    if self._by_ino_dead > 64 and self._by_ino_dead * 2 > len(self._by_ino):
+        self._by_ino = [p for p in self._by_ino if p.allocated]
+        self._by_ino_dead = 0
+
+
 def find_pidfs(self: Kernel, ino: int) -> Pid | None:
     """The live struct pid with pidfs inode number ``ino`` (a pidfs file handle), or None."""
     if type(ino) is not int:
