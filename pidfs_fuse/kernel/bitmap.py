@@ -56,7 +56,8 @@ class BitSet:
         self.count += 1
         if w == b:
             # the word was empty: set its bit in the "non-empty" summaries, up to the first
-            # summary word that already had one (inline: this runs for most allocations)
+            # summary word that already had one (inline: this runs for most allocations, see
+            # bench/model.py alloc_free and clone_cycle)
             for words in self._ne_up:
                 k = j >> 6
                 sw = words[k]

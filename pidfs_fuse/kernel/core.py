@@ -101,6 +101,9 @@ class Kernel:
     # -- events ------------------------------------------------------------------------------
 
     def _emit(self, kind: EventKind, pid: Pid, task: Task | None = None) -> None:
+        """Call the listener, if any, with one event. Hot paths (clone, exit, reap) test
+        ``self.listener is not None`` before calling this, so that a kernel without a listener
+        builds no event and makes no call (bench/model.py clone_cycle runs without one)."""
         if self.listener is not None:
             self.listener(Event(kind, pid, task))
 
@@ -235,7 +238,11 @@ class Kernel:
             self._emit(EventKind.FREED, pid)
 
     def _maybe_free(self, pid: Pid) -> None:
-        if pid.allocated and not pid.has_task():
+        """free_pid() once no task of any type (PID, TGID, PGID, SID) links to the pid."""
+        # Pid.has_task(), inline: release_task() runs this for every reaped task and every
+        # group or session it leaves, see bench/model.py clone_cycle.
+        if (pid.allocated and pid.task is None and pid.tgid_task is None and not pid.pgrp_tasks
+                and not pid.session_tasks):
             self._free_pid(pid)
 
     # -- the system calls, by the file that models them ----------------------------------------

@@ -42,7 +42,8 @@ class Idr:
         """
         cursor = self.cursor
         nr = cursor if cursor > start else start
-        if nr >= end or nr in self._ptr:  # the common case, the cursor's id is free, skips this
+        # The common case, the cursor's id is free, skips the search (bench/model.py alloc_free)
+        if nr >= end or nr in self._ptr:
             used = self._used
             nr = used.next_clear(nr, end)
             if nr < 0 and cursor > start:
