@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 from . import exec as exec_
 from . import exit as exit_
@@ -78,8 +78,10 @@ class Kernel:
         self.listener = listener
         if clock is None:
             t0 = time.monotonic_ns()
-            clock = lambda: time.monotonic_ns() - t0  # noqa: E731
-        self.clock = clock
+
+            def clock() -> int:
+                return time.monotonic_ns() - t0
+        self.clock: Callable[[], int] = clock
         self._next_ino = 2  # pidfs: one global counter from 2, never reused
         self._next_ns_inum = PROC_PID_INIT_INO + 0x100
         #: live struct pids in pidfs-inode order (inos only grow), for /.pidfs/<ino> lookups
@@ -89,7 +91,8 @@ class Kernel:
         self.nr_threads = 0  # tasks not yet released
         self.root_ns = PidNamespace(level=0, parent=None, inum=PROC_PID_INIT_INO, pid_max=pid_max)
         pid = self._alloc_pid(self.root_ns, (), True, True)
-        g = ThreadGroup(leader=None, argv=(init_comm,), exe=f"/sbin/{init_comm}")  # type: ignore[arg-type]
+        # a group and its leader refer to each other: the leader is filled in right below
+        g = ThreadGroup(leader=cast(Task, None), argv=(init_comm,), exe=f"/sbin/{init_comm}")
         init = Task(pid=pid, group=g, comm=init_comm[: TASK_COMM_LEN - 1], start_time=0,
                     exit_signal=0)
         g.leader = init
@@ -145,7 +148,8 @@ class Kernel:
             n = step(nr)
             if n < 0:
                 return None
-            t = idr.find(n).tgid_task
+            pid = idr.find(n)
+            t = pid.tgid_task if pid is not None else None
             if t is not None:
                 return n, t
             nr = n + 1
@@ -179,7 +183,7 @@ class Kernel:
             raise einval(f"set_tid has {nset} entries but the new task has only "
                           f"{level + 1} pid namespace level(s)")
         anc = ns.ancestors
-        taken: list[tuple[Idr, int, int]] = []  # (id map, number, its cursor before), innermost first
+        taken: list[tuple[Idr[Pid], int, int]] = []  # (id map, number, its cursor before), innermost first
         nrs: list[int] = []
         try:
             for i in range(level, -1, -1):

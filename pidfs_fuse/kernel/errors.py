@@ -13,6 +13,8 @@ import errno as _errno
 class KernelError(OSError):
     """A system call of the model failed with ``errno``; ``str()`` says why."""
 
+    errno: int  # always set (OSError's may be None)
+
     def __init__(self, err: int, message: str) -> None:
         super().__init__(err, message)
 

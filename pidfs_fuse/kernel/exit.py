@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import signals as S
 from .checks import check_int, check_task, einval
-from .errors import KernelError
+from .errors import KernelError, ModelBug
 from .events import EventKind
 from .pid import ExitInfo
 from .pidfs import PidFd
@@ -183,8 +183,10 @@ def _find_alive_thread(self: Kernel, t: Task) -> Task | None:
 def _find_child_reaper(self: Kernel, father: Task) -> Task:
     ns = father.pid.ns
     reaper = ns.child_reaper
+    if reaper is None:  # its first pid, 1, made a child reaper before any other could exist
+        raise ModelBug(f"{father!r} exits in pid namespace {ns.inum}, which never had an init")
     if reaper is not father:
-        return reaper  # type: ignore[return-value]
+        return reaper
     alive = self._find_alive_thread(father)
     if alive is not None:
         ns.child_reaper = alive

@@ -130,15 +130,14 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
         if ns is not parent.active_ns:
             raise einval(f"task {parent.pid.nr} already unshared a pid namespace for children")
         new_ns = self._create_pid_ns(ns, privileged)
-        ns = new_ns
     try:
-        pid = self._alloc_pid(ns, set_tid, not thread, privileged)
+        pid = self._alloc_pid(ns if new_ns is None else new_ns, set_tid, not thread, privileged)
     except KernelError:
         if new_ns is not None:  # put_pid_ns() -> ns_free_inum(): the number is free again
             self._next_ns_inum -= 1
         raise
     if new_ns is not None:
-        new_ns.parent.children.append(new_ns)  # type: ignore[union-attr]
+        ns.children.append(new_ns)
         new_ns.creator = parent
 
     # -- nothing below can fail ---------------------------------------------------------

@@ -8,19 +8,24 @@ cost O(log64 pid_max); nothing walks the numbers one by one (see ``bitmap.BitSet
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Generic, Iterator, TypeVar
 
 from .bitmap import BitSet
+
+#: What the map holds: ``struct pid`` for a namespace's IDR (``PidNamespace.idr``).
+T = TypeVar("T")
 
 #: PID_MAX_LIMIT on 64-bit: the largest pid_max any namespace may have.
 PID_MAX_LIMIT = 4 * 1024 * 1024
 
 
-class Idr:
+class Idr(Generic[T]):
     __slots__ = ("_ptr", "_used", "_tagged", "cursor")
 
     def __init__(self) -> None:
-        self._ptr: dict[int, Any] = {}
+        #: number -> pointer; None for a number taken without one yet (alloc_pid() takes its
+        #: numbers with idr_alloc(NULL) and idr_replace()s them once the pid is built)
+        self._ptr: dict[int, T | None] = {}
         self._used = BitSet(PID_MAX_LIMIT)
         self._tagged = BitSet(PID_MAX_LIMIT)
         #: idr->idr_next: where the next cyclic allocation starts looking.
@@ -32,10 +37,10 @@ class Idr:
     def __contains__(self, nr: int) -> bool:
         return nr in self._ptr
 
-    def find(self, nr: int) -> Any:
+    def find(self, nr: int) -> T | None:
         return self._ptr.get(nr)
 
-    def alloc_cyclic(self, ptr: Any, start: int, end: int, tag: bool) -> int:
+    def alloc_cyclic(self, ptr: T | None, start: int, end: int, tag: bool) -> int:
         """idr_alloc_cyclic(): first free id in [max(start, cursor), end), else wrap to start.
 
         Returns -1 where the kernel returns -ENOSPC.
@@ -57,20 +62,20 @@ class Idr:
         self.cursor = nr + 1
         return nr
 
-    def alloc_exact(self, ptr: Any, nr: int, tag: bool) -> bool:
+    def alloc_exact(self, ptr: T | None, nr: int, tag: bool) -> bool:
         """idr_alloc(idr, ptr, nr, nr + 1): False when nr is taken. The cursor does not move."""
         if nr in self._ptr:
             return False
         self._insert(nr, ptr, tag)
         return True
 
-    def _insert(self, nr: int, ptr: Any, tag: bool) -> None:
+    def _insert(self, nr: int, ptr: T | None, tag: bool) -> None:
         self._ptr[nr] = ptr
         self._used.add(nr)
         if tag:
             self._tagged.add(nr)
 
-    def replace(self, nr: int, ptr: Any) -> None:
+    def replace(self, nr: int, ptr: T) -> None:
         self._ptr[nr] = ptr
 
     def remove(self, nr: int) -> int:
@@ -92,7 +97,7 @@ class Idr:
         """idr_get_next(): first allocated id >= nr, or -1."""
         return self._used.next_set(nr)
 
-    def items(self) -> Iterator[tuple[int, Any]]:
+    def items(self) -> Iterator[tuple[int, T | None]]:
         """(nr, ptr) in ascending order of nr."""
         nr = self._used.next_set(0)
         while nr >= 0:

@@ -13,7 +13,7 @@ Not modelled: RCU, refcount races, user namespaces (privilege is "uid 0").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .idr import PID_MAX_LIMIT, Idr
 
@@ -64,7 +64,7 @@ class PidNamespace:
     parent: "PidNamespace | None"
     inum: int
     pid_max: int
-    idr: Idr = field(default_factory=Idr)
+    idr: Idr[Pid] = field(default_factory=Idr)
     #: ancestors[i] is this namespace's ancestor at level i (ancestors[level] is self).
     ancestors: tuple["PidNamespace", ...] = ()
     child_reaper: "Task | None" = None
@@ -73,7 +73,7 @@ class PidNamespace:
     #: False until the first pid of the namespace was allocated and freed (free_pid's case 0).
     children: list["PidNamespace"] = field(default_factory=list)
     #: creator: the task whose clone/unshare made it (for pictures only).
-    creator: Any = None
+    creator: "Task | None" = None
 
     def __post_init__(self) -> None:
         if not self.ancestors:

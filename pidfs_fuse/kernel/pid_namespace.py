@@ -42,7 +42,7 @@ def _zap_pid_ns(self: Kernel, ns: PidNamespace, init: Task) -> None:
     victims: list[ThreadGroup] = []
     seen: set[int] = set()
     for nr, pid in ns.idr.items():
-        t = pid.task
+        t = pid.task if pid is not None else None  # (None only inside alloc_pid())
         if t is not None and t.group is not init.group and id(t.group) not in seen:
             seen.add(id(t.group))
             victims.append(t.group)
@@ -61,8 +61,9 @@ def unshare_pid_ns(self: Kernel, task: Task) -> PidNamespace:
     self._check_alive(task)
     if task.ns_for_children is not task.active_ns:
         raise einval(f"task {task.pid.nr} already unshared a pid namespace for children")
-    ns = self._create_pid_ns(task.active_ns, task.group.uid == 0)
-    ns.parent.children.append(ns)  # type: ignore[union-attr]
+    active = task.active_ns
+    ns = self._create_pid_ns(active, task.group.uid == 0)
+    active.children.append(ns)
     ns.creator = task
     task.pid_ns_for_children = ns
     return ns

@@ -72,10 +72,11 @@ def setpgid(self: Kernel, caller: Task, pid_nr: int = 0, pgid_nr: int = 0) -> No
         raise KernelError(errno.EPERM, f"process {pid_nr} leads a session")
     pgrp = p.pid
     if pgid_nr != pid_nr:
-        pgrp = self.find_pid(ns, pgid_nr)  # type: ignore[assignment]
-        g2 = next(iter(pgrp.pgrp_tasks), None) if pgrp is not None and pgrp.pgrp_tasks else None
-        if g2 is None or g2.group.session is not me.session:
+        found = self.find_pid(ns, pgid_nr)
+        g2 = next(iter(found.pgrp_tasks), None) if found is not None and found.pgrp_tasks else None
+        if found is None or g2 is None or g2.group.session is not me.session:
             raise KernelError(errno.EPERM, f"no process group {pgid_nr} in this session")
+        pgrp = found
     if pg.pgrp is not pgrp:
         self._change_pgrp(pg, pgrp)
         self._emit(EventKind.CHANGED, p.pid, p)

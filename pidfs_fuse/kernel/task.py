@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .pid import Pid, PidNamespace
+    from .pidfs import PidFd
 
 
 class ExitState(enum.IntEnum):
@@ -96,7 +97,7 @@ class ThreadGroup:
     cutime: int = 0
     cstime: int = 0
     #: emulated descriptors: fd -> object (pidfds the process holds)
-    files: dict[int, Any] | None = None
+    files: "dict[int, PidFd] | None" = None
     #: free-form extra fields set through ``set`` that have no slot of their own
     extra: dict[str, str] | None = None
 
