@@ -13,6 +13,10 @@ from .errors import KernelError
 from .pid import PidNamespace
 from .task import Task
 
+U32_MAX = 2**32 - 1
+#: The largest uid or gid: (uid_t)-1 means "no change" to setresuid() and is never an id.
+ID_MAX = U32_MAX - 1
+
 
 def einval(what: str) -> KernelError:
     return KernelError(errno.EINVAL, what)
@@ -32,8 +36,8 @@ def check_task(name: str, value: object) -> Task:
 
 def check_uid(value: object) -> int:
     uid = check_int("uid", value)
-    if not 0 <= uid < 2**32 - 1:
-        raise einval(f"uid {uid} is outside 0..4294967294")
+    if not 0 <= uid <= ID_MAX:
+        raise einval(f"uid {uid} is outside 0..{ID_MAX}")
     return uid
 
 

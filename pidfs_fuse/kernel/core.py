@@ -52,7 +52,7 @@ from .fork import (CLONE_AUTOREAP, CLONE_KNOWN, CLONE_NEWPID, CLONE_NNP, CLONE_P
 from .idr import Idr
 from .pid import PID_MAX_DEFAULT, PROC_PID_INIT_INO, RESERVED_PIDS, Pid, PidNamespace, check_pid_max
 from .pidfs import PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, PidFd
-from .task import TASK_COMM_LEN, Task, ThreadGroup
+from .task import TASK_COMM_LEN, Task, ThreadGroup, comm_cut
 
 #: What ``from .core import ...`` has always offered: the constants and records now defined
 #: next to the system calls they belong to are re-exported here.
@@ -93,7 +93,7 @@ class Kernel:
         pid = self._alloc_pid(self.root_ns, (), True, True)
         # a group and its leader refer to each other: the leader is filled in right below
         g = ThreadGroup(leader=cast(Task, None), argv=(init_comm,), exe=f"/sbin/{init_comm}")
-        init = Task(pid=pid, group=g, comm=init_comm[: TASK_COMM_LEN - 1], start_time=0,
+        init = Task(pid=pid, group=g, comm=comm_cut(init_comm), start_time=0,
                     exit_signal=0)
         g.leader = init
         g.pgrp = g.session = pid

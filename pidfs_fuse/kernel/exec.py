@@ -16,7 +16,7 @@ from .checks import einval
 from .errors import KernelError
 from .events import EventKind
 from .pid import ExitInfo
-from .task import EXIT_DEAD, TASK_COMM_LEN, TF_AUTOREAP, TF_FORKNOEXEC, TF_WAIT_PID, Task
+from .task import EXIT_DEAD, TF_AUTOREAP, TF_FORKNOEXEC, TF_WAIT_PID, Task, comm_cut
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -48,7 +48,7 @@ def execve(self: Kernel, task: Task, comm: str, argv: tuple[str, ...] | list[str
             self._do_exit(leader, 0)  # a zombie with a live thread: nobody is told
         self._de_thread(task, leader)
     task.exit_signal = S.SIGCHLD
-    task.comm = comm[: TASK_COMM_LEN - 1]
+    task.comm = comm_cut(comm)
     g.argv = tuple(argv) if argv is not None else (comm,)
     if exe is not None:
         g.exe = exe

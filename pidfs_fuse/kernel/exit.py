@@ -41,6 +41,13 @@ WCLONE = 0x80000000  # __WCLONE
 __WNOTHREAD, __WALL, __WCLONE = WNOTHREAD, WALL, WCLONE
 WAIT_KNOWN = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE
 
+# The wait status word (glibc bits/waitstatus.h): an exit is ``code << 8``; a death by signal is
+# the signal, | WCOREFLAG when a core was dumped; a stop is ``sig << 8 | W_STOPPED``; a
+# continue is W_CONTINUED.
+WCOREFLAG = 0x80
+W_STOPPED = 0x7F
+W_CONTINUED = 0xFFFF
+
 
 @dataclass(frozen=True, slots=True)
 class WaitResult:
@@ -59,13 +66,13 @@ class WaitResult:
 
 def describe_status(status: int) -> tuple[str, int]:
     """Decode a raw wait status into (kind, code) as WIFEXITED/WIFSIGNALED/WCOREDUMP would."""
-    if status == 0xFFFF:
+    if status == W_CONTINUED:
         return "continued", S.SIGCONT
-    if status & 0xFF == 0x7F:
+    if status & 0xFF == W_STOPPED:
         return "stopped", (status >> 8) & 0xFF
     if status & 0x7F == 0:
         return "exited", (status >> 8) & 0xFF
-    return ("dumped" if status & 0x80 else "killed"), status & 0x7F
+    return ("dumped" if status & WCOREFLAG else "killed"), status & 0x7F
 
 
 def exit(self: Kernel, task: Task, code: int = 0) -> None:
@@ -290,7 +297,7 @@ def _release_task(self: Kernel, p: Task) -> None:
     g = p.group
     pid = p.pid
     if pid.attr is not None:  # pidfs_exit(): only pids that ever had a handle keep a record
-        pid.attr.exit = ExitInfo(p.exit_code, bool(p.exit_code & 0x80) and bool(p.exit_code & 0x7F))
+        pid.attr.exit = ExitInfo(p.exit_code, bool(p.exit_code & WCOREFLAG) and bool(p.exit_code & 0x7F))
     del g.threads[p]
     self.nr_threads -= 1
     pid.task = None
@@ -416,12 +423,12 @@ def _do_wait(self: Kernel, parent: Task, idtype: int, target: Pid | None, option
                 code = g.stop_code
                 if not options & WNOWAIT:
                     g.stop_code = 0
-                return WaitResult(p.pid.nr_in(parent.pid.ns), "stopped", code, (code << 8) | 0x7F,
+                return WaitResult(p.pid.nr_in(parent.pid.ns), "stopped", code, (code << 8) | W_STOPPED,
                                   g.uid, p), True
             if options & WCONTINUED and g.continued:
                 if not options & WNOWAIT:
                     g.continued = False
-                return WaitResult(p.pid.nr_in(parent.pid.ns), "continued", S.SIGCONT, 0xFFFF,
+                return WaitResult(p.pid.nr_in(parent.pid.ns), "continued", S.SIGCONT, W_CONTINUED,
                                   g.uid, p), True
     return None, found
 

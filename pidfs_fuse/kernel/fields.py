@@ -29,19 +29,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import signals as S
+from .checks import ID_MAX as ID_MAX  # re-exported: the control plane's clone checks ids with it
+from .checks import U32_MAX
 from .errors import KernelError
-from .task import ExitState, Task
+from .task import TASK_COMM_LEN, ExitState, Task, comm_cut
 
 if TYPE_CHECKING:
     from .core import Kernel
 
-#: TASK_COMM_LEN - 1: the longest comm the kernel keeps (include/linux/sched.h).
-COMM_MAX = 15
 #: Run-state letters ``set`` accepts (fs/proc/array.c task_state_array, without Z and X, which
 #: only exit produces, and P, which only kthreads have).
 SETTABLE_STATES = "RSDTtI"
 U64_MAX = 2**64 - 1
-ID_MAX = 2**32 - 2  # (uid_t)-1 is "no change", never an id
+S64_MAX = 2**63 - 1
 _DECIMAL = re.compile(r"-?[0-9]{1,20}")
 
 
@@ -87,12 +87,12 @@ def parse_words(value: object, what: str) -> tuple[str, ...]:
 
 
 def parse_comm(value: object, what: str = "comm") -> str:
-    """A task name: non-empty text without newline or NUL, cut to 15 characters as the kernel
-    keeps at most TASK_COMM_LEN - 1."""
+    """A task name: non-empty text without newline or NUL, cut as the kernel cuts it
+    (``task.comm_cut``)."""
     if not isinstance(value, str) or not value or "\n" in value or "\0" in value:
         raise KernelError(errno.EINVAL, f"{what} {_short(value)} must be a non-empty line of text "
                           "without NUL")
-    return value[:COMM_MAX]
+    return comm_cut(value)
 
 
 def parse_path(value: object, what: str, *, allow_empty: bool = False) -> str:
@@ -213,12 +213,12 @@ def _int(key: str, lo: int, hi: int) -> Callable[[object], int]:
 
 _ROWS = (
     Field("state", "thread", "one of R S D T t I", _state, _thread("state"), _check_state),
-    Field("comm", "thread", "text, cut to 15 characters", parse_comm, _thread("comm")),
+    Field("comm", "thread", f"text, cut to {TASK_COMM_LEN - 1} characters", parse_comm, _thread("comm")),
     Field("nice", "thread", "-20..19", _int("nice", -20, 19), _thread("nice")),
     Field("utime", "thread", "clock ticks >= 0", _int("utime", 0, U64_MAX), _thread("utime")),
     Field("stime", "thread", "clock ticks >= 0", _int("stime", 0, U64_MAX), _thread("stime")),
     Field("start_time", "thread", "ns since boot, parent's <= it <= now",
-          _int("start_time", 0, 2**63 - 1), _thread("start_time"), _check_start),
+          _int("start_time", 0, S64_MAX), _thread("start_time"), _check_start),
     Field("uid", "process", f"0..{ID_MAX}", _int("uid", 0, ID_MAX), _process("uid")),
     Field("gid", "process", f"0..{ID_MAX}", _int("gid", 0, ID_MAX), _process("gid")),
     Field("rss", "process", "pages >= 0", _int("rss", 0, U64_MAX), _process("rss")),
@@ -233,7 +233,7 @@ _ROWS = (
           parse_sigset, _process("sigign")),
     Field("cutime", "process", "clock ticks >= 0", _int("cutime", 0, U64_MAX), _process("cutime")),
     Field("cstime", "process", "clock ticks >= 0", _int("cstime", 0, U64_MAX), _process("cstime")),
-    Field("tty_nr", "process", "device number 0..4294967295", _int("tty_nr", 0, 2**32 - 1),
+    Field("tty_nr", "process", f"device number 0..{U32_MAX}", _int("tty_nr", 0, U32_MAX),
           _process("tty_nr")),
 )
 

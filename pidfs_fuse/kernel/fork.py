@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import signals as S
-from .checks import check_int, check_task, einval
+from .checks import ID_MAX, check_int, check_task, einval
 from .errors import KernelError, ModelBug
 from .events import EventKind
 from .pid import MAX_PID_NS_LEVEL, PidNamespace
-from .task import (TASK_COMM_LEN, TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task,
-                   ThreadGroup)
+from .task import (TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task,
+                   ThreadGroup, comm_cut)
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -84,7 +84,7 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
     else:
         exit_signal = check_int("exit_signal", exit_signal)
         if not S.valid_signal(exit_signal):
-            raise einval(f"exit_signal {exit_signal} is not a signal (0..64)")
+            raise einval(f"exit_signal {exit_signal} is not a signal (0..{S.SIGRTMAX})")
     if flags:
         if flags & (CLONE_THREAD | CLONE_PARENT) and exit_signal:
             raise einval("exit_signal must be 0 with CLONE_THREAD or CLONE_PARENT")
@@ -117,8 +117,8 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
         for name, val, cur in (("uid", uid, g_parent.uid), ("gid", gid, g_parent.gid)):
             if val is not None:
                 check_int(name, val)
-                if not 0 <= val < 2**32 - 1:
-                    raise einval(f"{name} {val} is outside 0..4294967294")
+                if not 0 <= val <= ID_MAX:
+                    raise einval(f"{name} {val} is outside 0..{ID_MAX}")
                 if thread and val != cur:
                     raise einval(f"a thread shares its process's {name}")
                 if val != cur and not privileged:
@@ -148,7 +148,7 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
     # Task(pid, group, comm, start_time) positionally and the rest by assignment: keyword
     # arguments to the generated __init__ cost ~50ns each, and this runs for every clone
     # (bench/model.py clone_cycle).
-    task = Task(pid, g_parent, comm[: TASK_COMM_LEN - 1] if comm else parent.comm, now)
+    task = Task(pid, g_parent, comm_cut(comm) if comm else parent.comm, now)
     if thread:
         g = g_parent
         task.exit_signal = -1

@@ -16,6 +16,7 @@ from . import signals as S
 from .checks import check_int, check_task, check_uid, einval
 from .errors import KernelError
 from .events import EventKind
+from .exit import WCOREFLAG
 from .task import EXIT_DEAD, Task, ThreadGroup
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def kill(self: Kernel, task: Task, sig: int, *, sender: Task | None = None, uid:
     if task.exit_state is EXIT_DEAD:  # kill_pid_info(): no task is ESRCH before all else
         raise KernelError(errno.ESRCH, f"task {task.pid.nr} has been reaped")
     if not S.valid_signal(sig):  # check_kill_permission()
-        raise einval(f"signal {sig} is outside 0..64")
+        raise einval(f"signal {sig} is outside 0..{S.SIGRTMAX}")
     g = task.group
     if uid is None:
         uid = sender.group.uid if sender is not None else 0
@@ -88,7 +89,7 @@ def _deliver(self: Kernel, g: ThreadGroup, sig: int) -> None:
     if g.stopped and sig != S.SIGKILL:
         g.pending |= 1 << sig  # acted on once the group continues
         return
-    self._group_exit(g, sig | (0x80 if action is S.Action.CORE else 0))
+    self._group_exit(g, sig | (WCOREFLAG if action is S.Action.CORE else 0))
 
 
 def _notify_group_change(self: Kernel, g: ThreadGroup) -> None:

@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .signals import SIGCHLD
+
 if TYPE_CHECKING:
     from .pid import Pid, PidNamespace
     from .pidfs import PidFd
@@ -46,6 +48,11 @@ EXIT_RUNNING, EXIT_ZOMBIE, EXIT_DEAD = ExitState.RUNNING, ExitState.ZOMBIE, Exit
 
 #: include/linux/sched.h: ``comm`` is a char[TASK_COMM_LEN], so a name keeps at most 15 bytes.
 TASK_COMM_LEN = 16
+
+
+def comm_cut(name: str) -> str:
+    """What ``__set_task_comm()`` keeps of ``name``: its first TASK_COMM_LEN - 1 characters."""
+    return name[: TASK_COMM_LEN - 1]
 
 #: Letters procfs prints for a running task's scheduler state (fs/proc/array.c task_state_array).
 RUN_STATES = {
@@ -111,7 +118,7 @@ class Task:
     group: ThreadGroup
     comm: str
     start_time: int
-    exit_signal: int = 17  # -1 for threads
+    exit_signal: int = SIGCHLD  # -1 for threads
     state: str = "S"
     exit_state: ExitState = ExitState.RUNNING
     exit_code: int = 0  # raw wait status of this task
