@@ -213,7 +213,7 @@ def _int(key: str, lo: int, hi: int) -> Callable[[object], int]:
 
 _ROWS = (
     Field("state", "thread", "one of R S D T t I", _state, _thread("state"), _check_state),
-    Field("comm", "thread", f"text, cut to {TASK_COMM_LEN - 1} characters", parse_comm, _thread("comm")),
+    Field("comm", "thread", f"text, cut to {TASK_COMM_LEN - 1} bytes", parse_comm, _thread("comm")),
     Field("nice", "thread", "-20..19", _int("nice", -20, 19), _thread("nice")),
     Field("utime", "thread", "clock ticks >= 0", _int("utime", 0, U64_MAX), _thread("utime")),
     Field("stime", "thread", "clock ticks >= 0", _int("stime", 0, U64_MAX), _thread("stime")),

@@ -51,8 +51,18 @@ TASK_COMM_LEN = 16
 
 
 def comm_cut(name: str) -> str:
-    """What ``__set_task_comm()`` keeps of ``name``: its first TASK_COMM_LEN - 1 characters."""
-    return name[: TASK_COMM_LEN - 1]
+    """What ``__set_task_comm()`` keeps of ``name``: at most TASK_COMM_LEN - 1 bytes of its
+    UTF-8 (a strscpy into the char[16]). A character the cut would split is dropped whole: the
+    model keeps text, where Linux would keep that character's first bytes."""
+    if name.isascii():  # one byte per character
+        return name[: TASK_COMM_LEN - 1]
+    size = kept = 0
+    for ch in name:
+        size += len(ch.encode("utf-8", "surrogatepass"))
+        if size > TASK_COMM_LEN - 1:
+            break
+        kept += 1
+    return name[:kept]
 
 #: Letters procfs prints for a running task's scheduler state (fs/proc/array.c task_state_array).
 RUN_STATES = {
