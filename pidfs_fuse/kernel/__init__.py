@@ -8,13 +8,35 @@ pid_namespace.py, pidfs.py), and ``pid``/``task`` hold the objects they act on.
 from .core import Kernel
 from .errors import KernelError, ModelBug
 from .events import Event, EventKind
-from .exit import (P_ALL, P_PGID, P_PID, P_PIDFD, WALL, WCLONE, WCONTINUED, WEXITED, WNOHANG,
-                   WNOTHREAD, WNOWAIT, WSTOPPED, WaitResult, describe_status)
-from .fork import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
-                   CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, CloneResult)
+from .exit import (
+                   P_ALL,
+                   P_PGID,
+                   P_PID,
+                   P_PIDFD,
+                   WALL,
+                   WCLONE,
+                   WCONTINUED,
+                   WEXITED,
+                   WNOHANG,
+                   WNOTHREAD,
+                   WNOWAIT,
+                   WSTOPPED,
+                   WaitResult,
+                   describe_status,
+)
+from .fork import (
+                   CLONE_AUTOREAP,
+                   CLONE_NEWPID,
+                   CLONE_NNP,
+                   CLONE_PARENT,
+                   CLONE_PIDFD,
+                   CLONE_PIDFD_AUTOKILL,
+                   CLONE_THREAD,
+                   CLONE_WAIT_PID,
+                   CloneResult,
+)
 from .idr import PID_MAX_LIMIT
-from .pid import (MAX_PID_NS_LEVEL, PID_MAX_DEFAULT, PID_MAX_MIN, RESERVED_PIDS, ExitInfo, Pid,
-                  PidNamespace, UPid)
+from .pid import MAX_PID_NS_LEVEL, PID_MAX_DEFAULT, PID_MAX_MIN, RESERVED_PIDS, ExitInfo, Pid, PidNamespace, UPid
 from .pidfs import PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, PidFd
 from .task import ExitState, Task, TaskFlag, ThreadGroup
 

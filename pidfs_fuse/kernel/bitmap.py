@@ -16,7 +16,7 @@ _FULL = (1 << _W) - 1
 class BitSet:
     """Set of integers in ``[0, size)``: add, discard, membership, next set, next clear."""
 
-    __slots__ = ("size", "_nonempty", "_full", "count", "_bits", "_ne_up")
+    __slots__ = ("_bits", "_full", "_ne_up", "_nonempty", "count", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size

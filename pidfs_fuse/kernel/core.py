@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import Callable, Iterator, cast
+from collections.abc import Callable, Iterator
+from typing import cast
 
 from . import exec as exec_
 from . import exit as exit_
@@ -45,10 +46,35 @@ from . import kill as kill_
 from .checks import check_int, check_ns, einval
 from .errors import KernelError
 from .events import Event, EventKind, Listener
-from .exit import (P_ALL, P_PGID, P_PID, P_PIDFD, WAIT_KNOWN, WALL, WCLONE, WCONTINUED, WEXITED,
-                   WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, WaitResult, describe_status)
-from .fork import (CLONE_AUTOREAP, CLONE_KNOWN, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
-                   CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, CloneResult)
+from .exit import (
+    P_ALL,
+    P_PGID,
+    P_PID,
+    P_PIDFD,
+    WAIT_KNOWN,
+    WALL,
+    WCLONE,
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOTHREAD,
+    WNOWAIT,
+    WSTOPPED,
+    WaitResult,
+    describe_status,
+)
+from .fork import (
+    CLONE_AUTOREAP,
+    CLONE_KNOWN,
+    CLONE_NEWPID,
+    CLONE_NNP,
+    CLONE_PARENT,
+    CLONE_PIDFD,
+    CLONE_PIDFD_AUTOKILL,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    CloneResult,
+)
 from .idr import Idr
 from .pid import PID_MAX_DEFAULT, PROC_PID_INIT_INO, RESERVED_PIDS, Pid, PidNamespace, check_pid_max
 from .pidfs import PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, PidFd
@@ -57,11 +83,39 @@ from .task import TASK_COMM_LEN, Task, ThreadGroup, comm_cut
 #: What ``from .core import ...`` has always offered: the constants and records now defined
 #: next to the system calls they belong to are re-exported here.
 __all__ = [
-    "CLONE_AUTOREAP", "CLONE_KNOWN", "CLONE_NEWPID", "CLONE_NNP", "CLONE_PARENT", "CLONE_PIDFD",
-    "CLONE_PIDFD_AUTOKILL", "CLONE_THREAD", "CLONE_WAIT_PID", "P_ALL", "P_PGID", "P_PID", "P_PIDFD",
-    "PIDFD_NONBLOCK", "PIDFD_THREAD", "POLLHUP", "POLLIN", "POLLRDNORM", "TASK_COMM_LEN",
-    "WAIT_KNOWN", "WALL", "WCLONE", "WCONTINUED", "WEXITED", "WNOHANG", "WNOTHREAD", "WNOWAIT",
-    "WSTOPPED", "CloneResult", "Kernel", "PidFd", "WaitResult", "describe_status",
+    "CLONE_AUTOREAP",
+    "CLONE_KNOWN",
+    "CLONE_NEWPID",
+    "CLONE_NNP",
+    "CLONE_PARENT",
+    "CLONE_PIDFD",
+    "CLONE_PIDFD_AUTOKILL",
+    "CLONE_THREAD",
+    "CLONE_WAIT_PID",
+    "PIDFD_NONBLOCK",
+    "PIDFD_THREAD",
+    "POLLHUP",
+    "POLLIN",
+    "POLLRDNORM",
+    "P_ALL",
+    "P_PGID",
+    "P_PID",
+    "P_PIDFD",
+    "TASK_COMM_LEN",
+    "WAIT_KNOWN",
+    "WALL",
+    "WCLONE",
+    "WCONTINUED",
+    "WEXITED",
+    "WNOHANG",
+    "WNOTHREAD",
+    "WNOWAIT",
+    "WSTOPPED",
+    "CloneResult",
+    "Kernel",
+    "PidFd",
+    "WaitResult",
+    "describe_status",
 ]
 
 

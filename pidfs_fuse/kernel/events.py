@@ -8,8 +8,9 @@ the injected listener and returns.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .pid import Pid
@@ -28,8 +29,8 @@ class EventKind(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: EventKind
-    pid: "Pid"
-    task: "Task | None" = None
+    pid: Pid
+    task: Task | None = None
 
 
 Listener = Callable[[Event], None]

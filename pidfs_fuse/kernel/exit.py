@@ -21,8 +21,7 @@ from .errors import KernelError, ModelBug
 from .events import EventKind
 from .pid import ExitInfo
 from .pidfs import PidFd
-from .task import (EXIT_DEAD, EXIT_RUNNING, EXIT_ZOMBIE, TF_AUTOREAP, TF_EXITING, TF_WAIT_PID, Task,
-                   ThreadGroup)
+from .task import EXIT_DEAD, EXIT_RUNNING, EXIT_ZOMBIE, TF_AUTOREAP, TF_EXITING, TF_WAIT_PID, Task, ThreadGroup
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -241,10 +240,10 @@ def _forget_original_parent(self: Kernel, father: Task) -> None:
         p.exit_signal = S.SIGCHLD
         if p.group.pgrp is not None:
             orphan_checks.setdefault(id(p.group.pgrp), p)
-        if p.exit_state is EXIT_ZOMBIE and len(p.group.threads) == 1:
-            if self._do_notify_parent(p, p.exit_signal):
-                self._release_task(p)
-                continue
+        if (p.exit_state is EXIT_ZOMBIE and len(p.group.threads) == 1
+                and self._do_notify_parent(p, p.exit_signal)):
+            self._release_task(p)
+            continue
         self._emit(EventKind.CHANGED, p.pid, p)
     # kill_orphaned_pgrp(p, father) runs per child in Linux but only fires once the group's
     # last link to father is gone, i.e. once per group after the whole move; the signals
@@ -390,7 +389,8 @@ def waitid(self: Kernel, parent: Task, idtype: int = P_ALL, id: int = 0, options
     return None
 
 
-def _do_wait(self: Kernel, parent: Task, idtype: int, target: Pid | None, options: int) -> tuple[WaitResult | None, bool]:
+def _do_wait(self: Kernel, parent: Task, idtype: int, target: Pid | None,
+             options: int) -> tuple[WaitResult | None, bool]:
     # No copies of the thread and child lists: every path that changes them returns at once.
     waiters = (parent,) if options & WNOTHREAD else parent.group.threads
     found = False

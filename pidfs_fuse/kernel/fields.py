@@ -25,8 +25,9 @@ from __future__ import annotations
 import errno
 import re
 import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import signals as S
 from .checks import ID_MAX as ID_MAX  # re-exported: the control plane's clone checks ids with it
@@ -156,12 +157,12 @@ def _state(value: object) -> str:
     return value
 
 
-def _check_state(kernel: "Kernel", task: Task, value: str) -> None:
+def _check_state(kernel: Kernel, task: Task, value: str) -> None:
     if task.exit_state is not ExitState.RUNNING:
         raise KernelError(errno.EINVAL, f"task {task.pid.nr} has exited; its state stays Z")
 
 
-def _check_start(kernel: "Kernel", task: Task, value: int) -> None:
+def _check_start(kernel: Kernel, task: Task, value: int) -> None:
     """A start time keeps clients sane: not in the future, not before the task it was forked
     from (its parent, or for a thread its leader), not after its own threads and children."""
     now = kernel.clock()
@@ -192,7 +193,7 @@ class Field:
     syntax: str  # what the value looks like, for help text
     parse: Callable[[object], Any]
     apply: Callable[[Task, Any], None]
-    check: Callable[["Kernel", Task, Any], None] | None = None
+    check: Callable[[Kernel, Task, Any], None] | None = None
 
 
 def _thread(attr: str) -> Callable[[Task, Any], None]:
@@ -241,7 +242,7 @@ _ROWS = (
 FIELDS: dict[str, Field] = {f.key: f for f in _ROWS}
 
 
-def set_fields(kernel: "Kernel", task: Task, pairs: Iterable[tuple[str, object]]) -> None:
+def set_fields(kernel: Kernel, task: Task, pairs: Iterable[tuple[str, object]]) -> None:
     """Set every ``(key, value)`` on ``task`` or none of them, then notify once.
 
     EINVAL: an unknown or repeated key, a value its row rejects, or no pair at all; ESRCH: the
@@ -273,6 +274,6 @@ def set_fields(kernel: "Kernel", task: Task, pairs: Iterable[tuple[str, object]]
         kernel.notify_changed(task.group.leader)
 
 
-def set_field(kernel: "Kernel", task: Task, key: str, value: object) -> None:
+def set_field(kernel: Kernel, task: Task, key: str, value: object) -> None:
     """Set one field (see ``set_fields``)."""
     set_fields(kernel, task, ((key, value),))

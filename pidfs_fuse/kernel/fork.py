@@ -17,8 +17,7 @@ from .checks import ID_MAX, check_int, check_task, einval
 from .errors import KernelError, ModelBug
 from .events import EventKind
 from .pid import MAX_PID_NS_LEVEL, PidNamespace
-from .task import (TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task,
-                   ThreadGroup, comm_cut)
+from .task import TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task, ThreadGroup, comm_cut
 
 if TYPE_CHECKING:
     from .core import Kernel

@@ -8,7 +8,8 @@ cost O(log64 pid_max); nothing walks the numbers one by one (see ``bitmap.BitSet
 
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from .bitmap import BitSet
 
@@ -20,7 +21,7 @@ PID_MAX_LIMIT = 4 * 1024 * 1024
 
 
 class Idr(Generic[T]):
-    __slots__ = ("_ptr", "_used", "_tagged", "cursor")
+    __slots__ = ("_ptr", "_tagged", "_used", "cursor")
 
     def __init__(self) -> None:
         #: number -> pointer; None for a number taken without one yet (alloc_pid() takes its

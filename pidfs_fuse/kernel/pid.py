@@ -35,7 +35,7 @@ class UPid:
     """struct upid: a number and the namespace it is valid in."""
 
     nr: int
-    ns: "PidNamespace"
+    ns: PidNamespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +61,19 @@ class PidAttr:
 @dataclass(slots=True, eq=False)
 class PidNamespace:
     level: int
-    parent: "PidNamespace | None"
+    parent: PidNamespace | None
     inum: int
     pid_max: int
     idr: Idr[Pid] = field(default_factory=Idr)
     #: ancestors[i] is this namespace's ancestor at level i (ancestors[level] is self).
-    ancestors: tuple["PidNamespace", ...] = ()
-    child_reaper: "Task | None" = None
+    ancestors: tuple[PidNamespace, ...] = ()
+    child_reaper: Task | None = None
     #: PIDNS_ADDING: cleared when the namespace's init dies (disable_pid_allocation).
     adding: bool = True
     #: False until the first pid of the namespace was allocated and freed (free_pid's case 0).
-    children: list["PidNamespace"] = field(default_factory=list)
+    children: list[PidNamespace] = field(default_factory=list)
     #: creator: the task whose clone/unshare made it (for pictures only).
-    creator: "Task | None" = None
+    creator: Task | None = None
 
     def __post_init__(self) -> None:
         if not self.ancestors:
@@ -93,11 +93,11 @@ class PidNamespace:
         """ns_last_pid as the sysctl reads it: cursor - 1."""
         return self.idr.cursor - 1
 
-    def find_pid(self, nr: int) -> "Pid | None":
+    def find_pid(self, nr: int) -> Pid | None:
         """find_pid_ns(): the pid numbered ``nr`` in this namespace, or None."""
         return self.idr.find(nr)
 
-    def is_ancestor_of(self, other: "PidNamespace") -> bool:
+    def is_ancestor_of(self, other: PidNamespace) -> bool:
         """True when ``other`` is this namespace or a descendant of it."""
         return other.level >= self.level and other.ancestors[self.level] is self
 
@@ -109,10 +109,10 @@ class Pid:
     numbers: tuple[int, ...]
     ns: PidNamespace  # the innermost namespace (ns_of_pid)
     ino: int  # pidfs inode number
-    task: "Task | None" = None  # PIDTYPE_PID
-    tgid_task: "Task | None" = None  # PIDTYPE_TGID
-    pgrp_tasks: "dict[Task, None] | None" = None  # PIDTYPE_PGID (leaders only)
-    session_tasks: "dict[Task, None] | None" = None  # PIDTYPE_SID (leaders only)
+    task: Task | None = None  # PIDTYPE_PID
+    tgid_task: Task | None = None  # PIDTYPE_TGID
+    pgrp_tasks: dict[Task, None] | None = None  # PIDTYPE_PGID (leaders only)
+    session_tasks: dict[Task, None] | None = None  # PIDTYPE_SID (leaders only)
     attr: PidAttr | None = None
     #: open handles (pidfds) on this pid; the struct lives on after reap while this is > 0.
     handles: int = 0
@@ -139,7 +139,7 @@ class Pid:
         return 0
 
     def upids(self) -> tuple[UPid, ...]:
-        return tuple(UPid(nr, ns) for nr, ns in zip(self.numbers, self.ns.ancestors))
+        return tuple(UPid(nr, ns) for nr, ns in zip(self.numbers, self.ns.ancestors, strict=True))
 
     def has_task(self) -> bool:
         return (self.task is not None or self.tgid_task is not None or bool(self.pgrp_tasks)
@@ -147,8 +147,9 @@ class Pid:
 
 
 def check_pid_max(value: int) -> None:
-    from .errors import KernelError
     import errno
+
+    from .errors import KernelError
 
     if not isinstance(value, int) or isinstance(value, bool) or not PID_MAX_MIN <= value <= PID_MAX_LIMIT:
         raise KernelError(errno.EINVAL, f"pid_max {value!r} is outside {PID_MAX_MIN}..{PID_MAX_LIMIT}")

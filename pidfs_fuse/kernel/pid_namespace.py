@@ -41,7 +41,7 @@ def _zap_pid_ns(self: Kernel, ns: PidNamespace, init: Task) -> None:
     init.group.sigign |= 1 << S.SIGCHLD
     victims: list[ThreadGroup] = []
     seen: set[int] = set()
-    for nr, pid in ns.idr.items():
+    for _nr, pid in ns.idr.items():
         t = pid.task if pid is not None else None  # (None only inside alloc_pid())
         if t is not None and t.group is not init.group and id(t.group) not in seen:
             seen.add(id(t.group))

@@ -91,9 +91,9 @@ def parse_signal(text: str | int, *, allow_zero: bool = True) -> int:
             sig = int(t)
         elif u in _BY_NAME:
             sig = _BY_NAME[u]
-        elif u.startswith("RTMIN") and (u == "RTMIN" or u[5:6] == "+" and _is_decimal(u[6:]) and len(u) < 9):
+        elif u.startswith("RTMIN") and (u == "RTMIN" or (u[5:6] == "+" and _is_decimal(u[6:]) and len(u) < 9)):
             sig = SIGRTMIN + (int(u[6:]) if u != "RTMIN" else 0)
-        elif u.startswith("RTMAX") and (u == "RTMAX" or u[5:6] == "-" and _is_decimal(u[6:]) and len(u) < 9):
+        elif u.startswith("RTMAX") and (u == "RTMAX" or (u[5:6] == "-" and _is_decimal(u[6:]) and len(u) < 9)):
             sig = SIGRTMAX - (int(u[6:]) if u != "RTMAX" else 0)
         else:
             raise KernelError(errno.EINVAL, f"unknown signal {text!r}")

@@ -82,12 +82,12 @@ RUN_STATES = {
 class ThreadGroup:
     """signal_struct and the shared process state (mm, creds, fs, files) of one thread group."""
 
-    leader: "Task"
+    leader: Task
     #: real_parent: the thread (of another group) that forked this process
-    parent: "Task | None" = None
-    pgrp: "Pid | None" = None  # signal->pids[PIDTYPE_PGID]
-    session: "Pid | None" = None  # signal->pids[PIDTYPE_SID]
-    threads: dict["Task", None] = field(default_factory=dict)  # creation order, leader first
+    parent: Task | None = None
+    pgrp: Pid | None = None  # signal->pids[PIDTYPE_PGID]
+    session: Pid | None = None  # signal->pids[PIDTYPE_SID]
+    threads: dict[Task, None] = field(default_factory=dict)  # creation order, leader first
     live: int = 0  # signal->live: threads that have not exited
     group_exit: bool = False  # SIGNAL_GROUP_EXIT
     group_exit_code: int = 0
@@ -114,7 +114,7 @@ class ThreadGroup:
     cutime: int = 0
     cstime: int = 0
     #: emulated descriptors: fd -> object (pidfds the process holds)
-    files: "dict[int, PidFd] | None" = None
+    files: dict[int, PidFd] | None = None
     #: free-form extra fields set through ``set`` that have no slot of their own
     extra: dict[str, str] | None = None
 
@@ -124,7 +124,7 @@ class ThreadGroup:
 
 @dataclass(slots=True, eq=False)
 class Task:
-    pid: "Pid"
+    pid: Pid
     group: ThreadGroup
     comm: str
     start_time: int
@@ -136,14 +136,14 @@ class Task:
     nice: int = 0
     utime: int = 0  # clock ticks
     stime: int = 0
-    children: "dict[Task, None] | None" = None  # thread-group leaders whose real_parent is self
-    pid_ns_for_children: "PidNamespace | None" = None  # None: the active namespace
+    children: dict[Task, None] | None = None  # thread-group leaders whose real_parent is self
+    pid_ns_for_children: PidNamespace | None = None  # None: the active namespace
 
     def __repr__(self) -> str:
         return f"<Task {'/'.join(map(str, self.pid.numbers))} {self.comm!r}>"
 
     @property
-    def leader(self) -> "Task":
+    def leader(self) -> Task:
         return self.group.leader
 
     @property
@@ -155,22 +155,22 @@ class Task:
         return self.exit_state is EXIT_RUNNING and not self.flags & TF_EXITING
 
     @property
-    def active_ns(self) -> "PidNamespace":
+    def active_ns(self) -> PidNamespace:
         """task_active_pid_ns(): the namespace the task's own pid lives in."""
         return self.pid.ns
 
     @property
-    def ns_for_children(self) -> "PidNamespace":
+    def ns_for_children(self) -> PidNamespace:
         return self.pid_ns_for_children or self.pid.ns
 
-    def tid_in(self, ns: "PidNamespace") -> int:
+    def tid_in(self, ns: PidNamespace) -> int:
         return self.pid.nr_in(ns)
 
-    def tgid_in(self, ns: "PidNamespace") -> int:
+    def tgid_in(self, ns: PidNamespace) -> int:
         return self.group.leader.pid.nr_in(ns)
 
     @property
-    def real_parent(self) -> "Task | None":
+    def real_parent(self) -> Task | None:
         return self.group.parent
 
     @property
