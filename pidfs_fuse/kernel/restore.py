@@ -108,8 +108,8 @@ def set_counters(kernel: Kernel, c: Counters) -> None:
 def allocated_pids(kernel: Kernel) -> Iterator[Pid]:
     """Every allocated struct pid (each has a number in the root namespace), tasks or not, in no
     particular order: what a checkpoint walks. Do not allocate or free pids while iterating."""
-    pids: Iterable[Pid] = kernel.root_ns.idr._ptr.values()
-    return iter(pids)
+    # A number reserved by an allocation in progress maps to None until its pid exists.
+    return (pid for pid in kernel.root_ns.idr._ptr.values() if pid is not None)
 
 
 def _set_tid(ns: PidNamespace, numbers: tuple[int, ...]) -> tuple[int, ...]:
