@@ -124,7 +124,7 @@ class Mounted:
         self.control.close()
         self.mount.unmount()
 
-    def __enter__(self) -> "Mounted":
+    def __enter__(self) -> Mounted:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,17 +135,20 @@ class Helper:
     """A helper process speaking lines on stdin/stdout; killed by pid when closed."""
 
     def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), mode],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
 
     def say(self, line: str) -> None:
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
+        self.stdin.write(line + "\n")
+        self.stdin.flush()
 
     def hear(self) -> str:
-        line = self.proc.stdout.readline()
+        line = self.stdout.readline()
         if not line:
-            raise RuntimeError(f"helper {self.proc.args[-1]} exited ({self.proc.poll()})")
+            raise RuntimeError(f"helper {self.mode} exited ({self.proc.poll()})")
         return line.strip()
 
     def close(self) -> None:
@@ -155,8 +158,8 @@ class Helper:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass  # stuck in a FUSE read: freed when the mount goes away
-        self.proc.stdin.close()
-        self.proc.stdout.close()
+        self.stdin.close()
+        self.stdout.close()
 
 
 def _syscall(tid: int) -> int:
@@ -194,7 +197,7 @@ def _latencies(helper: Helper, targets: list[str], trigger) -> list[float]:
 
 def _p99(xs: list[float]) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(0.99 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(0.99 * (len(xs) - 1)))]
 
 
 def bench_latency(quick: bool) -> list[dict]:
@@ -234,7 +237,7 @@ def bench_mass(quick: bool) -> list[dict]:
     n = 10_000
     reps = 1 if quick else 3
     rows = []
-    best = None
+    best: tuple[float, float, float, int] | None = None
     for _ in range(reps):
         with Mounted() as m:
             init = m.ctl("clone 1 newpid comm=massinit").split()[0]
@@ -253,6 +256,7 @@ def bench_mass(quick: bool) -> list[dict]:
         got = ((last - t0) / 1e3, (first - t0) / 1e3, (t1 - t0) / 1e3, seen)
         if best is None or got[0] < best[0]:
             best = got
+    assert best is not None  # reps >= 1
     all_us, first_us, write_us, seen = best
     rows.append(dict(bench=f"{n:,} handles in one epoll: mass kill -> all {seen:,} reported",
                      mount_us=all_us, goal="<= 1,000,000 us", ok=all_us <= 1e6 and seen == n,

@@ -24,9 +24,10 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
-from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_ALL, RESERVED_PIDS, WEXITED, Kernel
+from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_THREAD, P_ALL, RESERVED_PIDS, WEXITED, Kernel, PidNamespace, Task
 from pidfs_fuse.kernel.idr import PID_MAX_LIMIT, Idr
 
 
@@ -64,7 +65,7 @@ def _threads_kernel(nthreads: int) -> Kernel:
 def leader_scan(quick: bool = False) -> list[dict]:
     sizes = [0, 1_000, 10_000] if quick else [0, 1_000, 10_000, 100_000]
     reps = 5 if quick else 9
-    rows = []
+    rows: list[dict[str, Any]] = []
     base: dict[str, float] = {}
     for n in sizes:
         k = _threads_kernel(n)
@@ -74,7 +75,9 @@ def leader_scan(quick: bool = False) -> list[dict]:
             leaders = list(k.iter_tgids(ns, linear=linear))
             assert len(leaders) == 102, len(leaders)
             inner = 50 if not linear or n <= 1_000 else (5 if n <= 10_000 else 1)
-            times[scan] = best_of(_timed(lambda: list(k.iter_tgids(ns, linear=linear)), inner), reps)
+            def scan_once(k: Kernel = k, ns: PidNamespace = ns, linear: bool = linear) -> object:
+                return list(k.iter_tgids(ns, linear=linear))
+            times[scan] = best_of(_timed(scan_once, inner), reps)
         for scan in ("tagged", "linear"):
             base.setdefault(scan, times[scan])
         rows.append(dict(
@@ -96,11 +99,11 @@ def _filled_idr(fill: float, seed: int = 1) -> Idr:
     scattered at random, and the cursor somewhere in the middle."""
     import random
 
-    idr = Idr()
+    idr: Idr[None] = Idr()
     rng = random.Random(seed)
     lo, hi = 300, PID_MAX_LIMIT
     nfree = round((hi - lo) * (1 - fill))
-    free = set(rng.sample(range(lo, hi), nfree)) if fill > 0 else None
+    free = set(rng.sample(range(lo, hi), nfree)) if fill > 0 else set()
     if fill > 0:
         for nr in range(1, hi):
             if nr not in free:
@@ -169,7 +172,7 @@ def clone_cycle(quick: bool = False) -> list[dict]:
         parent = _nested_parent(k, level)
         clone, exit_group, waitid = k.clone, k.exit_group, k.waitid
 
-        def cycles() -> float:
+        def cycles(parent: Task = parent) -> float:
             t0 = time.perf_counter()
             for _ in range(n):
                 child = clone(parent).task
@@ -228,10 +231,8 @@ def thread_memory(quick: bool = False) -> list[dict]:
     rows = []
     res = {}
     for use_tm in (False, True):
-        if use_tm and not quick and n > 200_000:
-            m = 200_000  # tracemalloc triples the run time: count a fifth of the threads
-        else:
-            m = n
+        # tracemalloc triples the run time: with it, count a fifth of the threads
+        m = 200_000 if use_tm and not quick and n > 200_000 else n
         out = subprocess.run([sys.executable, "-c", _MEM_CHILD, str(m), "1" if use_tm else "0"],
                              capture_output=True, text=True, check=True, env=_child_env())
         res[use_tm] = (m, json.loads(out.stdout))

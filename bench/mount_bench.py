@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pidfs_fuse.client import PidfsMount, mount_table
 
@@ -100,7 +100,7 @@ def bench_files(quick: bool) -> list[dict]:
     return rows
 
 
-def _ps_time(root: str | None, reps: int) -> tuple[float, int]:
+def _ps_time(root: str | os.PathLike[str] | None, reps: int) -> tuple[float, int]:
     if root is None:
         cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", "ps -ef > /dev/null"]
         count_cmd = ["ps", "-e", "--no-headers"]
@@ -131,7 +131,7 @@ def bench_ps(quick: bool) -> list[dict]:
                  proc_us=per_r * 1e6, ratio=per_m / per_r, goal="<= 5x", ok=per_m / per_r <= 5)]
 
 
-def _list_time(path: str, reps: int) -> float:
+def _list_time(path: str | os.PathLike[str], reps: int) -> float:
     def once() -> float:
         t0 = time.perf_counter()
         os.listdir(path)

@@ -59,8 +59,7 @@ def generated_scenario(tasks: int) -> str:
 
 def build_table(tasks: int):
     """A Kernel of ``tasks`` tasks built with the kernel API (see the module docstring)."""
-    from pidfs_fuse.kernel import (CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_PID, WEXITED,
-                                   Kernel)
+    from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, P_PID, WEXITED, Kernel
     from pidfs_fuse.kernel.idr import PID_MAX_LIMIT
 
     k = Kernel(pid_max=PID_MAX_LIMIT)

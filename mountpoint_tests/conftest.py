@@ -133,6 +133,16 @@ def shared_mnt(tmp_path_factory):
 
 def in_private_proc(mount: Mount | str, command: str, **kw) -> subprocess.CompletedProcess:
     """Run ``command`` in a private mount namespace with the mount bound over /proc."""
-    script = f"mount --bind {str(mount)} /proc && {command}"
+    script = f"mount --bind {mount!s} /proc && {command}"
     return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60, **kw)
+
+
+@pytest.fixture
+def procs(mount_table):
+    """Start clients with ``procs.popen``; all are killed before the mounts go away."""
+    from .waiting import Procs
+
+    pr = Procs()
+    yield pr
+    pr.cleanup()

@@ -18,7 +18,6 @@ from .waiting import (
     SYS_EPOLL,
     blocked_reading,
     in_syscall,
-    procs,  # noqa: F401 (a fixture the tests request by name)
     wait_until,
 )
 

@@ -26,7 +26,6 @@ from .waiting import (
     SYS_SELECT,
     blocked_reading,
     children,
-    procs,  # noqa: F401 (a fixture the tests request by name)
     wait_until,
     when_blocked,
 )
@@ -43,6 +42,7 @@ def errno_of(fn, *args, **kw) -> int:
     try:
         fn(*args, **kw)
     except OSError as e:
+        assert e.errno is not None
         return e.errno
     return 0
 

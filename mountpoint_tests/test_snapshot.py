@@ -137,7 +137,7 @@ def _walk(root: str) -> dict[str, object]:
             else:
                 data = _attempt(_read, p)
                 if name in TIME_VARYING and (rel == "" or os.path.dirname(rel) == ".pidns"):
-                    data = _structure(name, data)  # type: ignore[arg-type]
+                    data = _structure(name, data)
                 out[r] = (meta(st), data)
 
     visit("")
@@ -146,8 +146,8 @@ def _walk(root: str) -> dict[str, object]:
     def inum(link: object) -> str:
         return str(link).removeprefix("pid:[").removesuffix("]")
 
-    root_inum = inum(out["1/ns/pid"][1])  # type: ignore[index]
-    links = {inum(v[1]) for k, v in out.items() if k.endswith("/ns/pid") and isinstance(v[1], str)}  # type: ignore[index]
+    root_inum = inum(out["1/ns/pid"][1])
+    links = {inum(v[1]) for k, v in out.items() if k.endswith("/ns/pid") and isinstance(v[1], str)}
     for ns in sorted(links - {root_inum}):
         visit(os.path.join(".pidns", ns))
     return out

@@ -19,9 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Iterable
-
-import pytest
+from collections.abc import Callable, Iterable
 
 # x86_64 system call numbers, as /proc/<tid>/syscall shows them
 SYS_READ = {0}
@@ -96,9 +94,9 @@ def when_blocked(tid: int, numbers: Iterable[int], action: Callable[[], object])
         try:
             wait_until(lambda: in_syscall(tid, numbers), f"task {tid} sleeps in {sorted(numbers)}")
             action()
-            t.result = time.monotonic()
+            t.result = time.monotonic()  # type: ignore[attr-defined]
         except BaseException as e:  # reported by the test that reads .result
-            t.result = e
+            t.result = e  # type: ignore[attr-defined]
 
     t = threading.Thread(target=run, daemon=True)
     t.result = None  # type: ignore[attr-defined]
@@ -134,11 +132,3 @@ class Procs:
             for f in (p.stdin, p.stdout, p.stderr):
                 if f is not None:
                     f.close()
-
-
-@pytest.fixture
-def procs(mount_table):
-    """Start clients with ``procs.popen``; all are killed before the mounts go away."""
-    pr = Procs()
-    yield pr
-    pr.cleanup()

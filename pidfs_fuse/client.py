@@ -30,8 +30,8 @@ Mounting. ``spawn_server`` starts ``python -m pidfs_fuse.mount`` (the server, wh
 ``mount``/``unmount`` do what the CLI commands do (a detached server; every server records
 itself in the user's run directory while it serves, see ``pidfs_fuse.rundir``; ``unmount``
 refuses mounts that are not ours and returns once the server has exited); ``mount_table``
-mounts a table owned by this process (the pytest plugin's mounts), unmounted at teardown, at interpreter exit, on SIGTERM/SIGHUP, and (PR_SET_PDEATHSIG)
-when this process dies.
+mounts a table owned by this process (the pytest plugin's mounts), unmounted at teardown, at
+interpreter exit, on SIGTERM/SIGHUP, and (PR_SET_PDEATHSIG) when this process dies.
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any, overload
 
 from . import rundir
 
@@ -197,7 +198,7 @@ class ControlFile:
             fd, self.fd = self.fd, -1
             os.close(fd)
 
-    def __enter__(self) -> "ControlFile":
+    def __enter__(self) -> ControlFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -284,11 +285,11 @@ class Client:
         self.path = Path(path)
 
     @property
-    def client(self) -> "Client":
+    def client(self) -> Client:
         return self
 
     @functools.cached_property
-    def aio(self) -> "AsyncClient":
+    def aio(self) -> AsyncClient:
         """The same methods as coroutines, each run in a trio worker thread."""
         return AsyncClient(self)
 
@@ -314,6 +315,24 @@ class Client:
         return self.raw(command_line(*words, **options))
 
     # -- the commands -------------------------------------------------------------------------
+
+    @overload
+    def clone(self, parent: int, *, thread: bool = False, clone_parent: bool = False,
+              newpid: bool = False, pidfd: bool = False, wait_pid: bool = False,
+              autoreap: bool = False, autokill: bool = False, nnp: bool = False,
+              comm: str | None = None, argv: Sequence[str] | str | None = None,
+              uid: int | None = None, gid: int | None = None,
+              set_tid: Sequence[int] | int | None = None, exit_signal: str | int | None = None,
+              count: None = None) -> int: ...
+
+    @overload
+    def clone(self, parent: int, *, thread: bool = False, clone_parent: bool = False,
+              newpid: bool = False, pidfd: bool = False, wait_pid: bool = False,
+              autoreap: bool = False, autokill: bool = False, nnp: bool = False,
+              comm: str | None = None, argv: Sequence[str] | str | None = None,
+              uid: int | None = None, gid: int | None = None,
+              set_tid: Sequence[int] | int | None = None, exit_signal: str | int | None = None,
+              count: int) -> list[int]: ...
 
     def clone(self, parent: int, *, thread: bool = False, clone_parent: bool = False,
               newpid: bool = False, pidfd: bool = False, wait_pid: bool = False,
@@ -368,10 +387,8 @@ class Client:
             return self._wait_line(parent, pid, pgid, "nohang", *_wait_words(nowait=nowait), *words)
         peek = functools.partial(self._wait_line, parent, pid, pgid, "nowait", *words)
         while True:
-            if threading.current_thread() is threading.main_thread():
-                seen = _in_helper_thread(peek)
-            else:
-                seen = peek()
+            on_main = threading.current_thread() is threading.main_thread()
+            seen = _in_helper_thread(peek) if on_main else peek()
             if nowait:
                 return seen
             got = self._wait_line(parent, pid, pgid, "nohang", *words)
@@ -881,7 +898,7 @@ class PidfsMount(Client):
     def __truediv__(self, other: str) -> Path:
         return self.path / other
 
-    def __enter__(self) -> "PidfsMount":
+    def __enter__(self) -> PidfsMount:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -962,7 +979,7 @@ def mount_table(scenario: str | os.PathLike[str] | None = None, *,
     python: tuple[str, ...] = (sys.executable,)
     if threading.current_thread() is threading.main_thread():
         python = (sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()))
-    log = tempfile.TemporaryFile(prefix="pidfs-server-")
+    log = tempfile.TemporaryFile(prefix="pidfs-server-")  # noqa: SIM115 (closed by the mount's teardown)
     try:
         proc, ready = spawn_server(d, args, log, python=python)
     except BaseException:
@@ -1021,9 +1038,9 @@ class _Registry:
                 if signal.getsignal(sig) is signal.SIG_DFL:
                     self._saved[sig] = signal.signal(sig, self._on_signal)
         elif not self._mounts and self._saved:
-            for sig, old in self._saved.items():
-                if signal.getsignal(sig) == self._on_signal:
-                    signal.signal(sig, old)
+            for signum, old in self._saved.items():
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, old)
             self._saved.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:

@@ -40,16 +40,46 @@ import errno
 import logging
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_NNP, CLONE_PARENT, CLONE_PIDFD,
-                     CLONE_PIDFD_AUTOKILL, CLONE_THREAD, CLONE_WAIT_PID, P_ALL, P_PGID, P_PID,
-                     PID_MAX_LIMIT, WALL, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED,
-                     ExitState, Kernel, KernelError, Pid, PidNamespace, Task)
+from .kernel import (
+    CLONE_AUTOREAP,
+    CLONE_NEWPID,
+    CLONE_NNP,
+    CLONE_PARENT,
+    CLONE_PIDFD,
+    CLONE_PIDFD_AUTOKILL,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_ALL,
+    P_PGID,
+    P_PID,
+    PID_MAX_LIMIT,
+    WALL,
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOWAIT,
+    WSTOPPED,
+    ExitState,
+    Kernel,
+    KernelError,
+    Pid,
+    PidNamespace,
+    Task,
+)
 from .kernel import signals as S
-from .kernel.fields import (FIELDS, ID_MAX, parse_comm, parse_decimal, parse_path,
-                            parse_signal_token, parse_words, set_fields)
+from .kernel.fields import (
+    FIELDS,
+    ID_MAX,
+    parse_comm,
+    parse_decimal,
+    parse_path,
+    parse_signal_token,
+    parse_words,
+    set_fields,
+)
 from .snapshot import snapshot_lines, write_lines
 
 log = logging.getLogger(__name__)
@@ -328,7 +358,7 @@ def _kill(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     sig = a.checked(lambda: parse_signal_token(a.pos[1], what="SIG"))
     sender = c.task(a, a.keys["from"], "from") if "from" in a.keys else None
-    return _silent(c.kernel.kill, task, sig, sender=sender)  # type: ignore[arg-type]
+    return _silent(c.kernel.kill, task, sig, sender=sender)
 
 
 def _exec(c: Control, a: Args) -> Callable[[], str]:
@@ -339,7 +369,7 @@ def _exec(c: Control, a: Args) -> Callable[[], str]:
     comm = a.checked(lambda: parse_comm(k["comm"]))
     argv = a.checked(lambda: parse_words(k["argv"], "argv")) if "argv" in k else None
     exe = a.checked(lambda: parse_path(k["exe"], "exe")) if "exe" in k else None
-    return _silent(c.kernel.execve, task, comm, argv, exe=exe)  # type: ignore[arg-type]
+    return _silent(c.kernel.execve, task, comm, argv, exe=exe)
 
 
 _WAIT_WORDS = {"nohang": WNOHANG, "nowait": WNOWAIT, "all": WALL, "exited": WEXITED,
@@ -451,7 +481,7 @@ def _set(c: Control, a: Args) -> Callable[[], str]:
         f = FIELDS.get(key)
         if f is None:
             raise a.fail(f"unknown field {_short(key)}; fields: {', '.join(FIELDS)}")
-        a.checked(lambda: f.parse(value))  # noqa: B023 - called at once
+        a.checked(lambda: f.parse(value))
     return _silent(set_fields, c.kernel, task, pairs)
 
 

@@ -51,14 +51,14 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 
 from . import client as _client
-from .client import (MOUNT_TIMEOUT, AsyncClient, Client, MountError, PidfsMount, PsRow,
-                     WaitStatus)
+from .client import MOUNT_TIMEOUT, AsyncClient, Client, MountError, PidfsMount, PsRow, WaitStatus
 
 __all__ = ["MOUNT_TIMEOUT", "AsyncClient", "Client", "MountError", "PidfsMount", "PsRow",
            "WaitStatus", "mount_table", "pidfs", "pidfs_factory"]

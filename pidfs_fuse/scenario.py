@@ -76,12 +76,26 @@ import os
 import re
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, TypeAlias
 
-from .kernel import (CLONE_AUTOREAP, CLONE_NEWPID, CLONE_PIDFD, CLONE_THREAD, CLONE_WAIT_PID,
-                     P_PID, PID_MAX_DEFAULT, PID_MAX_LIMIT, WALL, WEXITED, ExitState, Kernel,
-                     KernelError, Task)
+from .kernel import (
+    CLONE_AUTOREAP,
+    CLONE_NEWPID,
+    CLONE_PIDFD,
+    CLONE_THREAD,
+    CLONE_WAIT_PID,
+    P_PID,
+    PID_MAX_DEFAULT,
+    PID_MAX_LIMIT,
+    WALL,
+    WEXITED,
+    ExitState,
+    Kernel,
+    KernelError,
+    Task,
+)
 from .kernel import signals as S
 from .kernel.events import Listener
 from .kernel.fields import FIELDS, parse_signal_token, set_fields
@@ -103,7 +117,8 @@ _KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid"}
 _INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
 _PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
                   "pid_max_ns", "ns_last_pid_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid",
-                  "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped"} | set(_FIELD_KEYS))
+                  "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped"}
+                 | set(_FIELD_KEYS))
 _THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime"}
 _THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime")}
 _STOP_SIGNALS = {S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU}
@@ -184,11 +199,16 @@ def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listene
 _show = TOML.show
 
 
+# The types, for annotations inside _Table, whose methods str() and int() shadow them.
+_Str: TypeAlias = str
+_Int: TypeAlias = int
+
+
 class _Table:
     """One TOML table being read: the shared typed getters (``schema``) on its keys, raising
     errors that name ``where.key``."""
 
-    def __init__(self, loader: "_Loader", data: object, where: str, allowed: set[str]) -> None:
+    def __init__(self, loader: _Loader, data: object, where: str, allowed: set[str]) -> None:
         self.loader, self.where = loader, where
         if not isinstance(data, dict):
             raise loader.error(where, f"expected a table, got {TOML.kind(data)}")
@@ -207,29 +227,29 @@ class _Table:
     def __contains__(self, key: str) -> bool:
         return key in self.data
 
-    def str(self, key: str, default: str | None = None) -> str | None:
+    def str(self, key: _Str, default: _Str | None = None) -> _Str | None:
         v = self.data.get(key, default)
         return None if v is None else self.loader.str_(v, self.at(key))
 
-    def bool(self, key: str) -> bool:
+    def bool(self, key: _Str) -> bool:
         return self.loader.bool_(self.data.get(key, False), self.at(key))
 
-    def int(self, key: str, lo: int, hi: int, default: int | None = None) -> int | None:
+    def int(self, key: _Str, lo: int, hi: int, default: int | None = None) -> int | None:
         v = self.data.get(key, default)
         return None if v is None else self.loader.int_(v, self.at(key), lo, hi)
 
-    def seconds(self, key: str) -> int | None:
+    def seconds(self, key: _Str) -> _Int | None:
         v = self.data.get(key)
         return None if v is None else self.loader.seconds(v, self.at(key))
 
-    def strs(self, key: str) -> list[str] | None:
+    def strs(self, key: _Str) -> list[_Str] | None:
         v = self.data.get(key)
         return None if v is None else self.loader.strs(v, self.at(key))
 
-    def ints(self, key: str, lo: int, hi: int) -> tuple[int, ...]:
+    def ints(self, key: _Str, lo: _Int, hi: _Int) -> tuple[_Int, ...]:
         return self.loader.ints(self.data.get(key, []), self.at(key), lo, hi)
 
-    def signal(self, key: str) -> int:
+    def signal(self, key: _Str) -> _Int:
         v = self.data[key]
         try:
             return parse_signal_token(v, what="signal", allow_zero=False)
@@ -295,7 +315,7 @@ class _Loader(Schema):
         if "ns_last_pid" in kt:
             n = kt.int("ns_last_pid", 0, PID_MAX_LIMIT)
             self.call(kt.at("ns_last_pid"), "ns_last_pid",
-                      lambda: k.set_last_pid(k.root_ns, n))  # type: ignore[arg-type]
+                      lambda: k.set_last_pid(k.root_ns, n))
         self.total = _count_tasks(data)
         alive = _count_tasks(data, transient=False)
         if alive > TASKS_MAX:
@@ -305,7 +325,7 @@ class _Loader(Schema):
         for i, entry in enumerate(procs):
             self._process(i, entry)
             self._tick(force=True)
-        for where, _task, action in self.endings:
+        for _where, _task, action in self.endings:
             action()
         if self.progress is not None:
             self.progress(self.total, self.total)
@@ -394,7 +414,7 @@ class _Loader(Schema):
                 gname = t.str("pgid")
                 if gname != name and gname not in self.tasks:
                     raise t.fail("pgid", f"no earlier process named {_show(gname)}")
-                nr = 0 if gname == name else self.tasks[gname].group.leader.pid.nr_in(task.pid.ns)  # type: ignore[index]
+                nr = 0 if gname == name else self.tasks[gname].group.leader.pid.nr_in(task.pid.ns)
                 if gname != name and nr == 0:
                     raise t.fail("pgid", f"{_show(gname)} is not visible from {name}'s pid namespace", errno.EPERM)
                 self.call(t.at("pgid"), "setpgid", lambda: k.setpgid(task, 0, nr))

@@ -70,7 +70,8 @@ are to the model what CRIU's clone3(set_tid) and ns_last_pid writes are to Linux
 Through calls: ``Kernel()`` boots the root namespace and init (pid 1, pidfs inode 2); every
 other task is created by ``R.ExactPids.clone()`` (clone with ``set_tid`` naming its number at
 every level, and its recorded pidfs inode), from its recorded real parent for a process and
-from its leader with CLONE_THREAD for a thread, processes depth first and threads in order. So alloc_pid (range checks, EEXIST for a number
+from its leader with CLONE_THREAD for a thread, processes depth first and threads in order. So
+alloc_pid (range checks, EEXIST for a number
 used twice, the TGID tag of seed 000, the tag check when the leader is attached), the task,
 parent, children, thread and pid links, namespace inits and ``nr_threads`` are the model's own
 work. A process that lives in another namespace than its parent's is cloned after
@@ -136,15 +137,14 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .kernel import Kernel, KernelError, PidFd
 from .kernel import restore as R
 from .kernel.events import Listener
 from .kernel.idr import PID_MAX_LIMIT
-from .kernel.pid import (MAX_PID_NS_LEVEL, PROC_PID_INIT_INO, ExitInfo, Pid, PidAttr, PidNamespace,
-                         check_pid_max)
+from .kernel.pid import MAX_PID_NS_LEVEL, PROC_PID_INIT_INO, ExitInfo, Pid, PidAttr, PidNamespace, check_pid_max
 from .kernel.task import RUN_STATES, ExitState, Task, TaskFlag, ThreadGroup
 from .schema import JSON, TOO_DEEP, Schema, SchemaError, open_input
 
@@ -533,7 +533,7 @@ class _Restorer(Schema):
         self.late_pgrp: list[tuple[str, ThreadGroup, int, int]] = []
         self.late_group: list[tuple[str, ThreadGroup, dict[str, Any]]] = []
         self.late_tasks: list[tuple[Task, int, int, int]] = []  # zombies: exit_state, code, flags
-        self.nsfc: list[tuple[str, Task, PidNamespace | None]] = []
+        self.nsfc: list[tuple[str, Task, PidNamespace]] = []
         self.setns_done: set[Task] = set()
         self.max_ino = _INIT_INO
 
@@ -577,7 +577,7 @@ class _Restorer(Schema):
     def ns_of(self, path: str, inum: object, *, zero_is_none: bool = False) -> PidNamespace | None:
         if zero_is_none and inum == 0 and type(inum) is int:
             return None
-        ns = self.ns.get(inum) if type(inum) is int else None  # type: ignore[arg-type]
+        ns = self.ns.get(inum) if type(inum) is int else None
         if ns is None:
             raise self.error(path, f"no pid namespace {_show(inum)} among the ns records")
         return ns
@@ -972,7 +972,7 @@ class _Restorer(Schema):
         raise self.error(path, f"{_show(ref)} names neither a task of the table nor a ghost", where)
 
     def pid_ref(self, ref: object, path: str, where: str) -> Pid:
-        pid = self.pids.get(ref) if type(ref) is int else None  # type: ignore[arg-type]
+        pid = self.pids.get(ref) if type(ref) is int else None
         if pid is None:
             raise self.error(path, f"{_show(ref)} is not the pidfs inode of a restored pid", where)
         return pid
@@ -1011,7 +1011,7 @@ class _Restorer(Schema):
         for t, exit_state, code, flags in self.late_tasks:
             R.set_exit_state(k, t, ExitState(exit_state), code)
             t.flags = TaskFlag(flags)
-        for where, g, late in self.late_group:
+        for _where, g, late in self.late_group:
             for key in ("uid", "gid", "group_exit"):
                 if key in late:
                     setattr(g, key, late[key])

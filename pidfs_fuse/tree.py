@@ -24,8 +24,9 @@ the picture against a model bug) are listed under their namespace as "unreachabl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any
 
 from .kernel import ExitState, Kernel, Pid, PidFd, PidNamespace, Task, describe_status
 
@@ -52,7 +53,7 @@ def numbers(pid: Pid) -> str:
 
 def _processes_of(k: Kernel) -> Iterator[Task]:
     for ns in k.namespaces():
-        for nr, leader in k.iter_tgids(ns, linear=True):
+        for _nr, leader in k.iter_tgids(ns, linear=True):
             if leader.pid.ns is ns:
                 yield leader
 
@@ -71,7 +72,8 @@ def _ghosts(ns: PidNamespace) -> list[int]:
     idr = ns.idr
     out, nr = [], idr.next_tagged(0)
     while nr >= 0:
-        if idr.find(nr).tgid_task is None:
+        pid = idr.find(nr)
+        if pid is None or pid.tgid_task is None:
             out.append(nr)
         nr = idr.next_tagged(nr + 1)
     return out
@@ -164,7 +166,7 @@ class _Text:
         self.seen.add(t)
         inner = self.emit(prefix, last, _process_line(t, self.paint))
         g = t.group
-        rows: list[tuple[str, object]] = []
+        rows: list[tuple[str, Any]] = []  # (kind, what that kind draws)
         for fd, obj in sorted((g.files or {}).items()):
             rows.append(("fd", (fd, obj)))
         others = [th for th in g.threads if th is not t]
@@ -189,15 +191,16 @@ class _Text:
         for n, (kind, item) in enumerate(rows):
             end = n == len(rows) - 1
             if kind == "fd":
-                self.emit(inner, end, _pidfd(*item, self.paint))  # type: ignore[misc]
+                fd, obj = item
+                self.emit(inner, end, _pidfd(fd, obj, self.paint))
             elif kind == "thread":
-                self.emit(inner, end, _thread_line(item, self.paint))  # type: ignore[arg-type]
+                self.emit(inner, end, _thread_line(item, self.paint))
             elif kind == "more":
                 self.emit(inner, end, self.paint(f"… {item:,} more thread{'s' * (item != 1)}", "2"))
             elif kind == "child":
-                self.process(item, inner, end)  # type: ignore[arg-type]
+                self.process(item, inner, end)
             else:
-                ns, members = item  # type: ignore[misc]
+                ns, members = item
                 self.namespace(ns, members, inner, end)
 
 

@@ -14,6 +14,7 @@ class KernelError(OSError):
     """A system call of the model failed with ``errno``; ``str()`` says why."""
 
     errno: int  # always set (OSError's may be None)
+    strerror: str  # likewise: every KernelError carries its sentence
 
     def __init__(self, err: int, message: str) -> None:
         super().__init__(err, message)

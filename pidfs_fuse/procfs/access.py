@@ -102,7 +102,7 @@ def pid_access(view: View, caller_uid: int, caller_gids: Iterable[int], task: Ta
     return errno.EPERM
 
 
-def entry_access(caller_uid: int, entry: "Entry", task: Task) -> int:
+def entry_access(caller_uid: int, entry: Entry, task: Task) -> int:
     """Entries marked ``ptrace`` (environ, io: mm_access(); cwd, exe, root, fd/:
     proc_fd_access_allowed()): 0, or EACCES when the caller may not ptrace the task."""
     if entry.ptrace and not may_ptrace(caller_uid, task):

@@ -29,9 +29,9 @@ from pidfs_fuse.kernel import (
     PidNamespace,
     Task,
     ThreadGroup,
+    restore,
 )
 from pidfs_fuse.kernel.fields import FIELDS, set_field, set_fields
-from pidfs_fuse.kernel import restore
 
 SIGCHLD = 17
 
@@ -625,7 +625,7 @@ def test_syntax_errors_name_the_token_and_show_the_usage(c: Control, line: str, 
 
 def test_non_utf8_and_non_text_lines_are_einval(c: Control) -> None:
     assert "not UTF-8" in err(c, b"clone \xff").strerror
-    assert err(c, 42).errno == errno.EINVAL  # type: ignore[arg-type]
+    assert err(c, 42).errno == errno.EINVAL
 
 
 # -- fuzz ------------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_events_are_frozen_records() -> None:
     k.clone(k.init)
     ev = rec.events[-1]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ev.kind = EventKind.FREED  # type: ignore[misc]
+        ev.kind = EventKind.FREED
 
 
 def test_the_model_runs_without_trio_or_pyfuse3() -> None:

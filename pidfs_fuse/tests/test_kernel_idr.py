@@ -111,7 +111,7 @@ def test_bitset_dense_region_next_clear_matches_a_python_set() -> None:
 
 
 def test_idr_alloc_cyclic_moves_the_cursor_and_wraps_to_start() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     assert [idr.alloc_cyclic(f"p{i}", 1, 6, True) for i in range(5)] == [1, 2, 3, 4, 5]
     assert idr.cursor == 6
     assert idr.alloc_cyclic("x", 1, 6, True) == -1  # full: -ENOSPC
@@ -123,14 +123,14 @@ def test_idr_alloc_cyclic_moves_the_cursor_and_wraps_to_start() -> None:
 
 
 def test_idr_alloc_cyclic_starts_at_start_when_the_cursor_is_below() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     assert idr.alloc_cyclic(None, 300, 400, False) == 300
     idr.cursor = 0
     assert idr.alloc_cyclic(None, 300, 400, False) == 301
 
 
 def test_idr_alloc_cyclic_end_is_exclusive_and_the_wrap_stays_above_start() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     idr.cursor = 399
     assert idr.alloc_cyclic(None, 300, 400, False) == 399
     assert idr.alloc_cyclic(None, 300, 400, False) == 300  # wrapped: 1..299 are not looked at
@@ -139,14 +139,14 @@ def test_idr_alloc_cyclic_end_is_exclusive_and_the_wrap_stays_above_start() -> N
 
 
 def test_idr_alloc_exact_fails_on_a_taken_id_and_keeps_the_cursor() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     assert idr.alloc_exact("a", 42, True)
     assert not idr.alloc_exact("b", 42, True)
     assert idr.find(42) == "a" and idr.cursor == 0 and len(idr) == 1
 
 
 def test_idr_tags_follow_allocation_and_removal() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     idr.alloc_cyclic("leader", 1, 100, True)
     idr.alloc_cyclic("thread", 1, 100, False)
     idr.alloc_exact("leader2", 50, True)
@@ -160,7 +160,7 @@ def test_idr_tags_follow_allocation_and_removal() -> None:
 
 
 def test_idr_replace_and_items_in_ascending_order() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     for nr in (30, 5, 4000, 64):
         idr.alloc_exact(None, nr, False)
     idr.replace(64, "pid64")
@@ -169,7 +169,7 @@ def test_idr_replace_and_items_in_ascending_order() -> None:
 
 
 def test_idr_handles_the_largest_pid_numbers() -> None:
-    idr = Idr()
+    idr: Idr[object] = Idr()
     top = PID_MAX_LIMIT - 1
     idr.cursor = top
     assert idr.alloc_cyclic("t", 1, PID_MAX_LIMIT, True) == top

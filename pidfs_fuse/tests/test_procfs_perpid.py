@@ -374,7 +374,7 @@ def test_mode_and_access_are_this_machines(name: str) -> None:
     task = world().app  # uid 0, as the real target
     other = P.reader_errno(row, 65534, task, at_open=True)
     later = P.reader_errno(row, 65534, task, at_open=False)
-    owner_read = P.reader_errno(row, 65534, SimpleNamespace(group=SimpleNamespace(uid=65534)),  # type: ignore[arg-type]
+    owner_read = P.reader_errno(row, 65534, SimpleNamespace(group=SimpleNamespace(uid=65534)),
                                 at_open=False)
     mode_denies_other = not row.mode & 0o004
     if real["65534 reads root's"].startswith("open EACCES"):

@@ -40,7 +40,8 @@ def test_values_are_spelled_as_their_notation_writes_them(notation, value: objec
     (lambda s: s.bool_(0, "on"), "f: on: expected true or false, got 0 (an integer)"),
     (lambda s: s.str_(5, "name"), "f: name: expected a string, got 5 (an integer)"),
     (lambda s: s.strs(["a", 1], "argv"), "f: argv: expected an array of strings, got ['a', 1] (an array)"),
-    (lambda s: s.ints([], "set_tid", 1, 5), "f: set_tid: expected a non-empty array of integers in 1..5, got [] (an array)"),
+    (lambda s: s.ints([], "set_tid", 1, 5),
+     "f: set_tid: expected a non-empty array of integers in 1..5, got [] (an array)"),
     (lambda s: s.seconds(float("nan"), "start"), "f: start: expected a number of seconds >= 0, got nan (a float)"),
     (lambda s: s.keys({"x": 1}, {"b", "a"}, lambda k: f"t.{k}"), "f: t.x: unknown key; valid keys: a, b"),
 ], ids=["bool is not int", "int out of range", "bool", "str", "strs", "ints empty", "seconds nan", "keys"])

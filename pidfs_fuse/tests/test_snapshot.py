@@ -615,7 +615,7 @@ BAD: list[tuple[str, Callable[[dict], object], str]] = [
     ("pid record unheld",
      lambda d: (d["records"].insert(_first(d, lambda r: "end" in r), {
          "pid": d["next_ino"], "ns": 4026531836, "numbers": [31000], "allocated": True,
-         "tagged": True}), d.__setitem__("next_ino", d["next_ino"] + 1)),
+         "tagged": True}), d.__setitem__("next_ino", d["next_ino"] + 1)),  # type: ignore[func-returns-value]
      "pid [31000] is allocated, but no task"),
     ("handle on a pid without a pidfs record",
      _set(["records", _proc, "files"], [[3, 2, False, False, False]]),

@@ -705,7 +705,7 @@ def check_model(k: Kernel, pids: dict, fds: list[PidFd]) -> None:
     all_pids = [p for _, p in root.idr.items()]
     # every allocated struct pid is in the root namespace's map, with the same ino only once
     assert len({p.ino for p in all_pids}) == len(all_pids)
-    per_ns: dict[int, dict[int, Pid]] = {id(ns): {} for ns in nss}
+    per_ns: dict[int, dict[int, Pid | None]] = {id(ns): {} for ns in nss}
     tagged: dict[int, set[int]] = {id(ns): set() for ns in nss}
     for p in all_pids:
         assert p.allocated, f"{p!r} is in the id map but marked freed"
