@@ -55,6 +55,7 @@ class PidFs(pyfuse3.Operations):
         self.options = options or MountOptions()
         self.boot_epoch = boot_epoch if boot_epoch is not None else time.time() - kernel.clock() / 1e9
         self.linear = linear_scan
+        self.boot_ns = int(self.boot_epoch * 1e9)  # node times, computed once (per-entry cost)
         self.self_template = self_template
         self.table = InodeTable()
         self.views: dict[int, View] = {}
@@ -65,6 +66,8 @@ class PidFs(pyfuse3.Operations):
         self.files: dict[int, Any] = {}
         self.next_fh = 1
         self.dir_uids: dict[int, tuple[int, int, list[int]]] = {}  # opendir fh -> dir and caller
+        #: listing node ino -> a big thread group's ordered pids (``nodes.piddir.thread_pids``)
+        self.listing_cache: dict[int, Any] = {}
         self.control = Control(kernel, self.root_view.ns)
         #: where commands that wait run on after their write was answered (set by serve())
         self.nursery: trio.Nursery | None = None

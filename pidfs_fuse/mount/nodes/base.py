@@ -42,7 +42,7 @@ def new_attr(fs: PidFs, node: Node, mode: int, nlink: int) -> pyfuse3.EntryAttri
     a.st_gid = 0
     a.st_mode = mode
     a.st_nlink = nlink
-    a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = int(fs.boot_epoch * 1e9)
+    a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = fs.boot_ns
     return a
 
 
@@ -51,7 +51,7 @@ def owned_by(fs: PidFs, a: pyfuse3.EntryAttributes, task: Task, *, dated: bool =
     task's start."""
     a.st_uid, a.st_gid = task.group.uid, task.group.gid
     if dated:
-        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = int(fs.boot_epoch * 1e9) + task.start_time
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = fs.boot_ns + task.start_time
 
 
 def task_of(fs: PidFs, node: Node) -> Task:

@@ -8,6 +8,7 @@ ptrace-guarded rows (``entry_access``) and ``fd/<n>`` links (``fd_link_access``)
 
 from __future__ import annotations
 
+import bisect
 import errno
 import stat as S
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,11 @@ class PidDir(Dir):
     table = T.TGID_BASE
     dies_with_pid = True
 
+    def __init__(self) -> None:
+        self.nlink = T.dir_nlink(self.table)  # the table is static: counted once, not per entry
+
     def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        a = new_attr(fs, node, S.S_IFDIR | 0o555, T.dir_nlink(self.table))
+        a = new_attr(fs, node, S.S_IFDIR | 0o555, self.nlink)
         owned_by(fs, a, task_of(fs, node))
         return a
 
@@ -121,19 +125,61 @@ class TaskDir(PidTableDir):
 
     def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
                 gids: list[int]) -> None:
-        task = task_of(fs, node)
-        for i, t in enumerate(list(task.group.threads)):
-            if i < start_id:
+        """Threads in creation order at offsets from their pidfs inode numbers (``DOT_ENTRIES`` +
+        ino; the numbers grow with creation, and exec's leader keeps the lowest), so a resumed
+        listing neither skips nor repeats a surviving thread, and finding where to resume is a
+        bisection of the group's ordered pids (``thread_pids``), not a walk."""
+        group = task_of(fs, node).group
+        inos, pids = thread_pids(fs, node.ino, group)
+        ns = node.view.ns
+        i = bisect.bisect_left(inos, start_id - DOT_ENTRIES)
+        for j in range(i, len(pids)):
+            pid = pids[j]
+            t = pid.task
+            if t is None or t.group is not group:  # gone since the pids were ordered
                 continue
-            nr = t.pid.nr_in(node.view.ns)
+            nr = pid.nr_in(ns)
             if not nr:
                 continue
-            if not fs.reply(token, tid_dir(fs, node, t, str(nr).encode()), i + 1):
+            if not fs.reply(token, tid_dir(fs, node, t, str(nr).encode()),
+                            DOT_ENTRIES + inos[j] + 1):
                 return
 
 
+#: offsets 0 and 1 are ``.`` and ``..`` in every directory (fs/proc: dir_emit_dots)
+DOT_ENTRIES = 2
+#: thread groups at least this big keep their ordered pids between readdir calls
+CACHED_GROUP = 64
+_CACHE_SLOTS = 16
+
+
+def thread_pids(fs: PidFs, key: int, group: ThreadGroup) -> tuple[list[int], list[Pid]]:
+    """The pids of ``group``'s threads ordered by pidfs inode number, and those numbers.
+
+    Built in one pass over the group and kept for big groups (per listing node, a few slots)
+    while the group has the same size and the same newest thread: threads are only ever added
+    with a higher inode number than every other, so an unchanged (size, newest) means nothing
+    was added since, and threads removed since are skipped by the caller."""
+    threads = group.threads
+    newest = next(reversed(threads)).pid if threads else None
+    cache: dict[int, Any] = fs.listing_cache
+    hit = cache.get(key)
+    if hit is not None and hit[0] is group and hit[1] == len(threads) and hit[2] is newest:
+        return hit[3], hit[4]
+    pids = [t.pid for t in threads]
+    inos = [p.ino for p in pids]
+    if any(a > b for a, b in zip(inos, inos[1:])):  # not creation-ordered (a restored table)
+        pids.sort(key=lambda p: p.ino)
+        inos = [p.ino for p in pids]
+    if len(pids) >= CACHED_GROUP:
+        if len(cache) >= _CACHE_SLOTS:
+            del cache[next(iter(cache))]
+        cache[key] = (group, len(threads), newest, inos, pids)
+    return inos, pids
+
+
 class FdDir(PidTableDir):
-    """``/<pid>/fd/``: one link per descriptor of the emulated process, at offset fd + 1."""
+    """``/<pid>/fd/``: one link per descriptor of the emulated process, at offset fd + 2."""
 
     def child(self, fs: PidFs, node: Node, fd: int, name: bytes, task: Task) -> Node:
         return fs.table.make(node.key + (fd,), FD_LINK, view=node.view, pid=node.pid, extra=fd,
@@ -151,10 +197,12 @@ class FdDir(PidTableDir):
     def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
                 gids: list[int]) -> None:
         task = task_of(fs, node)
+        # fs/proc/fd.c proc_readfd_common: descriptor fd at offset fd + 2, after the dots
         for fd in sorted(task.group.files or ()):
-            if fd + 1 <= start_id:
+            if DOT_ENTRIES + fd < start_id:
                 continue
-            if not fs.reply(token, self.child(fs, node, fd, str(fd).encode(), task), fd + 1):
+            if not fs.reply(token, self.child(fs, node, fd, str(fd).encode(), task),
+                            DOT_ENTRIES + fd + 1):
                 return
 
 

@@ -82,11 +82,13 @@ class PidnsDir(MountDir):
 
     def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
                 gids: list[int]) -> None:
-        for i, ns in enumerate(fs.kernel.namespaces()):
-            if i < start_id:
+        # ordered by inode number, each at offset 2 + inum (after the dots), so a listing
+        # resumed after a namespace died neither skips nor repeats one that lives
+        for inum in sorted(ns.inum for ns in fs.kernel.namespaces()):
+            if 2 + inum < start_id:
                 continue
-            child = self.child(fs, node, str(ns.inum))
-            if child is None or not fs.reply(token, child, i + 1):
+            child = self.child(fs, node, str(inum))
+            if child is None or not fs.reply(token, child, 2 + inum + 1):
                 return
 
 
