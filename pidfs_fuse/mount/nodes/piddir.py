@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import itertools
 import stat as S
 from typing import TYPE_CHECKING, Any
 
@@ -168,7 +169,7 @@ def thread_pids(fs: PidFs, key: int, group: ThreadGroup) -> tuple[list[int], lis
         return hit[3], hit[4]
     pids = [t.pid for t in threads]
     inos = [p.ino for p in pids]
-    if any(a > b for a, b in zip(inos, inos[1:])):  # not creation-ordered (a restored table)
+    if any(a > b for a, b in itertools.pairwise(inos)):  # not creation-ordered (a restored table)
         pids.sort(key=lambda p: p.ino)
         inos = [p.ino for p in pids]
     if len(pids) >= CACHED_GROUP:
