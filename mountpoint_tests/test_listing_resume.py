@@ -122,7 +122,9 @@ def test_pidns_listing_resumed_while_namespaces_are_created(mnt):
         mnt.ctl("unshare", str(p), "newpid")
         mnt.new(p)  # the namespace's init
         out = os.readlink(os.path.join(mnt.path, str(p), "ns", "pid_for_children"))
-        return int(re.fullmatch(r"pid:\[(\d+)\]", out).group(1))
+        m = re.fullmatch(r"pid:\[(\d+)\]", out)
+        assert m is not None, out
+        return int(m.group(1))
 
     for _ in range(4):
         new_ns()
