@@ -74,7 +74,6 @@ COMM_MAX = 15
 PID_MAX_DEFAULT = 32768
 #: scheduler states the scenario's ``state`` key takes
 SETTABLE_STATES = "RSDTtI"
-STOP_SIGNALS = {S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU}
 #: uids from this one up are people (login.defs UID_MIN); their names are anonymized
 UID_MIN = 1000
 
@@ -1021,9 +1020,8 @@ class _Writer:
         if tuple(sigign) != eff.sigign:
             pairs.append(("sigign", sigign))
             eff.sigign = tuple(sigign)
-        if stopped:
-            sig = q.exit_code & 0xFF if (q.exit_code & 0xFF) in STOP_SIGNALS else S.SIGSTOP
-            ending.append(("stopped", S.signame(sig)[3:]))
+        if stopped:  # /proc does not say which signal; TSTP would be discarded in an orphaned group
+            ending.append(("stopped", "STOP"))
         return pairs
 
     def _state(self, letter: str, pid: int) -> str:

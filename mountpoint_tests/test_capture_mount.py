@@ -1,0 +1,99 @@
+"""``pidfs_fuse.capture`` against real tables: this machine's /proc captured, mounted and read
+by procps through a private /proc; a pidfs-fuse mount captured and mounted again (the capture of
+the mount of a capture is that capture)."""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+
+from pidfs_fuse import capture as C
+
+from .conftest import in_private_proc
+
+PS = "ps -eo pid=,ppid=,pgid=,sid=,nlwp=,comm="
+COLUMNS = ("pid", "ppid", "pgid", "sid", "nlwp", "comm")
+
+
+def rows(text: str) -> dict[int, tuple]:
+    out = {}
+    for line in text.splitlines():
+        pid, ppid, pgid, sid, nlwp, comm = line.split(None, 5)
+        out[int(pid)] = (int(pid), int(ppid), int(pgid), int(sid), int(nlwp), comm)
+    return out
+
+
+def host_ps() -> dict[int, tuple]:
+    return rows(subprocess.run(PS.split(), capture_output=True, text=True, check=True).stdout)
+
+
+def mount_ps(mount) -> dict[int, tuple]:
+    r = in_private_proc(mount, PS)
+    assert r.returncode == 0, r.stderr
+    return rows(r.stdout)
+
+
+def data(text: str) -> dict:
+    """The scenario without what changes while a mount runs (its clock: uptime)."""
+    d = tomllib.loads(text)
+    del d["kernel"]["uptime"]
+    return d
+
+
+def mount_capture(mount_table, tmp_path, cap: C.Capture, name: str):
+    f = tmp_path / name
+    f.write_text(cap.text)
+    return mount_table("--scenario", str(f))
+
+
+def test_capture_of_this_machine_shows_the_same_ps_rows_except_what_the_model_cannot_carry(
+        mount_table, tmp_path):
+    before = host_ps()
+    cap = C.capture("/proc")
+    after = host_ps()
+    assert cap.unexpected == []
+    m = mount_capture(mount_table, tmp_path, cap, "machine.toml")
+    shown = mount_ps(m)
+    # every captured process is listed, and nothing else
+    assert set(shown) == set(cap.machine.procs)
+    # processes that did not change while captured: each column is the host's, or exactly what
+    # the capture said the model shows instead (and why)
+    stable = {pid: row for pid, row in before.items() if after.get(pid) == row and pid in shown}
+    assert 1 in stable
+    differ: dict[str, int] = {}
+    for pid, row in stable.items():
+        devs = {d.field: d for d in cap.deviations if d.pid == pid}
+        want = tuple(devs[c].model if c in devs else v for c, v in zip(COLUMNS, row))
+        assert shown[pid] == want, (pid, row, devs)
+        for c in devs.keys() & set(COLUMNS):
+            differ[devs[c].reason] = differ.get(devs[c].reason, 0) + 1
+    equal = sum(1 for pid, row in stable.items() if shown[pid] == row)
+    print(f"\ncapture of /proc: {len(stable)} stable processes, {equal} rows equal, "
+          f"{len(stable) - equal} differ")
+    for reason, n in sorted(differ.items(), key=lambda x: -x[1]):
+        print(f"  {n:4d} x {reason}")
+
+
+def test_capture_of_the_mount_of_a_machine_capture_is_that_capture(mount_table, tmp_path):
+    cap = C.capture("/proc")
+    m = mount_capture(mount_table, tmp_path, cap, "machine.toml")
+    again = C.capture(str(m))
+    assert data(again.text) == data(cap.text)
+    # what the first capture could not carry is now what the table holds exactly
+    assert again.deviations == []
+
+
+def test_default_table_round_trips_through_capture_with_every_ps_row_equal(mount_table, tmp_path):
+    first = mount_table()
+    cap = C.capture(str(first))
+    # the default table's non-root parents (postgres, java, alice's shell...) load as uid 0
+    assert {(d.field, d.reason) for d in cap.deviations} == {
+        ("uid", "a process that creates threads or processes with set_tid is loaded as uid 0")}
+    assert "session-405" in cap.text  # cron's double fork: its session's leader is gone
+    second = mount_capture(mount_table, tmp_path, cap, "default-capture.toml")
+    cols = "ps -eo pid=,ppid=,pgid=,sid=,nlwp=,stat=,tty=,comm="
+    a, b = in_private_proc(first, cols), in_private_proc(second, cols)
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert b.stdout == a.stdout
+    assert len(a.stdout.splitlines()) == 33
+    assert data(C.capture(str(second)).text) == data(cap.text)
