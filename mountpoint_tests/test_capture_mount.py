@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import tomllib
+from pathlib import Path
+
+import pytest
 
 from pidfs_fuse import capture as C
 
@@ -96,4 +99,25 @@ def test_default_table_round_trips_through_capture_with_every_ps_row_equal(mount
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     assert b.stdout == a.stdout
     assert len(a.stdout.splitlines()) == 33
+    assert data(C.capture(str(second)).text) == data(cap.text)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
+
+
+@pytest.mark.parametrize("scenario", ["container-host", "daemons", "pid-wrap"])
+def test_example_tables_round_trip_through_capture_with_every_task_row_equal(
+        mount_table, tmp_path, scenario):
+    # nested namespaces with subreapers and zombies; daemonized sessions and groups whose
+    # leaders are gone; numbers about to wrap at a small pid_max
+    first = mount_table("--scenario", str(EXAMPLES / f"{scenario}.toml"))
+    cap = C.capture(str(first))
+    assert cap.deviations == []
+    second = mount_capture(mount_table, tmp_path, cap, f"{scenario}-capture.toml")
+    cols = "ps -eLo pid=,lwp=,ppid=,pgid=,sid=,nlwp=,stat=,tty=,uid=,comm="
+    a, b = in_private_proc(first, cols), in_private_proc(second, cols)
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert b.stdout == a.stdout
+    for name in ("loadavg", "sys/kernel/ns_last_pid", "sys/kernel/pid_max"):
+        assert (second / name).read_text() == (first / name).read_text(), name
     assert data(C.capture(str(second)).text) == data(cap.text)
