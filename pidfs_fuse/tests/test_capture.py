@@ -6,6 +6,9 @@ mountpoint_tests/test_capture_mount.py."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -290,3 +293,79 @@ def test_an_unreadable_directory_is_one_sentence(tmp_path):
         C.read_machine(str(tmp_path))
     with pytest.raises(C.CaptureError, match="No such file"):
         C.read_machine(str(tmp_path / "missing"))
+
+
+# -- a real /proc changing while it is read -------------------------------------------------------
+
+SUBREAPER = r"""
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+sh = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!; wait"], stdout=subprocess.PIPE, text=True)
+print(sh.pid, sh.stdout.readline().strip(), flush=True)
+while True:  # reap whatever comes: the shell when killed, then the sleep when killed
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+"""
+
+
+def test_a_parent_that_exits_while_the_capture_reads_is_replaced_by_the_one_linux_chose(monkeypatch):
+    reaper = subprocess.Popen([sys.executable, "-c", SUBREAPER], stdout=subprocess.PIPE, text=True)
+    started: list[int] = []
+    try:
+        started += map(int, reaper.stdout.readline().split())
+        sh, sleep = started
+        real_listdir, real_read_proc = os.listdir, C._read_proc
+
+        def listdir(path):  # the sleep is read before its shell...
+            names = real_listdir(path)
+            return sorted(names, key=lambda n: n != str(sleep)) if path == "/proc" else names
+
+        def read_proc(procdir, tgid):
+            p = real_read_proc(procdir, tgid)
+            if tgid == sleep:  # ... and the shell exits right after
+                os.kill(sh, 9)
+                deadline = time.monotonic() + 10
+                while os.path.exists(f"/proc/{sh}") and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            return p
+
+        monkeypatch.setattr(C.os, "listdir", listdir)
+        monkeypatch.setattr(C, "_read_proc", read_proc)
+        m = C.read_machine("/proc")
+        monkeypatch.undo()
+        assert sh not in m.procs
+        assert m.procs[sleep].ppid == reaper.pid
+        assert (sleep, f"parent {sh} exited during the capture; Linux reparented it to {reaper.pid}") in m.notes
+        cap = C.capture_machine(m)
+        assert cap.unexpected == []
+        assert entries(cap.text)[str(sleep)]["parent"] == str(reaper.pid)
+    finally:
+        for pid in started:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        if not started:
+            reaper.kill()
+        reaper.wait(timeout=10)
+
+
+def test_capturing_while_processes_fork_and_exit_leaves_a_table_that_loads_as_read():
+    # a session whose leader keeps leaving orphans behind: `(sleep &)` exits at once, the
+    # sleep is reparented out of the session's tree but stays in its session and group
+    churn = subprocess.Popen(["bash", "-c", "while :; do (sleep 0.3 &); sleep 0.005; done"],
+                             start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        orphans = 0
+        for _ in range(3):
+            cap = C.capture("/proc")
+            assert cap.unexpected == []
+            orphans += sum(1 for p in cap.machine.procs.values()
+                           if p.sid == churn.pid and p.ppid != churn.pid and p.tgid != churn.pid)
+        assert orphans > 0
+    finally:
+        churn.kill()
+        churn.wait(timeout=10)
