@@ -66,7 +66,7 @@ def test_capture_of_this_machine_shows_the_same_ps_rows_except_what_the_model_ca
     differ: dict[str, int] = {}
     for pid, row in stable.items():
         devs = {d.field: d for d in cap.deviations if d.pid == pid}
-        want = tuple(devs[c].model if c in devs else v for c, v in zip(COLUMNS, row))
+        want = tuple(devs[c].model if c in devs else v for c, v in zip(COLUMNS, row, strict=True))
         assert shown[pid] == want, (pid, row, devs)
         for c in devs.keys() & set(COLUMNS):
             differ[devs[c].reason] = differ.get(devs[c].reason, 0) + 1

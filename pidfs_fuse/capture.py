@@ -62,8 +62,8 @@ import os
 import pwd
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from .kernel import ExitState, Kernel, KernelError
 from .kernel import signals as S
@@ -337,7 +337,8 @@ def _ns_init(m: Machine, p: ProcInfo) -> ProcInfo | None:
         if same:
             return same[0]
     # without inode numbers: walk p's parents at its level up to a number-1 process
-    q, seen = p, set()
+    q: ProcInfo | None = p
+    seen: set[int] = set()
     while q is not None and q.tgid not in seen:
         seen.add(q.tgid)
         if q.level == p.level and q.leader.nspid[-1] == 1:
@@ -371,10 +372,10 @@ class Entry:
     kind: str  # "init", "process", "session", "pgrp", "carrier"
     proc: ProcInfo | None  # None for stand-ins
     numbers: tuple[int, ...]  # PROCDIR namespace first (set_tid reversed)
-    creator: "Entry | None" = None
+    creator: Entry | None = None
     newpid: bool = False
     setsid: bool = False
-    pgid: "Entry | None" = None  # the group leader (or stand-in) to join; self: own group
+    pgid: Entry | None = None  # the group leader (or stand-in) to join; self: own group
     subreaper: bool = False
     start: int = 0  # effective start, clock ticks
     uid: int = 0
@@ -763,7 +764,7 @@ class _Seconds:
     text: str
 
     @classmethod
-    def of_ticks(cls, ticks: int, hz: int) -> "_Seconds":
+    def of_ticks(cls, ticks: int, hz: int) -> _Seconds:
         num, den = 2 * ticks + 1, 2 * hz  # (ticks + 1/2) / hz
         whole, frac = divmod(num, den)
         digits = []
@@ -848,8 +849,9 @@ class _Writer:
     def run(self) -> str:
         m, p = self.m, self.p
         out = [
-            f"# Captured by 'pidfs-fuse capture' from {self.t(m.source)} on {m.hostname if not self.anon else 'a machine'}",
-            f"# at {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            f"# Captured by 'pidfs-fuse capture' from {self.t(m.source)} on "
+            + ("a machine" if self.anon else m.hostname),
+            f"# at {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
             + (" (anonymized: argv beyond argv[0], environ values, user names)" if self.anon else ""),
             f"# {len(m.procs)} processes, {sum(len(q.threads) + 1 for q in m.procs.values())} tasks. "
             "Numbers are as captured (set_tid at every level);",
@@ -984,17 +986,17 @@ class _Writer:
             if v:
                 pairs.append((key, v))
         for key in ("rss", "vsize", "tty_nr"):
-            v = getattr(q, key)
-            if v != getattr(eff, key):
-                pairs.append((key, v))
-                setattr(eff, key, v)
+            n = getattr(q, key)
+            if n != getattr(eff, key):
+                pairs.append((key, n))
+                setattr(eff, key, n)
         for key in ("cwd", "root"):
-            v = getattr(q, key)
-            if v is not None and v.startswith("/"):
-                v = self.t(v)
-                if v != getattr(eff, key):
-                    pairs.append((key, v))
-                    setattr(eff, key, v)
+            path = getattr(q, key)
+            if path is not None and path.startswith("/"):
+                path = self.t(path)
+                if path != getattr(eff, key):
+                    pairs.append((key, path))
+                    setattr(eff, key, path)
         if q.environ is not None:
             env = tuple(w for w in (self.anon.environ(q.environ) if self.anon else q.environ)
                         if "=" in w and not w.startswith("="))
@@ -1038,10 +1040,9 @@ class _Writer:
             self.p.expected.setdefault((th.tid, "comm"), f"the model keeps {COMM_MAX} characters of a comm")
         start = min(max(th.start, e.start), int(self.m.uptime * self.m.hz))
         pairs.append(("start", _Seconds.of_ticks(max(start, e.start), self.m.hz)))
-        if e.proc is not None and e.proc.leader.state == "T":
-            state = "S"  # the group stop shows T on every thread
-        else:
-            state = self._state(th.state, th.tid)
+        # a group stop shows T on every thread: the process's ``stopped`` ending gives it
+        stopped = e.proc is not None and e.proc.leader.state == "T"
+        state = "S" if stopped else self._state(th.state, th.tid)
         if state != self.state.get(e, "S"):
             pairs.append(("state", state))
         if th.nice:
@@ -1091,7 +1092,7 @@ def verify(text: str, m: Machine, expected: dict[tuple[int, str], str]) -> list[
         check(tgid, "uid", q.uid, g.uid)
         threads = [t for t in g.threads if t is not task]
         check(tgid, "threads", [t.tid for t in q.threads], [t.pid.nr_in(ns) for t in threads])
-        for th, mt in zip(q.threads, threads):
+        for th, mt in zip(q.threads, threads, strict=False):  # a length difference is checked above
             check(th.tid, "comm", th.comm, mt.comm)
     # nothing else may be left: stand-ins are gone
     known = set(m.procs)
@@ -1138,7 +1139,7 @@ comm/argv/environ, state, start time, CPU times, memory. What the model cannot c
 in the scenario's header (e.g. session 0 of kernel threads, comms over 15 characters)."""
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     c = subparsers.add_parser("capture", help="turn a real /proc into a scenario",
                               description=DESCRIPTION,
                               epilog="example:\n  pidfs-fuse capture -o machine.toml && "

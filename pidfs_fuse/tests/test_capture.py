@@ -63,6 +63,7 @@ def model_rows(text: str) -> dict[int, tuple[int, int, int, int, str]]:
             continue
         g = t.group
         ppid = g.parent.group.leader.pid.nr_in(ns) if g.parent is not None else 0
+        assert g.pgrp is not None and g.session is not None
         out[nr] = (ppid, g.pgrp.nr_in(ns), g.session.nr_in(ns), len(g.threads), t.comm)
     return out
 
