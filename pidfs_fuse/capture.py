@@ -414,6 +414,7 @@ class _Planner:
         self.expected: dict[tuple[int, str], str] = {}
         self.used = {n for p in m.procs.values() for t in (p.leader, *p.threads) for n in t.nspid[:1]}
         self.used |= {p.pgid for p in m.procs.values()} | {p.sid for p in m.procs.values()}
+        self.thread_tids = {t.tid for p in m.procs.values() for t in p.threads}
         self.spare = m.pid_max - 1
 
     def expect(self, pid: int, fld: str, reason: str) -> None:
@@ -550,7 +551,7 @@ class _Planner:
         leader = self.by_tgid.get(sid)
         if leader is not None and leader.proc is not None and leader.proc.sid == sid:
             return leader
-        if sid in self.procs or any(sid in t.nspid[:1] for q in self.procs.values() for t in q.threads):
+        if sid in self.procs or sid in self.thread_tids:
             return None  # the number is a live process's that left that session: cannot happen
         return self._standin_session(sid, p)
 
@@ -572,7 +573,7 @@ class _Planner:
         key = ("pgrp", pgid)
         if key in self.standins:
             return self.standins[key]
-        if pgid == 0 or pgid in self.procs:
+        if pgid == 0 or pgid in self.procs or pgid in self.thread_tids:
             return None
         holder = self._session_holder(p.sid, p)
         numbers = self._levels(p.nspgid)
