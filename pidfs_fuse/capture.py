@@ -477,6 +477,9 @@ class _Planner:
                                         "from the namespace's init")
             r = self.by_tgid[ns_init.tgid] if ns_init is not None else init
         e.newpid = p.level == r.level + 1
+        if e.newpid:
+            e.comments.append(f"init of pid namespace pid:[{p.pidns or '?'}] (no scenario key keeps the inode "
+                              "number: the model numbers its namespaces itself)")
         if len(p.leader.comm) > COMM_MAX:
             self.expect(p.tgid, "comm", f"the model keeps {COMM_MAX} characters of a comm")
         sid, pgid = p.sid, p.pgid

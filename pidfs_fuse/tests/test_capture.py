@@ -159,13 +159,15 @@ def test_non_root_creator_is_loaded_as_root_and_says_so():
 # -- nested namespaces, zombies, stops ----------------------------------------------------------
 
 def test_namespace_init_and_members_keep_their_numbers_at_every_level():
-    m = machine(proc(500, 1, 500, 500, nspid=(500, 1), nspgid=(500, 1), nssid=(500, 1), threads=1),
+    m = machine(proc(500, 1, 500, 500, nspid=(500, 1), nspgid=(500, 1), nssid=(500, 1), threads=1,
+                     pidns=4026532001),
                 proc(510, 500, 500, 500, nspid=(510, 3), nspgid=(500, 1), nssid=(500, 1)))
     cap = C.capture_machine(m)
     es = entries(cap.text)
     assert es["500"]["newpid"] is True and es["500"]["set_tid"] == [1, 500]
     assert es["510"]["set_tid"] == [3, 510] and "newpid" not in es["510"]
     assert [th["set_tid"] for th in es["500"]["threads"]] == [[2, 501]]
+    assert "# init of pid namespace pid:[4026532001] (no scenario key keeps the inode number" in cap.text
     assert cap.deviations == []
     k = loads(cap.text).kernel
     assert k.find_task(k.root_ns, 510).pid.numbers == (510, 3)
