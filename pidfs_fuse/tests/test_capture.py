@@ -147,6 +147,15 @@ def test_session_zero_of_init_and_kernel_threads_is_listed_not_hidden():
     assert "#   ppid of 2: parent 0 (a kernel thread" in cap.text
 
 
+def test_kernel_threads_under_a_systemd_init_keep_session_zero_listed():
+    # systemd calls setsid(): init leads session 1, kernel threads stay in session 0
+    m = machine(proc(2, 0, 0, 0, comm="kthreadd", start=1), proc(3, 2, 0, 0, comm="rcu_gp", start=1))
+    cap = C.capture_machine(m)
+    assert sorted((d.pid, d.field, d.captured, d.model) for d in cap.deviations) == [
+        (2, "pgid", 0, 1), (2, "ppid", 0, 1), (2, "sid", 0, 1), (3, "pgid", 0, 1), (3, "sid", 0, 1)]
+    assert cap.unexpected == []
+
+
 def test_non_root_creator_is_loaded_as_root_and_says_so():
     m = machine(proc(100, 1, 100, 100, uid=1000, threads=2), proc(120, 100, 100, 100, uid=1000))
     cap = C.capture_machine(m)
