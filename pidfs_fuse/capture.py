@@ -72,6 +72,8 @@ from .kernel import signals as S
 COMM_MAX = 15
 #: the root namespace's pid_max when PROCDIR does not say
 PID_MAX_DEFAULT = 32768
+#: a new pid namespace's pid_max in the model (and Linux's PID_MAX_LIMIT on 64 bits)
+PID_MAX_LIMIT = 4194304
 #: scheduler states the scenario's ``state`` key takes
 SETTABLE_STATES = "RSDTtI"
 #: uids from this one up are people (login.defs UID_MIN); their names are anonymized
@@ -412,10 +414,14 @@ class _Planner:
         self.by_tgid: dict[int, Entry] = {}
         self.standins: dict[tuple[str, int], Entry] = {}
         self.expected: dict[tuple[int, str], str] = {}
-        self.used = {n for p in m.procs.values() for t in (p.leader, *p.threads) for n in t.nspid[:1]}
-        self.used |= {p.pgid for p in m.procs.values()} | {p.sid for p in m.procs.values()}
+        #: numbers in use at each namespace level (any namespace of that level: a superset of
+        #: what one namespace uses, so a number free here is free in every namespace)
+        self.used: dict[int, set[int]] = {}
+        for p in m.procs.values():
+            for ids in (*(t.nspid for t in (p.leader, *p.threads)), p.nspgid, p.nssid):
+                for level, n in enumerate(ids):
+                    self.used.setdefault(level, set()).add(n)
         self.thread_tids = {t.tid for p in m.procs.values() for t in p.threads}
-        self.spare = m.pid_max - 1
 
     def expect(self, pid: int, fld: str, reason: str) -> None:
         self.expected.setdefault((pid, fld), reason)
@@ -605,13 +611,9 @@ class _Planner:
                 key = ("carrier", sid)
                 carrier = self.standins.get(key)
                 if carrier is None:
-                    if holder.level != 0:
-                        return None
-                    while self.spare in self.used:
-                        self.spare -= 1
-                    self.used.add(self.spare)
-                    carrier = Entry(f"carrier-{sid}", "carrier", None, (self.spare,), creator=holder,
-                                    ids=holder.ids)
+                    carrier = Entry(f"carrier-{sid}", "carrier", None,
+                                    tuple(self._spare(level) for level in range(holder.level + 1)),
+                                    creator=holder, ids=holder.ids)
                     carrier.comments.append(
                         f"carries session {sid} to processes whose parent is outside it (they were "
                         "reparented after their parent exited), then exits (autoreap)")
@@ -622,6 +624,16 @@ class _Planner:
             self.expect(p.tgid, "ppid", "reparented elsewhere than its captured parent when the "
                                         "stand-in it was cloned from exits")
         return carrier
+
+    def _spare(self, level: int) -> int:
+        """The highest number free at ``level``: below the root's pid_max, or below the 4194304 of
+        a namespace the scenario creates (it sets no pid_max_ns)."""
+        used = self.used.setdefault(level, set())
+        n = (self.m.pid_max if level == 0 else PID_MAX_LIMIT) - 1
+        while n in used:
+            n -= 1
+        used.add(n)
+        return n
 
     def _reaper(self, standin: Entry, want: Entry) -> Entry:
         """Where ``standin``'s children go when it exits (find_new_reaper: the nearest subreaper

@@ -121,6 +121,19 @@ def test_member_of_a_live_session_reparented_to_init_is_cloned_from_a_carrier():
     assert model_rows(cap.text) == captured_rows(m)
 
 
+def test_carrier_in_a_nested_namespace_takes_free_numbers_at_every_level():
+    # inside a container: shell 510 left 520 behind, reparented to the container's init
+    m = machine(proc(500, 1, 500, 500, nspid=(500, 1), nspgid=(500, 1), nssid=(500, 1)),
+                proc(510, 500, 510, 510, nspid=(510, 5), nspgid=(510, 5), nssid=(510, 5)),
+                proc(520, 500, 510, 510, nspid=(520, 9), nspgid=(510, 5), nssid=(510, 5), start=200))
+    cap = C.capture_machine(m)
+    es = entries(cap.text)
+    assert es["carrier-510"]["set_tid"] == [4194303, 32767] and es["carrier-510"]["parent"] == "510"
+    assert es["520"]["parent"] == "carrier-510"
+    assert cap.deviations == []
+    assert model_rows(cap.text) == captured_rows(m)
+
+
 def test_group_leader_created_after_its_member_is_ordered_first():
     # 300 joined the group of 310, which started later (a shell pipeline's order is arbitrary)
     m = machine(proc(200, 1, 200, 200, start=10), proc(300, 200, 310, 200, start=20),
