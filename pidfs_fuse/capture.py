@@ -56,6 +56,7 @@ tables only, and the few escapes TOML basic strings need are simpler than a depe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import heapq
 import os
@@ -838,8 +839,8 @@ class _Anon:
             except KeyError:
                 continue
         self.names = names
-        self.rx = (re.compile(r"(?<![A-Za-z0-9_.-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
-                              + r")(?![A-Za-z0-9_-])") if names else None)
+        alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+        self.rx = re.compile(rf"(?<![A-Za-z0-9_])({alternatives})(?![A-Za-z0-9_])") if names else None
 
     def text(self, s: str) -> str:
         return self.rx.sub(lambda m: self.names[m.group(1)], s) if self.rx else s
@@ -850,22 +851,34 @@ class _Anon:
     def environ(self, env: list[str]) -> list[str]:
         return [self.text(w.partition("=")[0]) + "=" + ("x" if w.partition("=")[2] else "") for w in env]
 
+    def machine(self, m: Machine) -> Machine:
+        """A copy of ``m`` with its text anonymized (numbers and structure untouched)."""
+        def task(t: TaskInfo) -> TaskInfo:
+            return dataclasses.replace(t, comm=self.text(t.comm))
+
+        def path(s: str | None) -> str | None:
+            return self.text(s) if s is not None else None
+
+        procs = {tgid: dataclasses.replace(
+            p, leader=task(p.leader), threads=[task(t) for t in p.threads],
+            argv=self.argv(p.argv) if p.argv is not None else None,
+            environ=self.environ(p.environ) if p.environ is not None else None,
+            exe=path(p.exe), cwd=path(p.cwd), root=path(p.root)) for tgid, p in m.procs.items()}
+        return dataclasses.replace(m, source=self.text(m.source), hostname="anonymized", procs=procs)
+
 
 class _Writer:
     def __init__(self, p: Plan, anonymize: bool) -> None:
         self.p = p
         self.m = p.machine
-        self.anon = _Anon(q.uid for q in self.m.procs.values()) if anonymize else None
+        self.anon = anonymize
         self.eff: dict[Entry, _Eff] = {}
         self.state: dict[Entry, str] = {}
-
-    def t(self, s: str) -> str:
-        return self.anon.text(s) if self.anon else s
 
     def run(self) -> str:
         m, p = self.m, self.p
         out = [
-            f"# Captured by 'pidfs-fuse capture' from {self.t(m.source)} on "
+            f"# Captured by 'pidfs-fuse capture' from {m.source} on "
             + ("a machine" if self.anon else m.hostname),
             f"# at {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
             + (" (anonymized: argv beyond argv[0], environ values, user names)" if self.anon else ""),
@@ -967,18 +980,17 @@ class _Writer:
         return out
 
     def _comm(self, comm: str) -> str:
-        comm = self.t(comm).replace("\n", "?").replace("\0", "?")[:COMM_MAX]
+        comm = comm.replace("\n", "?").replace("\0", "?")[:COMM_MAX]
         return comm or "?"
 
     def _argv(self, q: ProcInfo) -> list[str]:
         argv = q.argv or []
-        return self.anon.argv(argv) if self.anon else list(argv)
+        return list(argv)
 
     def _exe(self, q: ProcInfo, comm: str, argv: list[str], default: str) -> str | None:
         exe = q.exe
         if exe is None or not exe.startswith("/"):
             return None
-        exe = self.t(exe)
         return None if exe == default else exe
 
     def _process_fields(self, e: Entry, q: ProcInfo, eff: _Eff,
@@ -1008,14 +1020,11 @@ class _Writer:
                 setattr(eff, key, n)
         for key in ("cwd", "root"):
             path = getattr(q, key)
-            if path is not None and path.startswith("/"):
-                path = self.t(path)
-                if path != getattr(eff, key):
-                    pairs.append((key, path))
-                    setattr(eff, key, path)
+            if path is not None and path.startswith("/") and path != getattr(eff, key):
+                pairs.append((key, path))
+                setattr(eff, key, path)
         if q.environ is not None:
-            env = tuple(w for w in (self.anon.environ(q.environ) if self.anon else q.environ)
-                        if "=" in w and not w.startswith("="))
+            env = tuple(w for w in q.environ if "=" in w and not w.startswith("="))
             if env != eff.environ:
                 pairs.append(("environ", list(env)))
                 eff.environ = env
@@ -1136,6 +1145,8 @@ def capture(procdir: str = "/proc", *, anonymize: bool = False) -> Capture:
 
 
 def capture_machine(m: Machine, *, anonymize: bool = False) -> Capture:
+    if anonymize:
+        m = _Anon(q.uid for q in m.procs.values()).machine(m)
     p = plan(m)
     text = render(p, anonymize=anonymize)
     try:

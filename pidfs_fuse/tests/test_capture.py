@@ -255,10 +255,15 @@ def test_anonymize_keeps_structure_and_replaces_argv_environ_and_user_names(monk
         return real(uid)
 
     monkeypatch.setattr(C.pwd, "getpwuid", getpwuid)
-    m = machine(proc(100, 1, 100, 100, uid=1000, comm="sshd",
+    m = machine(proc(90, 1, 90, 90, uid=1000, comm="alice-agent", threads=1),
+                proc(100, 1, 100, 100, uid=1000, comm="sshd",
                      argv=["sshd: alice@pts/0", "-D", "--secret=hunter2"],
                      environ=["HOME=/home/alice", "TOKEN=abc", "EMPTY="], cwd="/home/alice/src"))
-    text = C.capture_machine(m, anonymize=True).text
+    cap = C.capture_machine(m, anonymize=True)
+    text = cap.text
+    assert cap.unexpected == []
+    assert entries(text)["90"]["comm"] == "user1000-agent"
+    assert entries(text)["90"]["threads"][0]["comm"] == "user1000-agent"
     e = entries(text)["100"]
     assert e["argv"] == ["sshd: user1000@pts/0", "arg1", "arg2"]
     assert e["environ"] == ["HOME=x", "TOKEN=x", "EMPTY="]
