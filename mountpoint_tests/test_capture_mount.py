@@ -105,9 +105,24 @@ def test_default_table_round_trips_through_capture_with_every_ps_row_equal(mount
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
 
 
-@pytest.mark.parametrize("scenario", ["container-host", "daemons", "pid-wrap"])
+def namespace_limits(mount) -> dict[int, tuple[str, ...]]:
+    """namespace init (root number) -> its namespace's pid_max and ns_last_pid, read through the
+    mount's /.pidns/<inum>/ view (inode numbers differ between tables; init numbers do not)."""
+    out = {}
+    for d in Path(str(mount)).iterdir():
+        if not d.name.isdigit():
+            continue
+        nspid = next(line.split()[1:] for line in (d / "status").read_text().splitlines()
+                     if line.startswith("NSpid:"))
+        if len(nspid) > 1 and nspid[-1] == "1":
+            view = Path(str(mount)) / ".pidns" / (d / "ns/pid").readlink().name[5:-1]
+            out[int(d.name)] = tuple((view / "sys/kernel" / f).read_text() for f in ("pid_max", "ns_last_pid"))
+    return out
+
+
+@pytest.mark.parametrize(("scenario", "namespaces"), [("container-host", 3), ("daemons", 0), ("pid-wrap", 1)])
 def test_example_tables_round_trip_through_capture_with_every_task_row_equal(
-        mount_table, tmp_path, scenario):
+        mount_table, tmp_path, scenario, namespaces):
     # nested namespaces with subreapers and zombies; daemonized sessions and groups whose
     # leaders are gone; numbers about to wrap at a small pid_max
     first = mount_table("--scenario", str(EXAMPLES / f"{scenario}.toml"))
@@ -120,4 +135,7 @@ def test_example_tables_round_trip_through_capture_with_every_task_row_equal(
     assert b.stdout == a.stdout
     for name in ("loadavg", "sys/kernel/ns_last_pid", "sys/kernel/pid_max"):
         assert (second / name).read_text() == (first / name).read_text(), name
+    limits = namespace_limits(first)
+    assert len(limits) == namespaces
+    assert namespace_limits(second) == limits
     assert data(C.capture(str(second)).text) == data(cap.text)

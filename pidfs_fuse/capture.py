@@ -128,6 +128,10 @@ class ProcInfo:
     cwd: str | None = None
     root: str | None = None
     pidns: int | None = None  # inode number of ns/pid
+    #: a namespace init's pid_max and ns_last_pid, where PROCDIR shows them (a pidfs-fuse
+    #: mount's /.pidns/<inum>/sys/kernel; a real /proc shows only its own namespace's)
+    ns_pid_max: int | None = None
+    ns_last_pid: int | None = None
     threads: list[TaskInfo] = field(default_factory=list)  # without the leader, listing order
 
     @property
@@ -242,6 +246,12 @@ def _read_proc(procdir: str, tgid: int) -> ProcInfo:
     p.exe, p.cwd, p.root = (_readlink(f"{d}/{x}") for x in ("exe", "cwd", "root"))
     m = re.fullmatch(r"pid:\[(\d+)\]", _readlink(f"{d}/ns/pid") or "")
     p.pidns = int(m.group(1)) if m else None
+    if p.pidns is not None and leader.level and leader.nspid[-1] == 1:
+        for key, attr in (("pid_max", "ns_pid_max"), ("ns_last_pid", "ns_last_pid")):
+            try:
+                setattr(p, attr, int(_read(f"{procdir}/.pidns/{p.pidns}/sys/kernel/{key}")))
+            except (OSError, ValueError):
+                pass
     try:
         tids = [int(t) for t in os.listdir(f"{d}/task") if t.isdigit()]
     except OSError:
@@ -627,10 +637,12 @@ class _Planner:
         return carrier
 
     def _spare(self, level: int) -> int:
-        """The highest number free at ``level``: below the root's pid_max, or below the 4194304 of
-        a namespace the scenario creates (it sets no pid_max_ns)."""
+        """The highest number free at ``level``: below the root's pid_max, or below the smallest
+        pid_max of that level's namespaces (4194304 where the capture does not know it)."""
         used = self.used.setdefault(level, set())
-        n = (self.m.pid_max if level == 0 else PID_MAX_LIMIT) - 1
+        limits = [q.ns_pid_max or PID_MAX_LIMIT for q in self.procs.values()
+                  if q.level == level and q.leader.nspid[-1] == 1]
+        n = (self.m.pid_max if level == 0 else min(limits, default=PID_MAX_LIMIT)) - 1
         while n in used:
             n -= 1
         used.add(n)
@@ -952,6 +964,10 @@ class _Writer:
             pairs.append(("set_tid", list(reversed(e.numbers))))
             if e.newpid:
                 pairs.append(("newpid", True))
+                if q is not None and q.ns_pid_max not in (None, PID_MAX_LIMIT):
+                    pairs.append(("pid_max_ns", q.ns_pid_max))
+                if q is not None and q.ns_last_pid:
+                    pairs.append(("ns_last_pid_ns", q.ns_last_pid))
             if e.setsid:
                 pairs.append(("setsid", True))
             if e.pgid is not None:
