@@ -4,7 +4,10 @@ the mount of a capture is that capture)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -139,3 +142,40 @@ def test_example_tables_round_trip_through_capture_with_every_task_row_equal(
     assert len(limits) == namespaces
     assert namespace_limits(second) == limits
     assert data(C.capture(str(second)).text) == data(cap.text)
+
+
+def test_a_real_pid_namespace_is_captured_with_its_numbers_at_both_levels(mount_table, tmp_path):
+    outer = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c", "sleep 60 & sleep 60 & wait"])
+    init = None
+    try:
+        deadline = time.monotonic() + 10
+        members: list[int] = []
+        while time.monotonic() < deadline:
+            kids = Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()
+            if kids:
+                init = int(kids[0])
+                members = [init, *map(int, Path(f"/proc/{init}/task/{init}/children").read_text().split())]
+                if len(members) == 3:
+                    break
+            time.sleep(0.02)
+        assert len(members) == 3
+
+        def nspid(root: str, pid: int) -> str:
+            lines = Path(f"{root}/{pid}/status").read_text().splitlines()
+            return next(line for line in lines if line.startswith("NSpid:"))
+
+        host = {pid: nspid("/proc", pid) for pid in members}
+        assert host[init].split()[1:] == [str(init), "1"]
+        cap = C.capture("/proc")
+        assert cap.unexpected == []
+        assert {pid: cap.machine.procs[pid].leader.nspid for pid in members} == {
+            pid: (pid, int(host[pid].split()[2])) for pid in members}
+        m = mount_capture(mount_table, tmp_path, cap, "machine.toml")
+        assert {pid: nspid(str(m), pid) for pid in members} == host
+        shown = mount_ps(m)
+        assert [shown[pid][1] for pid in members] == [outer.pid, init, init]
+    finally:
+        if init is not None:
+            os.kill(init, signal.SIGKILL)  # the namespace's init: its members die with it
+        outer.kill()
+        outer.wait(timeout=10)

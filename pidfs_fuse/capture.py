@@ -203,11 +203,16 @@ def _readlink(path: str) -> str | None:
         return None
 
 
-def _read_task(d: str, tid: int) -> TaskInfo:
-    """``d`` is ``PROCDIR/<tgid>/task/<tid>`` or ``PROCDIR/<tgid>``. Raises OSError."""
-    st = _status(_read(f"{d}/status"))
+def _read_task(d: str, tid: int, *, nested: bool = True) -> TaskInfo:
+    """``d`` is ``PROCDIR/<tgid>/task/<tid>`` or ``PROCDIR/<tgid>``. Raises OSError. A thread of a
+    process in PROCDIR's own namespace (``nested`` false) has no other number: its status, which
+    only NSpid is read for, is skipped (half the reads of a process with 100,000 threads)."""
     comm, f = _stat(_read(f"{d}/stat"))
-    nspid = _ints(st["NSpid"]) if "NSpid" in st else (tid,)
+    if nested:
+        st = _status(_read(f"{d}/status"))
+        nspid = _ints(st["NSpid"]) if "NSpid" in st else (tid,)
+    else:
+        nspid = (tid,)
     return TaskInfo(tid=tid, nspid=nspid, comm=comm, state=f[0], nice=int(f[16]),
                     utime=int(f[11]), stime=int(f[12]), start=int(f[19]))
 
@@ -260,7 +265,7 @@ def _read_proc(procdir: str, tgid: int) -> ProcInfo:
         if tid == tgid:
             continue
         try:
-            p.threads.append(_read_task(f"{d}/task/{tid}", tid))
+            p.threads.append(_read_task(f"{d}/task/{tid}", tid, nested=leader.level > 0))
         except OSError:  # the thread exited meanwhile
             continue
     return p
@@ -966,7 +971,8 @@ class _Writer:
                 pairs.append(("newpid", True))
                 if q is not None and q.ns_pid_max not in (None, PID_MAX_LIMIT):
                     pairs.append(("pid_max_ns", q.ns_pid_max))
-                if q is not None and q.ns_last_pid:
+                # -1: nothing allocated cyclically yet (an init made with set_tid), as after loading
+                if q is not None and q.ns_last_pid is not None and q.ns_last_pid >= 0:
                     pairs.append(("ns_last_pid_ns", q.ns_last_pid))
             if e.setsid:
                 pairs.append(("setsid", True))
