@@ -38,7 +38,7 @@ nearest subreaper cannot be known); members of a namespace whose init vanished a
 What the model cannot carry (documented differences, listed per process in the output's header
 and by ``Capture.deviations``): session/group id 0 (init and kernel threads live in the kernel's
 ``init_struct_pid`` session; the model's init leads session 1), a parent number 0 for anything
-but init (kernel threads' ``kthreadd``: made a child of init), comms longer than 15 characters
+but init (kernel threads' ``kthreadd``: made a child of init), comms longer than 15 bytes
 (kernel threads; the model keeps TASK_COMM_LEN - 1), states P/X (shown as S), real vs effective
 ids, supplementary groups, namespace inode numbers, per-namespace pid_max and cursors below the
 root, a process that entered a namespace with setns (no schema key: it is cloned from that
@@ -66,15 +66,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .kernel import ExitState, Kernel, KernelError
+from .kernel import PID_MAX_LIMIT, ExitState, Kernel, KernelError
 from .kernel import signals as S
+from .kernel.task import TASK_COMM_LEN, comm_cut
 
-#: what the model keeps of a comm (TASK_COMM_LEN - 1)
-COMM_MAX = 15
+#: why a comm loads shorter (kernel threads show their full name in /proc; tasks keep 15 bytes)
+COMM_CUT = f"the model keeps {TASK_COMM_LEN - 1} bytes of a comm"
 #: the root namespace's pid_max when PROCDIR does not say
 PID_MAX_DEFAULT = 32768
-#: a new pid namespace's pid_max in the model (and Linux's PID_MAX_LIMIT on 64 bits)
-PID_MAX_LIMIT = 4194304
 #: scheduler states the scenario's ``state`` key takes
 SETTABLE_STATES = "RSDTtI"
 #: uids from this one up are people (login.defs UID_MIN); their names are anonymized
@@ -502,8 +501,8 @@ class _Planner:
         if e.newpid:
             e.comments.append(f"init of pid namespace pid:[{p.pidns or '?'}] (no scenario key keeps the inode "
                               "number: the model numbers its namespaces itself)")
-        if len(p.leader.comm) > COMM_MAX:
-            self.expect(p.tgid, "comm", f"the model keeps {COMM_MAX} characters of a comm")
+        if comm_cut(p.leader.comm) != p.leader.comm:
+            self.expect(p.tgid, "comm", COMM_CUT)
         sid, pgid = p.sid, p.pgid
         creator = r
         if sid == p.tgid:
@@ -1002,7 +1001,7 @@ class _Writer:
         return out
 
     def _comm(self, comm: str) -> str:
-        comm = comm.replace("\n", "?").replace("\0", "?")[:COMM_MAX]
+        comm = comm_cut(comm.replace("\n", "?").replace("\0", "?"))
         return comm or "?"
 
     def _argv(self, q: ProcInfo) -> list[str]:
@@ -1083,8 +1082,8 @@ class _Writer:
     def _thread_fields(self, e: Entry, th: TaskInfo) -> list[tuple[str, object]]:
         pairs: list[tuple[str, object]] = [("comm", self._comm(th.comm)),
                                            ("set_tid", list(reversed(th.nspid)))]
-        if len(th.comm) > COMM_MAX:
-            self.p.expected.setdefault((th.tid, "comm"), f"the model keeps {COMM_MAX} characters of a comm")
+        if comm_cut(th.comm) != th.comm:
+            self.p.expected.setdefault((th.tid, "comm"), COMM_CUT)
         start = min(max(th.start, e.start), int(self.m.uptime * self.m.hz))
         pairs.append(("start", _Seconds.of_ticks(max(start, e.start), self.m.hz)))
         # a group stop shows T on every thread: the process's ``stopped`` ending gives it
@@ -1185,7 +1184,7 @@ Turn a /proc (default: this machine's; also a pidfs-fuse mount) into a scenario 
 with the same numbers at every pid namespace level: every process and thread, parents, process
 groups, sessions (stand-ins recreate ids whose leader has exited), terminal, uid/gid,
 comm/argv/environ, state, start time, CPU times, memory. What the model cannot carry is listed
-in the scenario's header (e.g. session 0 of kernel threads, comms over 15 characters)."""
+in the scenario's header (e.g. session 0 of kernel threads, comms over 15 bytes)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import pytest
 
 from pidfs_fuse import capture as C
 from pidfs_fuse.kernel import ExitState
+from pidfs_fuse.kernel.task import comm_cut
 from pidfs_fuse.scenario import loads
 
 HZ = 100
@@ -69,7 +70,7 @@ def model_rows(text: str) -> dict[int, tuple[int, int, int, int, str]]:
 
 
 def captured_rows(m: C.Machine) -> dict[int, tuple[int, int, int, int, str]]:
-    return {p.tgid: (p.ppid, p.pgid, p.sid, len(p.threads) + 1, p.leader.comm[:15])
+    return {p.tgid: (p.ppid, p.pgid, p.sid, len(p.threads) + 1, comm_cut(p.leader.comm))
             for p in m.procs.values()}
 
 
@@ -399,3 +400,12 @@ def test_capturing_while_processes_fork_and_exit_leaves_a_table_that_loads_as_re
     finally:
         churn.kill()
         churn.wait(timeout=10)
+
+
+def test_a_comm_is_cut_to_15_bytes_of_utf8_as_the_model_keeps_it():
+    # "ünïcode-wörker-x" is 16 characters, 19 bytes: 12 characters fit in 15 bytes
+    m = machine(proc(100, 1, 100, 100, comm="ünïcode-wörker-x"))
+    cap = C.capture_machine(m)
+    assert entries(cap.text)["100"]["comm"] == "ünïcode-wörk"
+    assert [(d.field, d.captured, d.model, d.reason) for d in cap.deviations] == [
+        ("comm", "ünïcode-wörker-x", "ünïcode-wörk", "the model keeps 15 bytes of a comm")]
