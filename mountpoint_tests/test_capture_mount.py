@@ -15,7 +15,7 @@ import pytest
 
 from pidfs_fuse import capture as C
 
-from .conftest import in_private_proc
+from .conftest import in_private_proc, run_cli
 
 PS = "ps -eo pid=,ppid=,pgid=,sid=,nlwp=,comm="
 COLUMNS = ("pid", "ppid", "pgid", "sid", "nlwp", "comm")
@@ -179,3 +179,16 @@ def test_a_real_pid_namespace_is_captured_with_its_numbers_at_both_levels(mount_
             os.kill(init, signal.SIGKILL)  # the namespace's init: its members die with it
         outer.kill()
         outer.wait(timeout=10)
+
+
+def test_capture_command_writes_the_scenario_and_says_what_differs(mnt, tmp_path):
+    out = tmp_path / "table.toml"
+    r = run_cli("capture", str(mnt), "-o", str(out))
+    assert r.stdout == ""
+    assert r.stderr == ("pidfs-fuse capture: 33 processes, 74 tasks; 7 shown differently by the model "
+                        "(see the header)\n")
+    assert data(out.read_text()) == data(C.capture(str(mnt)).text)
+    r = run_cli("capture", str(tmp_path / "nothing"), check=False)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == f"pidfs-fuse capture: {tmp_path / 'nothing'}: No such file or directory\n"
+    assert not (tmp_path / "nothing").exists()

@@ -1,4 +1,4 @@
-"""The ``pidfs-fuse`` command: mount, unmount, status, exec, ctl, tree, bench.
+"""The ``pidfs-fuse`` command: mount, unmount, status, exec, ctl, tree, capture, bench.
 
 ``mount`` checks the mount point, clears a stale mount left by a killed server (and says so),
 starts the server in the background (``python -m pidfs_fuse.mount``) and returns once the mount
@@ -16,8 +16,9 @@ import shlex
 import subprocess
 import sys
 import time
+from importlib import metadata
 
-from . import client
+from . import capture, client
 from .client import MountError
 from .mount.main import ServerError, add_arguments
 
@@ -30,6 +31,7 @@ examples:
   pidfs-fuse ctl /tmp/proc kill 42 TERM
   read -r how code < /tmp/proc/42/pidfd      blocks until 42 has exited
   pidfs-fuse tree /tmp/proc                  draw its namespaces, processes and threads
+  pidfs-fuse capture -o machine.toml         this machine's /proc as a scenario (mount --scenario)
   pidfs-fuse status                          your mounts
   pidfs-fuse unmount /tmp/proc
 """
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A Linux process table you can mount: a model of the kernel's pid machinery "
                     "served as a /proc-like FUSE filesystem.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     m = sub.add_parser("mount", help="mount a process table (returns once it answers)",
@@ -108,7 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ANSI colour: when stdout is a terminal (auto, default), always, or never")
     t.add_argument("--threads", type=int, default=None, metavar="N",
                    help="draw at most N threads per process, then a count (default 4; -1: all)")
+    capture.add_parser(sub)
     return p
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pidfs_fuse")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,4 +324,4 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "ctl": cmd_ctl, "bench": cmd_bench,
-            "tree": cmd_tree, "status": cmd_status, "exec": cmd_exec}
+            "tree": cmd_tree, "status": cmd_status, "exec": cmd_exec, "capture": capture.run}
