@@ -32,6 +32,7 @@ from .callers import Callers
 from .events import Changes
 from .handles import Waiters
 from .inodes import ROOT_INODE, InodeTable, Node
+from .interrupts import Interrupts
 from .nodes import ROOT
 from .nodes.table import DEFAULT_POLLMASK
 
@@ -72,6 +73,8 @@ class PidFs(pyfuse3.Operations):
         #: where commands that wait run on after their write was answered (set by serve())
         self.nursery: trio.Nursery | None = None
         self.waiters = Waiters()
+        #: blocked reads that a signal to their caller ends with EINTR (its nursery: serve())
+        self.interrupts = Interrupts()
         self.changes = Changes(self.table)
         #: (namespace inum, number) -> the stand-in task of a caller the view has no process for
         self.observers: dict[tuple[int, int], Task] = {}
@@ -207,6 +210,11 @@ class PidFs(pyfuse3.Operations):
     async def write(self, fh, off, buf):
         return await self._file(fh).write(self, buf)
 
+    async def flush(self, fh):
+        f = self.files.get(fh)
+        if f is not None and hasattr(f, "flush"):
+            await f.flush(self)
+
     async def release(self, fh):
         f = self.files.pop(fh, None)
         if f is not None:
@@ -263,7 +271,7 @@ def _guarded(handler):
 
 
 for _name in ("lookup", "getattr", "setattr", "readlink", "opendir", "releasedir", "readdir",
-              "open", "read", "write", "release", "poll", "getxattr", "setxattr", "listxattr",
+              "open", "read", "write", "flush", "release", "poll", "getxattr", "setxattr", "listxattr",
               "removexattr", "statfs"):
     setattr(PidFs, _name, _guarded(getattr(PidFs, _name)))
 

@@ -3,7 +3,8 @@
 ``read`` blocks until the handle's poll mask has POLLIN (EAGAIN instead with ``O_NONBLOCK``),
 then serves ``exited N`` / ``killed SIG`` / ``dumped SIG`` and ``Key:\\tvalue`` lines; ``write``
 sends a signal; ``poll`` reports the kernel's pidfd mask. Blocked readers and pollers are woken
-by the model's events (``Waiters.on_event``), never by timers.
+by the model's events (``Waiters.on_event``), never by timers, and a blocked reader that gets a
+signal by ``interrupts.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Handle:
     nonblock: bool
     fh: int = 0
     uid: int = 0  # who opened it: signalling is checked against this uid
+    opener: int = 0  # the tid that opened it (interrupts.py's fallback caller)
     poll_handle: Any = None  # the latest PollHandle
     #: the text served at offsets > 0: rendered by the last read at offset 0 (seq_file-like),
     #: so a reader taking the text in pieces never mixes two renderings
@@ -47,14 +49,14 @@ class Handle:
         text: rendered afresh at offset 0, continued from that rendering at other offsets.
 
         Only O_NONBLOCK given to open counts: pyfuse3 passes no file flags to ``read``, so a
-        later fcntl(F_SETFL) is not seen. A blocked read cannot be interrupted (pyfuse3 has no
-        FUSE_INTERRUPT hook): a reader killed while blocked stays in the kernel until the
-        process exits or the mount goes away."""
+        later fcntl(F_SETFL) is not seen. A signal the reader takes ends a blocked read with
+        EINTR (``interrupts.py``); a read tried again blocks again."""
         k = fs.kernel
         while not k.pidfd_poll(self.fd) & POLLIN:
             if self.nonblock:
                 raise pyfuse3.FUSEError(errno.EAGAIN)
-            await fs.waiters.exit_of(self.fd.pid).wait()
+            await fs.interrupts.wait(fs.waiters.exit_of(self.fd.pid), fh=self.fh, off=off,
+                                     size=size, opener=self.opener)
         if off == 0 or self.text is None:
             self.text = render_handle(self.view, k, self.fd)
         return self.text[off: off + size]
@@ -133,7 +135,7 @@ def open_handle(fs: PidFs, pid: Pid, flags: int, ctx: Any) -> pyfuse3.FileInfo:
                                  nonblock=bool(flags & os.O_NONBLOCK))
     except KernelError as e:
         raise pyfuse3.FUSEError(e.errno) from None
-    h = Handle(fd, fs.root_view, bool(flags & os.O_NONBLOCK), uid=ctx.uid)
+    h = Handle(fd, fs.root_view, bool(flags & os.O_NONBLOCK), uid=ctx.uid, opener=ctx.pid)
     h.fh = fs.add_file(h)
     fs.waiters.add(h)
     # direct_io: every read reaches Handle.read (the page cache would serve a stale text and

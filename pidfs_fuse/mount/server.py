@@ -51,7 +51,7 @@ async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
     detached: list[bool] = []
     try:
         async with trio.open_nursery() as nursery:
-            fs.nursery = nursery
+            fs.nursery = fs.interrupts.nursery = nursery
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
             dev = _our_device(real)
             if dev is not None:
