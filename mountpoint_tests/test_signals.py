@@ -9,6 +9,7 @@ opener dies, is cancelled and reaps nothing. Every client is seen blocked in the
 
 from __future__ import annotations
 
+import errno
 import os
 import pty
 import signal
@@ -20,11 +21,19 @@ import time
 import pytest
 
 from .conftest import CLI, Mount
-from .waiting import SYS_PREAD, SYS_READ, in_syscall, procs, wait_until, waits_for_fuse  # noqa: F401
+from .waiting import SYS_PREAD, SYS_READ, Procs, in_syscall, wait_until, waits_for_fuse
 
 #: how long a signalled reader may take to be gone; the goal is 200 ms (measured by
 #: bench/signals.py), the test allows for a loaded machine
 PROMPT = 2.0
+
+
+@pytest.fixture
+def clients(mount_table):
+    """Start clients with ``clients.popen``; all are killed before the mounts go away."""
+    pr = Procs()
+    yield pr
+    pr.cleanup()
 
 
 def blocked_in_read(pid: int) -> bool:
@@ -45,9 +54,9 @@ def state_of(pid: int) -> str:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGHUP],
                          ids=lambda s: s.name)
-def test_signal_ends_cat_blocked_on_a_handle(mnt: Mount, procs, sig):
+def test_signal_ends_cat_blocked_on_a_handle(mnt: Mount, clients, sig):
     pid = mnt.new()
-    cat = procs.popen(["cat", f"{mnt.path}/{pid}/pidfd"], stdout=subprocess.PIPE)
+    cat = clients.popen(["cat", f"{mnt.path}/{pid}/pidfd"], stdout=subprocess.PIPE)
     wait_until(lambda: blocked_in_read(cat.pid), "cat blocks in the handle read")
     os.kill(cat.pid, sig)
     assert gone_within(cat, PROMPT) < PROMPT
@@ -67,11 +76,11 @@ def test_timeout_ends_a_blocked_cat(mnt: Mount, sig):
     assert r.stdout == b""
 
 
-def test_bash_read_with_a_trap_runs_the_trap_then_reads_on(mnt: Mount, procs):
+def test_bash_read_with_a_trap_runs_the_trap_then_reads_on(mnt: Mount, clients):
     """bash's read builtin takes EINTR, runs the trap and reads again (as on a pipe)."""
     pid = mnt.new()
     script = f'trap "echo trapped" USR1; read x < {mnt.path}/{pid}/pidfd; echo "rc=$? x=$x"'
-    sh = procs.popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    sh = clients.popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
     wait_until(lambda: blocked_in_read(sh.pid), "bash blocks in read")
     t0 = time.monotonic()
     os.kill(sh.pid, signal.SIGUSR1)
@@ -82,9 +91,9 @@ def test_bash_read_with_a_trap_runs_the_trap_then_reads_on(mnt: Mount, procs):
     assert sh.stdout.readline() == "rc=0 x=exited 1\n"
 
 
-def test_bash_read_killed_by_term(mnt: Mount, procs):
+def test_bash_read_killed_by_term(mnt: Mount, clients):
     pid = mnt.new()
-    sh = procs.popen(["bash", "-c", f"read x < {mnt.path}/{pid}/pidfd"])
+    sh = clients.popen(["bash", "-c", f"read x < {mnt.path}/{pid}/pidfd"])
     wait_until(lambda: blocked_in_read(sh.pid), "bash blocks in read")
     os.kill(sh.pid, signal.SIGTERM)
     gone_within(sh, PROMPT)
@@ -133,9 +142,9 @@ PY_READER = textwrap.dedent("""
 """)
 
 
-def test_python_reader_with_sigalrm_gets_eintr_then_blocks_again_until_exit(mnt: Mount, procs):
+def test_python_reader_with_sigalrm_gets_eintr_then_blocks_again_until_exit(mnt: Mount, clients):
     pid = mnt.new()
-    py = procs.popen([sys.executable, "-c", PY_READER, f"{mnt.path}/{pid}/pidfd"],
+    py = clients.popen([sys.executable, "-c", PY_READER, f"{mnt.path}/{pid}/pidfd"],
                      stdout=subprocess.PIPE, text=True)
     first = py.stdout.readline()
     assert first == "first -1 4 ['alarm']\n"  # EINTR, and the handler ran
@@ -145,11 +154,11 @@ def test_python_reader_with_sigalrm_gets_eintr_then_blocks_again_until_exit(mnt:
     assert py.wait(timeout=10) == 0
 
 
-def test_a_stop_signal_does_not_end_the_read(mnt: Mount, procs):
+def test_a_stop_signal_does_not_end_the_read(mnt: Mount, clients):
     """SIGSTOP/SIGCONT: Linux cannot restart a FUSE read, so the read is not ended (EINTR would
     make cat fail); it is answered when the process exits, and SIGKILL still ends it."""
     pid = mnt.new()
-    cat = procs.popen(["cat", f"{mnt.path}/{pid}/pidfd"], stdout=subprocess.PIPE)
+    cat = clients.popen(["cat", f"{mnt.path}/{pid}/pidfd"], stdout=subprocess.PIPE)
     wait_until(lambda: blocked_in_read(cat.pid), "cat blocks")
     os.kill(cat.pid, signal.SIGSTOP)
     time.sleep(0.3)  # several watcher rounds: the read must still be waiting
@@ -160,7 +169,7 @@ def test_a_stop_signal_does_not_end_the_read(mnt: Mount, procs):
     assert cat.returncode == 0 and out.decode().startswith("exited 5\n")
 
     pid = mnt.new()
-    cat = procs.popen(["cat", f"{mnt.path}/{pid}/pidfd"])
+    cat = clients.popen(["cat", f"{mnt.path}/{pid}/pidfd"])
     wait_until(lambda: blocked_in_read(cat.pid), "cat blocks")
     os.kill(cat.pid, signal.SIGSTOP)
     wait_until(lambda: state_of(cat.pid) == "D", "the stop is pending in the read")
@@ -169,9 +178,9 @@ def test_a_stop_signal_does_not_end_the_read(mnt: Mount, procs):
     assert cat.returncode == -signal.SIGKILL
 
 
-def test_an_ignored_signal_does_not_end_the_read(mnt: Mount, procs):
+def test_an_ignored_signal_does_not_end_the_read(mnt: Mount, clients):
     pid = mnt.new()
-    sh = procs.popen(["bash", "-c", f"trap '' USR1; read x < {mnt.path}/{pid}/pidfd; echo got=$x"],
+    sh = clients.popen(["bash", "-c", f"trap '' USR1; read x < {mnt.path}/{pid}/pidfd; echo got=$x"],
                      stdout=subprocess.PIPE, text=True)
     wait_until(lambda: blocked_in_read(sh.pid), "bash blocks")
     os.kill(sh.pid, signal.SIGUSR1)
@@ -181,9 +190,9 @@ def test_an_ignored_signal_does_not_end_the_read(mnt: Mount, procs):
     assert sh.communicate(timeout=10)[0] == "got=exited 0\n"
 
 
-def test_many_killed_blocked_readers_leave_no_process_stuck(mnt: Mount, procs):
+def test_many_killed_blocked_readers_leave_no_process_stuck(mnt: Mount, clients):
     pid = mnt.new()
-    cats = [procs.popen(["cat", f"{mnt.path}/{pid}/pidfd"]) for _ in range(100)]
+    cats = [clients.popen(["cat", f"{mnt.path}/{pid}/pidfd"]) for _ in range(100)]
     for c in cats:
         wait_until(lambda c=c: blocked_in_read(c.pid), "every cat blocks")
     for c in cats:
@@ -202,10 +211,10 @@ def _zombie(mnt: Mount, pid: int) -> bool:
     return mnt.client.show(pid)["State"].startswith("Z")
 
 
-def test_ctl_wait_ends_on_sigterm_and_reaps_nothing(mnt: Mount, procs):
+def test_ctl_wait_ends_on_sigterm_and_reaps_nothing(mnt: Mount, clients):
     parent = mnt.new()
     child = mnt.new(parent)
-    ctl = procs.popen([*CLI, "ctl", mnt.path, "wait", str(parent), f"pid={child}"])
+    ctl = clients.popen([*CLI, "ctl", mnt.path, "wait", str(parent), f"pid={child}"])
     wait_until(lambda: any(waits_for_fuse(int(t)) for t in os.listdir(f"/proc/{ctl.pid}/task")),
                "ctl blocks in its wait")
     os.kill(ctl.pid, signal.SIGTERM)
@@ -225,25 +234,28 @@ RAW_WAIT = textwrap.dedent("""
         os.close(fd)
         print("closed", flush=True)
         sys.stdin.read()
-    elif sys.argv[3] == "fork":  # a child keeps the file open; the opener exits
+    elif sys.argv[3] == "fork":  # a child keeps the file open and reads; the opener exits
         if os.fork() == 0:
             print("child", os.getpid(), flush=True)
-            sys.stdin.read()
+            try:
+                os.pread(fd, 4096, 0)
+            except OSError as e:
+                print("failed", e.errno, os.pread(fd, 4096, 0).decode().strip(), flush=True)
             os._exit(0)
         sys.stdin.read(1)
 """)
 
 
-def _raw_wait(procs, mnt: Mount, line: str, how: str) -> subprocess.Popen:
-    return procs.popen([sys.executable, "-c", RAW_WAIT, f"{mnt.path}/.control", line, how],
+def _raw_wait(clients, mnt: Mount, line: str, how: str) -> subprocess.Popen:
+    return clients.popen([sys.executable, "-c", RAW_WAIT, f"{mnt.path}/.control", line, how],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
-def test_killed_reader_of_a_raw_wait_is_freed_and_the_wait_cancelled(mnt: Mount, procs, sig):
+def test_killed_reader_of_a_raw_wait_is_freed_and_the_wait_cancelled(mnt: Mount, clients, sig):
     parent = mnt.new()
     child = mnt.new(parent)
-    py = _raw_wait(procs, mnt, f"wait {parent} pid={child}", "read")
+    py = _raw_wait(clients, mnt, f"wait {parent} pid={child}", "read")
     wait_until(lambda: blocked_in_read(py.pid), "the reader blocks on the wait's reply")
     os.kill(py.pid, sig)
     gone_within(py, PROMPT)
@@ -253,10 +265,10 @@ def test_killed_reader_of_a_raw_wait_is_freed_and_the_wait_cancelled(mnt: Mount,
     assert mnt.ctl("wait", str(parent), "nohang") == f"{child} exited 4\n"
 
 
-def test_a_wait_whose_file_is_closed_reaps_nothing(mnt: Mount, procs):
+def test_a_wait_whose_file_is_closed_reaps_nothing(mnt: Mount, clients):
     parent = mnt.new()
     child = mnt.new(parent)
-    py = _raw_wait(procs, mnt, f"wait {parent} pid={child}", "close")
+    py = _raw_wait(clients, mnt, f"wait {parent} pid={child}", "close")
     assert py.stdout.readline() == "closed\n"
     mnt.ctl("exit_group", str(child), "2")
     assert _zombie(mnt, child)
@@ -265,17 +277,18 @@ def test_a_wait_whose_file_is_closed_reaps_nothing(mnt: Mount, procs):
     assert mnt.ctl("wait", str(parent), f"pid={child}") == f"{child} exited 2\n"
 
 
-def test_a_wait_whose_opener_dies_reaps_nothing_though_the_file_stays_open(mnt: Mount, procs):
+def test_a_wait_whose_opener_dies_reaps_nothing_though_the_file_stays_open(mnt: Mount, clients):
     parent = mnt.new()
     child = mnt.new(parent)
-    py = _raw_wait(procs, mnt, f"wait {parent} pid={child}", "fork")
+    py = _raw_wait(clients, mnt, f"wait {parent} pid={child}", "fork")
     holder = int(py.stdout.readline().split()[1])
     py.stdin.write("x")
     py.stdin.flush()
-    py.wait(timeout=10)  # the opener exited; its child still holds the file
-    assert _alive(holder)
-    time.sleep(0.2)  # margin for the server's loop to see the opener's pidfd readable
+    py.wait(timeout=10)  # the opener exited; its child still holds the file, blocked reading
+    assert py.stdout.readline() == (f"failed {errno.ECANCELED} error: ECANCELED: the command was "
+                                    "cancelled: its file was closed or the process that opened "
+                                    "it exited\n")
+    wait_until(lambda: not _alive(holder), "the holder exits")
     mnt.ctl("exit_group", str(child), "6")
     assert _zombie(mnt, child)
     assert mnt.ctl("wait", str(parent), f"pid={child}") == f"{child} exited 6\n"
-    os.kill(holder, signal.SIGKILL)

@@ -209,7 +209,7 @@ class ControlSession:
         except KernelError as e:
             out.append(f"error: {e.errname}: {e.reason}\n")
             self.reply = "".join(out).encode()
-            raise _Failed(e.errno) from None
+            raise _Failed(e.errno or errno.EIO) from None
         finally:
             await fs.settle()
         self.reply = "".join(out).encode()
@@ -247,7 +247,7 @@ class ControlSession:
                     out.append(await finish(fs, fs.control.parse(raw.decode(errors="replace"))))
         except KernelError as e:
             out.append(f"error: {e.errname}: {e.reason}\n")
-            self.failed = e.errno
+            self.failed = e.errno or errno.EIO
         except Exception:  # a bug: this task runs in the server's nursery, so it must not escape
             log.exception("internal error finishing a control command")
             out.append("error: EIO: internal error (see the server log)\n")

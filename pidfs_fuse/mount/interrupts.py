@@ -98,6 +98,8 @@ def _libfuse() -> Any:
 
 
 _LIB = _libfuse()
+#: pyfuse3's per-request record (not in its type stubs)
+_PYFUSE3_CONTAINER: type = pyfuse3._Container  # type: ignore[attr-defined]
 
 
 def deliverable(status: str) -> bool:
@@ -200,10 +202,10 @@ class Interrupts:
                         self._attach(r)
                 reported, self._reported = self._reported, []
                 for key in reported:
-                    r = self.reads.get(key)
-                    if r is not None:
-                        r.interrupted = True
-                        self._check(r)
+                    hit = self.reads.get(key)
+                    if hit is not None:
+                        hit.interrupted = True
+                        self._check(hit)
                 watched = [r for r in self.reads.values() if r.watched and not r.eintr]
                 for r in watched:
                     self._check(r)
@@ -232,7 +234,7 @@ class Interrupts:
         if c is None:
             return None
         raw = _Container.from_address(id(c))
-        if (raw.ob_type != id(pyfuse3._Container) or raw.fh != r.fh or raw.off != r.off
+        if (raw.ob_type != id(_PYFUSE3_CONTAINER) or raw.fh != r.fh or raw.off != r.off
                 or raw.size != r.size or not raw.req):
             return None
         return int(raw.req)
@@ -266,7 +268,7 @@ def _container_of(task: Any) -> Any:
         nxt = []
         for obj in level:
             for ref in gc.get_referents(obj):
-                if type(ref) is pyfuse3._Container:
+                if type(ref) is _PYFUSE3_CONTAINER:
                     return ref
                 name = type(ref).__name__
                 if "coroutine" in name or "scope_struct" in name:

@@ -108,3 +108,26 @@ async def test_pid_directory_rows_and_their_kinds() -> None:
     sys_dir = await fs.lookup(ROOT, b"sys", CTX)
     kernel_dir = await fs.lookup(sys_dir.st_ino, b"kernel", CTX)
     assert (await kind_of(kernel_dir.st_ino, "pid_max"))[1] is SysctlFile
+
+
+def test_control_line_splitting_is_linear_in_the_bytes_written():
+    """A line of MAX_LINE bytes fed one byte per write: each byte is looked at once, so four
+    times the bytes take about four times as long (a splitter that re-scans or re-copies the
+    kept start would take sixteen times as long)."""
+    import time
+
+    from pidfs_fuse.mount.control_file import MAX_LINE, ControlSession
+
+    def feed(n: int) -> float:
+        best = float("inf")
+        for _ in range(3):
+            s = ControlSession()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                assert s._split(b"x") == []
+            assert s._split(b"\n") == [b"x" * n]
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    small, big = feed(MAX_LINE // 4), feed(MAX_LINE)
+    assert big / small < 8, (small, big)
