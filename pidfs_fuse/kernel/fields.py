@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 SETTABLE_STATES = "RSDTtI"
 U64_MAX = 2**64 - 1
 S64_MAX = 2**63 - 1
-_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+_DECIMAL = re.compile(r"-?[0-9]+")
 
 
 def _short(value: object, limit: int = 48) -> str:
@@ -54,13 +54,17 @@ def _short(value: object, limit: int = 48) -> str:
 
 def parse_decimal(value: object, lo: int, hi: int, what: str) -> int:
     """An integer in ``lo..hi`` given as an int or as ASCII decimal text (an optional minus and
-    at most 20 digits; no '+', spaces, underscores or non-ASCII digits, which ``int()`` accepts).
-    Raises EINVAL naming ``what`` and the value."""
+    digits; no '+', spaces, underscores or non-ASCII digits, which ``int()`` accepts). Raises
+    EINVAL naming ``what`` and the value: "not a decimal number", or, for a number of more
+    than 20 digits (beyond any bound), "out of range"."""
     if isinstance(value, bool):
         raise KernelError(errno.EINVAL, f"{what} {_short(value)} is not a number")
     if isinstance(value, int):
         n = value
     elif isinstance(value, str) and _DECIMAL.fullmatch(value):
+        if len(value.lstrip("-").lstrip("0")) > 20:  # and int() of a huge text is slow
+            raise KernelError(errno.EINVAL, f"{what} {_short(value)} is out of range "
+                                            f"(outside {lo}..{hi})")
         n = int(value)
     else:
         raise KernelError(errno.EINVAL, f"{what} {_short(value)} is not a decimal number")

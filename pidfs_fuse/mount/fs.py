@@ -224,6 +224,40 @@ class PidFs(pyfuse3.Operations):
         f = self.files.get(fh)
         return DEFAULT_POLLMASK if f is None else f.poll(self, poll_handle)
 
+    # -- changes to the tree: refused with the errnos the real /proc gives ---------------------
+    # Measured on this machine (Linux 6.18, root) at /proc, /proc/<pid>, task/, fd/, fdinfo/ and
+    # sys/: procfs has no create/mkdir/unlink/rename operations, and its lookup of a missing
+    # name fails (no negative dentry), so creating anything (open O_CREAT, mknod, mkdir,
+    # symlink, link) and renaming to a new name give ENOENT, while unlinking or rmdir-ing an
+    # entry, or renaming onto an existing one, give EPERM. The kernel answers some cases before
+    # asking the server (EEXIST for an existing name, ENOTDIR/EISDIR for the wrong kind, EXDEV
+    # across file systems), as for any FUSE mount.
+
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    async def symlink(self, parent_inode, name, target, ctx):
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        raise pyfuse3.FUSEError(errno.ENOENT)
+
+    async def unlink(self, parent_inode, name, ctx):
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    async def rmdir(self, parent_inode, name, ctx):
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        target = self._lookup(self._node(parent_inode_new), name_new, ctx)
+        raise pyfuse3.FUSEError(errno.ENOENT if target is None else errno.EPERM)
+
     # -- extended attributes (handle files only) ----------------------------------------------
 
     async def getxattr(self, inode, name, ctx):
@@ -271,8 +305,9 @@ def _guarded(handler):
 
 
 for _name in ("lookup", "getattr", "setattr", "readlink", "opendir", "releasedir", "readdir",
-              "open", "read", "write", "flush", "release", "poll", "getxattr", "setxattr", "listxattr",
-              "removexattr", "statfs"):
+              "open", "read", "write", "flush", "release", "poll", "getxattr", "setxattr",
+              "listxattr", "removexattr", "statfs", "create", "mknod", "mkdir", "symlink", "link",
+              "unlink", "rmdir", "rename"):
     setattr(PidFs, _name, _guarded(getattr(PidFs, _name)))
 
 
