@@ -179,7 +179,7 @@ def test_cat_of_10000_exit_group_lines_straddling_every_128k_boundary(mnt: Mount
     rows = {r.pid: r for r in mnt.client.ps()}
     assert all(rows[p].state == "Z" for p in pids)
     assert rows[keep].state != "Z" and rows[parent].state != "Z"
-    got = {}
+    got: dict[int, int] = {}
     while len(got) < 10000:
         w = mnt.client.wait(parent, nohang=True)
         assert w is not None

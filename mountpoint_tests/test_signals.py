@@ -194,7 +194,8 @@ def test_many_killed_blocked_readers_leave_no_process_stuck(mnt: Mount, clients)
     pid = mnt.new()
     cats = [clients.popen(["cat", f"{mnt.path}/{pid}/pidfd"]) for _ in range(100)]
     for c in cats:
-        wait_until(lambda c=c: blocked_in_read(c.pid), "every cat blocks")
+        pid_c = c.pid
+        wait_until(lambda: blocked_in_read(pid_c), "every cat blocks")
     for c in cats:
         os.kill(c.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
