@@ -24,7 +24,7 @@ from .conftest import CLI, Mount
 from .waiting import SYS_PREAD, SYS_READ, Procs, in_syscall, wait_until, waits_for_fuse
 
 #: how long a signalled reader may take to be gone; the goal is 200 ms (measured by
-#: bench/signals.py), the test allows for a loaded machine
+#: bench/signals_bench.py), the test allows for a loaded machine
 PROMPT = 2.0
 
 

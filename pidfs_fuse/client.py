@@ -16,14 +16,16 @@ several, ``Client`` turns replies into ints and records and failures into ``OSEr
 ``except ProcessLookupError`` catches ESRCH).
 
 Waiting. A blocking ``Client.wait`` is a blocking ``wait`` on ``.control``: the line is written
-and the read sleeps in the server until a child changes state. A read from a FUSE file cannot be
-interrupted once the server has it (the kernel sends FUSE_INTERRUPT, which pyfuse3 ignores, then
-waits uninterruptibly), so a caller that gives up (Ctrl-C, a trio cancel scope) cannot take the
-command back. The blocking step is therefore ``wait ... nowait`` (WNOWAIT: it reports a child
-without consuming it), and the status is then collected with ``wait ... nohang``: a wait given
-up on leaves its sleeping read behind (in a daemon thread, until a child changes state or the
-mount goes away) but reaps nothing, and the next wait still gets the child. From the main thread
-the blocking read runs in a helper thread, so signals (Ctrl-C) still reach the caller.
+and the read sleeps in the server until a child changes state. A signal to the reading process
+ends that read with EINTR (the server answers FUSE_INTERRUPT: ``mount/interrupts.py``), and the
+server cancels a wait whose file is closed or whose opener died, so a killed ``ctl`` reaps
+nothing. A caller that gives up inside a live process (a trio cancel scope) cannot interrupt a
+read running in another thread, though: the file stays open and the wait armed. The blocking step
+is therefore ``wait ... nowait`` (WNOWAIT: it reports a child without consuming it), and the
+status is then collected with ``wait ... nohang``: a wait given up on leaves its sleeping read
+behind (in a daemon thread, until a child changes state or the mount goes away) but reaps
+nothing, and the next wait still gets the child. From the main thread the blocking read runs in
+a helper thread, so signals (Ctrl-C) still reach the caller.
 
 Mounting. ``spawn_server`` starts ``python -m pidfs_fuse.mount`` (the server, which reports
 ``progress`` lines and ``ready`` on a pipe), ``await_server`` follows it until the mount answers.
