@@ -293,3 +293,30 @@ def test_a_wait_whose_opener_dies_reaps_nothing_though_the_file_stays_open(mnt: 
     mnt.ctl("exit_group", str(child), "6")
     assert _zombie(mnt, child)
     assert mnt.ctl("wait", str(parent), f"pid={child}") == f"{child} exited 6\n"
+
+
+SHARED_READER = textwrap.dedent("""
+    import os, sys
+    fd = os.open(sys.argv[1], os.O_RDONLY)  # opened here, read by a child: the caller of the
+    child = os.fork()                       # read is found from its request, not the opener
+    if child == 0:
+        os.read(fd, 4096)
+        os._exit(0)
+    print(child, flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_the_signalled_reader_is_found_though_another_process_opened_the_file(mnt: Mount,
+                                                                              clients):
+    pid = mnt.new()
+    opener = clients.popen([sys.executable, "-c", SHARED_READER, f"{mnt.path}/{pid}/pidfd"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reader = int(opener.stdout.readline())
+    wait_until(lambda: blocked_in_read(reader), "the child blocks in the read")
+    t0 = time.monotonic()
+    os.kill(reader, signal.SIGKILL)
+    wait_until(lambda: not os.path.exists(f"/proc/{reader}/wchan")
+               or not waits_for_fuse(reader), "the child is freed", timeout=PROMPT)
+    assert time.monotonic() - t0 < PROMPT
+    assert opener.poll() is None  # the opener got no signal and goes on
