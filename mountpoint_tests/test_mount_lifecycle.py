@@ -25,6 +25,22 @@ def _gone_within(pid: int, starttime: int, timeout: float) -> bool:
     return True
 
 
+def _until_blocked_in(pid: int, path: str, timeout: float = 20) -> None:
+    """Until process ``pid`` holds ``path`` open and sleeps in a FUSE request."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fds = [os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")]
+            with open(f"/proc/{pid}/wchan") as f:
+                wchan = f.read()
+        except OSError:
+            fds, wchan = [], ""
+        if path in fds and wchan == "request_wait_answer":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{pid} never blocked in {path} (wchan {wchan!r})")
+
+
 @pytest.fixture
 def mdir(tmp_path):
     d = tmp_path / "m"
@@ -102,7 +118,7 @@ def test_lazy_unmount_ends_the_server_and_releases_a_blocked_reader(mdir):
     reader = subprocess.Popen(["cat", str(mdir / str(pid) / "pidfd")], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        _until_blocked_in(reader.pid, str(mdir / str(pid) / "pidfd"))
         assert reader.poll() is None  # blocked: the process runs
         subprocess.run(["fusermount3", "-u", "-z", str(mdir)], check=True)
         assert _gone_within(rec.pid, rec.starttime, 5), "the server lives on after a lazy unmount"
@@ -117,6 +133,26 @@ def test_lazy_unmount_ends_the_server_and_releases_a_blocked_reader(mdir):
             reader.wait()
 
 
+def test_lazy_unmount_releases_a_blocking_ctl_wait(mdir):
+    run_cli("mount", str(mdir))
+    rec = rundir.find_record(str(mdir))
+    pid = run_cli("ctl", str(mdir), "clone", "1").stdout.strip()
+    waiter = subprocess.Popen([*CLI, "ctl", str(mdir), "wait", "1", f"pid={pid}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _until_blocked_in(waiter.pid, str(mdir / ".control"))
+        assert waiter.poll() is None  # blocked: the child runs
+        subprocess.run(["umount", "-l", str(mdir)], check=True)
+        out, err = waiter.communicate(timeout=5)
+        assert (waiter.returncode, out) == (1, "")
+        assert err == "pidfs-fuse: wait: ECONNABORTED: Software caused connection abort\n", err
+        assert _gone_within(rec.pid, rec.starttime, 5)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+
+
 def test_unmount_with_a_blocked_reader_detaches_and_waits_for_the_server(mdir):
     run_cli("mount", str(mdir))
     rec = rundir.find_record(str(mdir))
@@ -124,7 +160,7 @@ def test_unmount_with_a_blocked_reader_detaches_and_waits_for_the_server(mdir):
     reader = subprocess.Popen(["cat", str(mdir / str(pid) / "pidfd")], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     try:
-        time.sleep(0.3)
+        _until_blocked_in(reader.pid, str(mdir / str(pid) / "pidfd"))
         assert reader.poll() is None
         run_cli("unmount", str(mdir))
         assert rundir.process_starttime(rec.pid) is None

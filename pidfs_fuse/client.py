@@ -227,7 +227,11 @@ class ControlFile:
         try:
             return 0, self._read_all()
         except OSError as e:  # a command that waited, then failed: the next read says why
-            return e.errno or errno.EIO, self._read_all()
+            err = e.errno or errno.EIO
+            try:
+                return err, self._read_all()
+            except OSError:  # the mount went away meanwhile (ENOTCONN): nothing more to say
+                return err, ""
 
     def exchange(self, data: str | bytes) -> tuple[int, str]:
         """Write ``data``, read the reply: (0 or the errno the command failed with, reply)."""

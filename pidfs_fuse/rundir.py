@@ -212,12 +212,34 @@ def records() -> Iterator[tuple[str, Record]]:
                 yield os.path.join(d, name), rec
 
 
+#: files of versions before records: ``KEY.pid`` (a server's pid) and ``KEY.pid.log``, which
+#: were never removed; an hour-old log without a pid file belongs to no starting mount
+LEGACY_LOG_AGE = 3600.0
+
+
 def sweep() -> None:
-    """Remove the records (and logs) of servers that are gone and whose mount is gone too."""
+    """Remove the records (and logs) of servers that are gone and whose mount is gone too, and
+    the files older versions left for every mount they ever made."""
     mounted = {m.mountpoint for m in mountinfo() if m.fstype == FSTYPE}
     for _, rec in records():
         if not rec.server_alive() and rec.mountpoint not in mounted:
             remove_record(rec, only_pid=rec.pid)
+    d = run_dir_path()
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return
+    now_ = time.time()
+    for name in names:
+        path = os.path.join(d, name)
+        with contextlib.suppress(OSError, ValueError):
+            if name.endswith(".pid"):
+                with open(path) as f:
+                    if process_starttime(int(f.read().strip())) is None:
+                        os.unlink(path)
+            elif name.endswith(".pid.log") and name[:-4] not in names \
+                    and now_ - os.stat(path).st_mtime > LEGACY_LOG_AGE:
+                os.unlink(path)
 
 
 def now() -> float:
