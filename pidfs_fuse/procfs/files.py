@@ -457,10 +457,16 @@ def readlink_ns_pid(view: View, task: Task) -> str:
 
 def readlink_ns_pid_for_children(view: View, task: Task) -> str:
     """/<pid>/ns/pid_for_children: nsproxy->pid_ns_for_children; ENOENT once the nsproxy is gone
-    (exit_task_namespaces() runs in do_exit, so zombies have none)."""
+    (exit_task_namespaces() runs in do_exit, so zombies have none), and ENOENT while that
+    namespace has no init yet (pidns_for_children_get(): after unshare(CLONE_NEWPID), until the
+    first child is created; found by the differential oracle)."""
     if task.exit_state is not ExitState.RUNNING:
         raise _no_fs(task, "pid_for_children namespace")
-    return ns_link(task.ns_for_children)
+    ns = task.ns_for_children
+    if ns.child_reaper is None:
+        raise KernelError(errno.ENOENT, f"the pid namespace task {task.pid.nr} unshared for its "
+                          "children has no init yet")
+    return ns_link(ns)
 
 
 # -- descriptors ----------------------------------------------------------------------------------

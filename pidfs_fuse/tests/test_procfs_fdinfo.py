@@ -144,4 +144,10 @@ def test_ns_links() -> None:
     assert readlink_ns_pid_for_children(w.root, w.app) == "pid:[4026531836]"
     ns = w.k.unshare_pid_ns(w.app)
     assert readlink_ns_pid(w.root, w.app) == "pid:[4026531836]"
+    # Linux (pidns_for_children_get) hides a namespace that has no init yet: ENOENT until the
+    # first child is created (found by the differential oracle, issue 14)
+    with pytest.raises(KernelError) as e:
+        readlink_ns_pid_for_children(w.root, w.app)
+    assert e.value.errno == errno.ENOENT
+    w.k.clone(w.app)
     assert readlink_ns_pid_for_children(w.root, w.app) == f"pid:[{ns.inum}]"
