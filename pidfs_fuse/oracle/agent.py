@@ -204,7 +204,7 @@ def do_sigaction(req, s):
 
 
 def do_setsid(req, s):
-    return {"ok": os.setsid()}
+    return errno_of(libc.setsid())  # os.setsid() does not return the new session id
 
 
 def do_setpgid(req, s):
@@ -275,6 +275,7 @@ def handle_state(fd):
     for _fd, ev in p.poll(0):
         mask |= ev
     buf = bytearray(64)
+    code = pid_line = None
     struct.pack_into("Q", buf, 0, PIDFD_INFO_EXIT)
     try:
         fcntl.ioctl(fd, PIDFD_GET_INFO, buf)
@@ -282,8 +283,11 @@ def handle_state(fd):
         code = struct.unpack_from("i", buf, 60)[0] if got & PIDFD_INFO_EXIT else None
     except OSError as e:
         code = None if e.errno == errno.ESRCH else f"errno {e.errno}"
-    with open(f"/proc/self/fdinfo/{fd}") as f:
-        pid_line = next((ln.split()[1] for ln in f if ln.startswith("Pid:")), None)
+    try:  # thread-self: /proc/self is the leader, which has no files once it exited
+        with open(f"/proc/thread-self/fdinfo/{fd}") as f:
+            pid_line = next((ln.split()[1] for ln in f if ln.startswith("Pid:")), None)
+    except OSError as e:
+        pid_line = f"errno {e.errno}"
     return [mask, code, pid_line]
 
 

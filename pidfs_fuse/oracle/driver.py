@@ -22,6 +22,8 @@ from .ops import Op, parse
 from .real_side import AgentError, RealSide
 
 SETTLE = float(os.environ.get("PIDFS_ORACLE_SETTLE", "1.5"))
+#: a difference that stays the same this long is not going away (the deadline is SETTLE)
+STABLE = float(os.environ.get("PIDFS_ORACLE_STABLE", "0.3"))
 
 
 class Mismatch(AssertionError):
@@ -39,6 +41,7 @@ class Coverage:
     fields: Counter = field(default_factory=Counter)  # field -> comparisons
     values: dict = field(default_factory=dict)  # field -> set of values seen (capped)
     settle_retries: int = 0
+    masked: Counter = field(default_factory=Counter)  # KNOWN name -> differences masked
 
     def note_snapshot(self, snap: dict) -> None:
         for k, v in snap.items():
@@ -61,6 +64,9 @@ class Coverage:
             vals = sorted(self.values.get(f, ()), key=lambda s: (len(s), s))
             shown = ", ".join(vals[:8]) + (", ..." if len(vals) > 8 else "")
             lines.append(f"  {f:<26} {self.fields[f]:>7}; {len(vals)}: {shown}")
+        if self.masked:
+            lines += ["", "known differences masked (not yet fixed in the model):"]
+            lines += [f"  {k}: {c}" for k, c in sorted(self.masked.items())]
         if skipped:
             lines += ["", "not driven (and why):"]
             lines += [f"  {k}: {v}" for k, v in skipped.items()]
@@ -85,16 +91,61 @@ SKIPPED = {
 }
 
 
+def _state(real: dict, key: str) -> str | None:
+    return real.get(key.rsplit(":", 1)[0].rsplit("/", 1)[0] + "/status:State")
+
+
+def _zombie(real: dict, key: str) -> bool:
+    return _state(real, key) == "Z"
+
+
+_STOP_BITS = sum(1 << (s - 1) for s in (19, 20, 21, 22))
+
+
+def _extra_stop_signals(key: str, a: object, b: object, real: dict) -> bool:
+    if not key.endswith("status:ShdPnd") or _state(real, key) != "T":
+        return False
+    extra = int(str(b), 16) & ~int(str(a), 16)
+    return extra != 0 and not extra & ~_STOP_BITS and not int(str(a), 16) & ~int(str(b), 16)
+
+
+#: Differences known and not yet fixed in the model: name -> (why, predicate on
+#: (key, model value, Linux value, Linux snapshot)). A masked difference is counted in the
+#: coverage report, never silently dropped; each entry has a strict xfail test in test_oracle.
+KNOWN: dict[str, tuple[str, object]] = {
+    "zombie-shdpnd": (
+        "a process killed by a signal keeps that signal in its shared pending set (ShdPnd) while "
+        "a zombie; the model clears it at group exit",
+        lambda k, a, b, real: k.endswith("status:ShdPnd") and _zombie(real, k)),
+    "stopped-stop-pending": (
+        "a stop signal sent to a group that is already stopped stays in ShdPnd until SIGCONT "
+        "flushes it (prepare_signal); the model drops it",
+        _extra_stop_signals),
+    "exec-cloexec": (
+        "execve closes every pidfd (pidfd_open and CLONE_PIDFD both set O_CLOEXEC); the model "
+        "keeps them in the process's descriptor table (worked around on the model side)",
+        None),
+    "pidfd-sender": (
+        "pidfd_send_signal() from a task inside a namespace is sent by that task (a namespace's "
+        "init ignores SIGSTOP/SIGKILL from its own members); the model's pidfd_send_signal has "
+        "no sender and acts as from outside every namespace (worked around on the model side)",
+        None),
+}
+
+
 class Oracle:
     """A model and a fresh real namespace, stepped together. Use as a context manager."""
 
-    def __init__(self, coverage: Coverage | None = None, settle: float = SETTLE) -> None:
+    def __init__(self, coverage: Coverage | None = None, settle: float = SETTLE,
+                 known: dict | None = None) -> None:
         self.cov = coverage if coverage is not None else Coverage()
+        self.known = KNOWN if known is None else known
         self.settle = settle
         self.ops: list[Op] = []
         self.real = RealSide()
         try:
-            self.model = ModelSide(pid_max=self.real.pid_max)
+            self.model = ModelSide(pid_max=self.real.pid_max, workarounds=frozenset(
+                name for name, (_why, pred) in self.known.items() if pred is None))
             self.cov.runs += 1
             self.compare("start")
         except BaseException:
@@ -124,6 +175,9 @@ class Oracle:
         self.cov.steps += 1
         m = self.model
         want = m.apply(op)
+        for name in m.worked_around:
+            self.cov.masked[name] += 1
+        m.worked_around.clear()
         actor = m.task(op.who) if op.who is not None else None
         expect = op.who is None or (m.can_act(actor) and op.name not in ("exit", "exit_group"))
         try:
@@ -149,17 +203,31 @@ class Oracle:
             if actor is not None:
                 askers[m.nr(g.leader)] = m.nr(actor)
         want = m.snapshot(askers)
-        deadline = time.monotonic() + self.settle
+        start = time.monotonic()
+        deadline = start + self.settle
         pause = 0.001
+        last, since = None, start
         while True:
             try:
                 got = self.real.snapshot(askers)
             except AgentError as e:
                 raise self.fail(f"after {where}: the real side broke: {e}") from None
             d = C.diff(want, got)
+            masked = [(k, a, b) for k, a, b in d
+                      if any(pred is not None and pred(k, a, b, got) for _why, pred in self.known.values())]
+            if masked and len(masked) == len(d):
+                for k, a, b in masked:
+                    for name, (_why, pred) in self.known.items():
+                        if pred is not None and pred(k, a, b, got):
+                            self.cov.masked[name] += 1
+                d = []
             if not d:
                 break
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if got != last:
+                last, since = got, now
+            # give up at the deadline, or earlier once Linux has stopped changing for a while
+            if now > deadline or (now - since > STABLE and now - start > STABLE):
                 rows = "\n".join(f"  {k}: model {a!r}, Linux {b!r}" for k, a, b in d[:40])
                 raise self.fail(f"after {where}, {len(d)} field(s) differ:\n{rows}")
             self.cov.settle_retries += 1
@@ -168,9 +236,10 @@ class Oracle:
         self.cov.note_snapshot(want)
 
 
-def replay(lines: list[str], settle: float = SETTLE) -> Oracle:
-    """Run a script (as printed with a mismatch) on a fresh oracle; raises ``Mismatch``."""
-    with Oracle(settle=settle) as o:
+def replay(lines: list[str], settle: float = SETTLE, known: dict | None = None) -> Oracle:
+    """Run a script (as printed with a mismatch) on a fresh oracle; raises ``Mismatch``.
+    ``known={}`` masks nothing (regression tests of known differences do that)."""
+    with Oracle(settle=settle, known=known) as o:
         for line in lines:
             o.step(line)
     return o

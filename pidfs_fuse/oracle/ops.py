@@ -59,8 +59,8 @@ class Op:
     def line(self) -> str:
         words = [self.name, *map(str, self.pos)]
         for k, v in self.opts.items():
-            words.append(k if v == "" else f"{k}={v}")
-        return " ".join(shlex.quote(w) for w in words)
+            words.append(k if v == "" else f"{k}={shlex.quote(v)}")
+        return " ".join(words)
 
     def __str__(self) -> str:
         return self.line()

@@ -308,6 +308,9 @@ class RealSide:
             except AgentError as e:
                 snap[f"fds:{tgid}"] = f"no answer: {e}"
                 continue
+            if "ok" not in rep:
+                snap[f"fds:{tgid}"] = f"errno {rep.get('errno')}"
+                continue
             hs = {int(h): v for h, v in rep["ok"].items()}
             snap[f"fds:{tgid}"] = " ".join(map(str, sorted(hs)))
             for h, (mask, code, pid_line) in hs.items():
