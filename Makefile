@@ -62,6 +62,17 @@ test: setup
 fuzz: setup
 	$(RUN_ENV) HYPOTHESIS_PROFILE=fuzz $(VPY) -m pytest -q -m fuzz pidfs_fuse/tests $(PYTEST_ARGS)
 
+# The differential oracle (issue 14): the model against real processes in a fresh pid namespace
+# (needs root). At least DIFFTEST_STEPS compared operations, no new sequence after
+# DIFFTEST_SECONDS; prints the coverage report and writes it to difftest-coverage.txt.
+DIFFTEST_STEPS ?= 2000
+DIFFTEST_SECONDS ?= 600
+DIFFTEST_ARGS ?=
+.PHONY: difftest
+difftest: setup
+	$(RUN_ENV) $(VPY) -m pidfs_fuse.oracle --steps $(DIFFTEST_STEPS) --seconds $(DIFFTEST_SECONDS) \
+	    --report difftest-coverage.txt $(DIFFTEST_ARGS)
+
 bench: setup
 	$(RUN_ENV) $(VPY) -m bench $(BENCH_ARGS)
 
