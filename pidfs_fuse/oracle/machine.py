@@ -66,6 +66,8 @@ class OracleMachine(RuleBasedStateMachine):
         return out
 
     def who(self, i: int, **kw):
+        if self.o.ended:
+            return None
         c = self.actors(**kw)
         return c[i % len(c)] if c else None
 
@@ -77,9 +79,14 @@ class OracleMachine(RuleBasedStateMachine):
         own, its parent's or group's, sometimes one nobody has."""
         ns = viewer.pid.ns
         nums = sorted({n for t in self.m.tasks() if (n := t.pid.nr_in(ns)) > 0})
-        extra = [viewer.group.pgrp.nr_in(ns), max(nums, default=1) + 1]
+        # never 0 or below: kill(0)/kill(-n) address process groups, another call
+        extra = [n for n in (viewer.group.pgrp.nr_in(ns), max(nums, default=1) + 1) if n > 0]
         cand = nums + extra
         return cand[j % len(cand)] if cand else 1
+
+    @staticmethod
+    def _kids(t):
+        return [c for th in t.group.threads for c in (th.children or ()) if c.exit_state is not ExitState.DEAD]
 
     def open_handles(self):
         return [h for h in sorted(self.m.handles) if self.m.handle_owner(h) is not None]
@@ -140,6 +147,8 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(j=IDX, sig=SIGNALS)
     def kill_from_host(self, j, sig):
         ts = self.m.tasks()
+        if self.o.ended:
+            return
         t = ts[j % len(ts)]
         if t.group is self.m.init.group and sig == 9:
             return
@@ -166,11 +175,12 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(i=IDX, which=st.sampled_from(["self", "self", "child", "any"]), j=IDX,
           grp=st.sampled_from(["new", "new", "parent", "any"]))
     def setpgid(self, i, which, j, grp):
-        w = self.who(i)
+        parents = [t for t in self.actors() if self._kids(t)]
+        w = parents[i % len(parents)] if parents and which == "child" else self.who(i)
         if w is None:
             return
         ns = w.pid.ns
-        kids = [c for th in w.group.threads for c in (th.children or ())]
+        kids = self._kids(w)
         if which == "child" and kids:
             pid = kids[j % len(kids)].pid.nr_in(ns)
         elif which == "any":
@@ -228,14 +238,14 @@ class OracleMachine(RuleBasedStateMachine):
 
     @rule(k=IDX)
     def pidfd_close(self, k):
-        hs = self.open_handles()
+        hs = self.open_handles() if not self.o.ended else []
         if hs:
             h = hs[k % len(hs)]
             self.o.step(op("pidfd_close", self.nr(self.m.handle_owner(h)), h))
 
     @rule(k=IDX, sig=SIGNALS)
     def pidfd_kill(self, k, sig):
-        hs = self.open_handles()
+        hs = self.open_handles() if not self.o.ended else []
         if not hs:
             return
         h = hs[k % len(hs)]
@@ -253,12 +263,13 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(i=IDX, idtype=st.sampled_from([P_ALL, P_ALL, P_PID, P_PID, P_PGID, P_PIDFD]), j=IDX,
           options=WAIT_OPTIONS)
     def wait(self, i, idtype, j, options):
-        w = self.who(i)
+        parents = [t for t in self.actors() if self._kids(t)]
+        w = parents[i % len(parents)] if parents and j % 5 else self.who(i)
         if w is None:
             return
         kw = {}
         if idtype == P_PID:
-            kids = [c for th in w.group.threads for c in (th.children or ()) if c.exit_state is not ExitState.DEAD]
+            kids = self._kids(w)
             kw["pid"] = kids[j % len(kids)].pid.nr_in(w.pid.ns) if kids and j % 4 else self.visible_numbers(w, j)
         elif idtype == P_PGID:
             kw["pgid"] = 0 if j % 3 == 0 else self.visible_numbers(w, j)
