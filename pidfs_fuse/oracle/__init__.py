@@ -18,4 +18,4 @@ from .driver import SKIPPED, Coverage, Mismatch, Oracle, replay
 from .ops import Op, op, parse
 from .real_side import available
 
-__all__ = ["SKIPPED", "Coverage", "Mismatch", "Oracle", "Op", "available", "op", "parse", "replay"]
+__all__ = ["SKIPPED", "Coverage", "Mismatch", "Op", "Oracle", "available", "op", "parse", "replay"]

@@ -51,8 +51,8 @@ libc.signal.restype = ctypes.c_void_p
 libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
 
 SOCK_PATH = ""
-channels = {}  # tid -> socket of this process's threads
-handles = {}  # handle id (the driver's) -> descriptor
+channels: dict = {}  # tid -> socket of this process's threads
+handles: dict = {}  # handle id (the driver's) -> descriptor
 lock = threading.Lock()
 
 

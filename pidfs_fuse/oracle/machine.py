@@ -21,8 +21,21 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from ..kernel import (P_ALL, P_PGID, P_PID, P_PIDFD, WALL, WCLONE, WCONTINUED, WEXITED, WNOHANG,
-                      WNOTHREAD, WNOWAIT, WSTOPPED, ExitState)
+from ..kernel import (
+    P_ALL,
+    P_PGID,
+    P_PID,
+    P_PIDFD,
+    WALL,
+    WCLONE,
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOTHREAD,
+    WNOWAIT,
+    WSTOPPED,
+    ExitState,
+)
 from .driver import Coverage, Oracle
 from .ops import op
 

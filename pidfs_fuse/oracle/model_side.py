@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import errno
 
-from ..kernel import (CLONE_NEWPID, CLONE_PARENT, CLONE_PIDFD, CLONE_THREAD, P_PIDFD,
-                      PIDFD_NONBLOCK, PIDFD_THREAD, WNOHANG, WNOWAIT, ExitState, Kernel,
-                      KernelError, PidFd, Task)
-from ..procfs import (View, readlink_ns_pid, readlink_ns_pid_for_children, show_status,
-                      show_tgid_stat, show_tid_stat)
+from ..kernel import (
+    CLONE_NEWPID,
+    CLONE_PARENT,
+    CLONE_PIDFD,
+    CLONE_THREAD,
+    P_PIDFD,
+    PIDFD_NONBLOCK,
+    PIDFD_THREAD,
+    WNOHANG,
+    WNOWAIT,
+    ExitState,
+    Kernel,
+    KernelError,
+    PidFd,
+    Task,
+)
+from ..procfs import View, readlink_ns_pid, readlink_ns_pid_for_children, show_status, show_tgid_stat, show_tid_stat
 from ..procfs.files import pidfd_pid_lines
 from . import compare as C
 from .ops import Op
@@ -55,7 +67,7 @@ class ModelSide:
 
     def tasks(self) -> list[Task]:
         """Every task not yet released, in listing order (tgid, then task/ order)."""
-        out = []
+        out: list[Task] = []
         for _nr, leader in self.k.iter_tgids(self.ns):
             out.extend(leader.group.threads)
         return out
@@ -106,7 +118,7 @@ class ModelSide:
         try:
             return ("ok", getattr(self, "op_" + op.name)(op))
         except KernelError as e:
-            return ("errno", errno.errorcode.get(e.errno, str(e.errno)))
+            return ("errno", errno.errorcode.get(e.errno or 0, str(e.errno)))
         finally:
             if "cont-init" in self.workarounds:
                 self._cont_init(op)
@@ -208,7 +220,7 @@ class ModelSide:
         return 0
 
     def op_pidfd_close(self, op: Op) -> int:
-        owner, fd, _pidfd = self.handles[op.pos[1]]
+        _owner, fd, _pidfd = self.handles[op.pos[1]]
         self.k.fd_close(self._who(op), fd)
         return 0
 
@@ -285,7 +297,7 @@ class ModelSide:
                     try:
                         snap[f"{tgid}/{tid}/ns:{link}"] = labels(fn(v, t))
                     except KernelError as e:
-                        snap[f"{tgid}/{tid}/ns:{link}"] = errno.errorcode.get(e.errno, "?")
+                        snap[f"{tgid}/{tid}/ns:{link}"] = errno.errorcode.get(e.errno or 0, "?")
             snap[f"{tgid}/task"] = " ".join(map(str, tids))
         snap["ls"] = " ".join(map(str, tgids))
         for tgid, tid in askers.items():

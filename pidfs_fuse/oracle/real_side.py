@@ -65,7 +65,7 @@ class RealSide:
         self.proc: subprocess.Popen | None = None
         self.init_pidfd: int | None = None
         self.proc_fd: int | None = None
-        self.log = open(os.path.join(self.dir, "agents.log"), "w+b")
+        self.log = open(os.path.join(self.dir, "agents.log"), "w+b")  # noqa: SIM115 - closed in close()
         try:
             self.proc = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-S", "-E", "-B",
@@ -201,7 +201,7 @@ class RealSide:
             try:
                 signal.pidfd_send_signal(fd, sig)
             except OSError as e:
-                return ("errno", errno.errorcode[e.errno])
+                return ("errno", errno.errorcode.get(e.errno or 0, str(e.errno)))
             return ("ok", 0)
         return self._simple(op, expect, {"op": "kill", "pid": nr, "sig": sig})
 
@@ -299,7 +299,7 @@ class RealSide:
                     try:
                         snap[f"{tgid}/{tid}/ns:{link}"] = labels(os.readlink(f"{tb}/ns/{link}"))
                     except OSError as e:
-                        snap[f"{tgid}/{tid}/ns:{link}"] = errno.errorcode.get(e.errno, "?")
+                        snap[f"{tgid}/{tid}/ns:{link}"] = errno.errorcode.get(e.errno or 0, "?")
             snap[f"{tgid}/task"] = " ".join(map(str, tids))
         snap["ls"] = " ".join(map(str, tgids))
         for tgid, tid in askers.items():

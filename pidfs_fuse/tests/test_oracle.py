@@ -15,8 +15,7 @@ import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, CLONE_PIDFD, Kernel, KernelError
 from pidfs_fuse.kernel import signals as S
-from pidfs_fuse.oracle import SKIPPED, Coverage, Mismatch, Oracle, op, parse, replay
-from pidfs_fuse.oracle import driver, model_side
+from pidfs_fuse.oracle import SKIPPED, Coverage, Mismatch, Oracle, driver, model_side, op, parse, replay
 from pidfs_fuse.oracle.compare import STATUS_FIELDS
 from pidfs_fuse.oracle.real_side import available
 from pidfs_fuse.procfs import View, show_status
@@ -78,6 +77,7 @@ def test_a_run_leaves_no_process_and_no_directory_behind() -> None:
     try:
         for line in ("clone 1", "thread 2", "clone 2 newpid", "clone 4", "kill 2 19"):
             o.step(line)
+        assert o.real.init_pidfd is not None and o.real.proc is not None
         init_pidfd = os.dup(o.real.init_pidfd)
         directory = o.real.dir
     finally:
@@ -88,7 +88,7 @@ def test_a_run_leaves_no_process_and_no_directory_behind() -> None:
     finally:
         os.close(init_pidfd)
     assert not os.path.exists(directory)
-    assert o.real.proc.returncode is not None
+    assert o.real.proc is not None and o.real.proc.returncode is not None
 
 
 @real
@@ -124,7 +124,11 @@ def test_the_oracle_catches_a_wrong_errno_and_a_wrong_wait(monkeypatch: pytest.M
     monkeypatch.undo()
 
     real_waitid = Kernel.waitid
-    monkeypatch.setattr(Kernel, "waitid", lambda self, *a, **kw: None if a and a[-1] & 1 else real_waitid(self, *a, **kw))
+
+    def waitid_never_ready(self, *a, **kw):  # WNOHANG (0x1) waits find nothing
+        return None if a and a[-1] & 1 else real_waitid(self, *a, **kw)
+
+    monkeypatch.setattr(Kernel, "waitid", waitid_never_ready)
     with pytest.raises(Mismatch, match=r"model \('ok', None\), Linux \('ok', \[2, 'exited', 3\]\)"):
         replay(["clone 1", "exit_group 2 3", "wait 1 options=0x5"], settle=0.2)
 
@@ -240,7 +244,7 @@ def test_exec_closes_every_pidfd() -> None:
     r = k.clone(p, CLONE_PIDFD)
     k.execve(p, "sh")
     assert not p.group.files
-    assert r.pidfd.closed
+    assert r.pidfd is not None and r.pidfd.closed
 
 
 @pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
