@@ -141,6 +141,10 @@ class Kernel:
         #: live struct pids in pidfs-inode order (inos only grow), for /.pidfs/<ino> lookups
         self._by_ino: list[Pid] = []
         self._by_ino_dead = 0
+        #: exit signals (other than SIGCHLD) do_notify_parent() sent while a thread was exiting;
+        #: delivered once the outermost exit is done (the parent acts on them when it runs)
+        self._exit_depth = 0
+        self._parent_signals: list[tuple[ThreadGroup, int]] = []
         self.total_forks = 0  # /proc/stat "processes"
         self.nr_threads = 0  # tasks not yet released
         self.root_ns = PidNamespace(level=0, parent=None, inum=PROC_PID_INIT_INO, pid_max=pid_max)

@@ -47,6 +47,10 @@ def execve(self: Kernel, task: Task, comm: str, argv: tuple[str, ...] | list[str
         if leader.alive:
             self._do_exit(leader, 0)  # a zombie with a live thread: nobody is told
         self._de_thread(task, leader)
+    if g.files:
+        # every pidfd is O_CLOEXEC (pidfd_open() and CLONE_PIDFD both set it): do_close_on_exec()
+        # closes them all (found by the differential oracle)
+        self._close_files(g)
     task.exit_signal = S.SIGCHLD
     task.comm = comm_cut(comm)
     g.argv = tuple(argv) if argv is not None else (comm,)

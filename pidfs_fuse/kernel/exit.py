@@ -125,8 +125,7 @@ def _group_exit(self: Kernel, g: ThreadGroup, status: int) -> None:
         return
     g.group_exit = True
     g.group_exit_code = status
-    g.stopped = False
-    g.pending = 0
+    g.stopped = False  # the shared pending set stays as it is: a zombie shows it (ShdPnd)
     leader = g.leader
     if len(g.threads) > 1:
         for t in [t for t in g.threads if t is not leader and t.alive]:
@@ -137,7 +136,21 @@ def _group_exit(self: Kernel, g: ThreadGroup, status: int) -> None:
 
 
 def _do_exit(self: Kernel, t: Task, status: int) -> None:
-    """do_exit() + exit_notify() for one thread."""
+    """do_exit() + exit_notify() for one thread; then, once the outermost exit is done, the
+    exit signals it sent to parents (``_parent_signals``) take their default action."""
+    self._exit_depth += 1
+    try:
+        _do_exit_one(self, t, status)
+    finally:
+        self._exit_depth -= 1
+    if self._exit_depth == 0:
+        while self._parent_signals:
+            g, sig = self._parent_signals.pop(0)
+            if g.live and not g.group_exit:
+                self._deliver(g, sig)
+
+
+def _do_exit_one(self: Kernel, t: Task, status: int) -> None:
     t.flags |= TF_EXITING
     t.exit_code = status
     g = t.group
@@ -174,6 +187,11 @@ def _do_notify_parent(self: Kernel, t: Task, sig: int) -> bool:
     # CLONE_AUTOREAP: no signal, but __wake_up_parent() still runs (a blocked wait rescans)
     autoreap = bool(t.flags & TF_AUTOREAP) or (
         sig == S.SIGCHLD and parent.group.ignores(S.SIGCHLD))
+    if sig and sig != S.SIGCHLD and not parent.group.unkillable:
+        # __send_signal_locked(sig, .., tsk->parent): a custom exit signal is a real signal to
+        # the parent (SIGUSR1's default action kills it); a namespace init ignores it
+        # (sig_task_ignored). Found by the differential oracle.
+        self._parent_signals.append((parent.group, sig))
     if listener is not None:
         self._emit(EventKind.CHILD, parent.pid, parent)
     return autoreap

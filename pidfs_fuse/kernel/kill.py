@@ -52,11 +52,21 @@ def kill(self: Kernel, task: Task, sig: int, *, sender: Task | None = None, uid:
             sender is None or (sender.pid.ns is not task.pid.ns
                                and sender.pid.ns.is_ancestor_of(task.pid.ns)))
         if not (from_ancestor and S.sig_kernel_only(sig)):
+            if sig == S.SIGCONT and g.stopped:
+                # prepare_signal() continues the group before sig_ignored() drops the signal
+                # (found by the differential oracle: a stopped init resumes on SIGCONT)
+                self._deliver(g, sig)
             return  # sig_task_ignored(): init only takes SIGKILL/SIGSTOP, from an ancestor
     self._deliver(g, sig)
 
 
-def _deliver(self: Kernel, g: ThreadGroup, sig: int) -> None:
+def _deliver(self: Kernel, g: ThreadGroup, sig: int, *, dequeued: bool = False) -> None:
+    """One signal's default action on the group. ``g.pending`` is the shared pending set
+    (ShdPnd): a fatal signal stays in it (complete_signal() turns it into SIGKILL for each
+    thread and leaves it queued, so the zombie shows it) unless a running thread ``dequeued``
+    it; whatever was pending when the group died stays too; signals reaching a stopped group
+    wait there, stop signals included, until SIGCONT flushes the stop signals and runs the rest
+    (prepare_signal(); found by the differential oracle)."""
     action = S.default_action(sig)
     if action is S.Action.CONT:
         # prepare_signal(): SIGCONT resumes a stopped group even when it is ignored
@@ -70,13 +80,16 @@ def _deliver(self: Kernel, g: ThreadGroup, sig: int) -> None:
             pending = g.pending
             first = (pending & -pending).bit_length() - 1
             g.pending = pending & ~(1 << first)
-            self._deliver(g, first)
+            self._deliver(g, first, dequeued=True)
         return
     if g.ignores(sig) and not S.sig_kernel_only(sig):
         return
     if action is S.Action.IGNORE:
         return
     if action is S.Action.STOP:
+        if g.stopped:
+            g.pending |= 1 << sig  # nobody runs to dequeue it; SIGCONT flushes it
+            return
         if sig != S.SIGSTOP and g.pgrp is not None and self._will_become_orphaned_pgrp(g.pgrp, None):
             return  # get_signal(): SIGTSTP/SIGTTIN/SIGTTOU do not stop an orphaned group
         g.pending &= ~(1 << S.SIGCONT)
@@ -89,6 +102,8 @@ def _deliver(self: Kernel, g: ThreadGroup, sig: int) -> None:
     if g.stopped and sig != S.SIGKILL:
         g.pending |= 1 << sig  # acted on once the group continues
         return
+    if not dequeued:
+        g.pending |= 1 << sig
     self._group_exit(g, sig | (WCOREFLAG if action is S.Action.CORE else 0))
 
 

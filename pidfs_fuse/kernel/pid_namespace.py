@@ -48,7 +48,7 @@ def _zap_pid_ns(self: Kernel, ns: PidNamespace, init: Task) -> None:
             victims.append(t.group)
     for g in victims:
         if not g.group_exit and g.live:
-            self._group_exit(g, S.SIGKILL)
+            self._deliver(g, S.SIGKILL)  # group_send_sig_info(): queued, as kill() would
     for th in list(init.group.threads):
         for c in list(th.children or ()):
             if c.exit_state is EXIT_ZOMBIE and len(c.group.threads) == 1:

@@ -177,10 +177,13 @@ def pidfd_poll(self: Kernel, fd: PidFd) -> int:
     return 0
 
 
-def pidfd_send_signal(self: Kernel, fd: PidFd, sig: int, *, uid: int = 0) -> None:
+def pidfd_send_signal(self: Kernel, fd: PidFd, sig: int, *, uid: int = 0,
+                      sender: Task | None = None) -> None:
     """Models pidfd_send_signal(): EBADF on a closed handle; ESRCH once reaped (even for a
     bad signal); EINVAL for a bad signal; 0 (nothing happens) for a zombie; EPERM for a uid
-    that may not signal it."""
+    that may not signal it. ``sender`` is the calling task, as for ``kill`` (None: the control
+    plane, outside every namespace): a namespace's init ignores SIGKILL/SIGSTOP sent through a
+    pidfd by its own members (found by the differential oracle)."""
     if not isinstance(fd, PidFd) or fd.closed:
         raise KernelError(errno.EBADF, f"{fd!r} is not an open pidfd")
     check_uid(uid)
@@ -188,7 +191,7 @@ def pidfd_send_signal(self: Kernel, fd: PidFd, sig: int, *, uid: int = 0) -> Non
     t = fd.pid.task
     if t is None:
         raise KernelError(errno.ESRCH, f"process {fd.pid.nr} has been reaped")
-    self.kill(t, sig, uid=uid, thread=fd.thread)
+    self.kill(t, sig, sender=sender, uid=uid, thread=fd.thread)
 
 
 def exit_info(self: Kernel, pid: Pid) -> ExitInfo | None:
