@@ -104,42 +104,17 @@ def _zombie(real: dict, key: str) -> bool:
     return _state(real, key) == "Z"
 
 
-_STOP_BITS = sum(1 << (s - 1) for s in (19, 20, 21, 22))
-
-
-def _extra_stop_signals(key: str, a: object, b: object, real: dict) -> bool:
-    if not key.endswith("status:ShdPnd") or _state(real, key) != "T":
-        return False
-    extra = int(str(b), 16) & ~int(str(a), 16)
-    return extra != 0 and not extra & ~_STOP_BITS and not int(str(a), 16) & ~int(str(b), 16)
-
-
 #: Differences known and not yet fixed in the model: name -> (why, predicate on
 #: (key, model value, Linux value, Linux snapshot)). A masked difference is counted in the
 #: coverage report, never silently dropped; each entry has a strict xfail test in test_oracle.
 KNOWN: dict[str, tuple[str, Callable[[str, object, object, dict], bool] | None]] = {
-    "zombie-shdpnd": (
-        "a process killed by a signal keeps that signal in its shared pending set (ShdPnd) while "
-        "a zombie; the model clears it at group exit",
-        lambda k, a, b, real: k.endswith("status:ShdPnd") and _zombie(real, k)),
-    "stopped-stop-pending": (
-        "a stop signal sent to a group that is already stopped stays in ShdPnd until SIGCONT "
-        "flushes it (prepare_signal); the model drops it",
-        _extra_stop_signals),
-    "exec-cloexec": (
-        "execve closes every pidfd (pidfd_open and CLONE_PIDFD both set O_CLOEXEC); the model "
-        "keeps them in the process's descriptor table (worked around on the model side)",
-        None),
-    "cont-init": (
-        "SIGCONT resumes a stopped namespace init (prepare_signal() continues the group before "
-        "the signal is found ignored); the model's kill() returns early for an init and leaves "
-        "it stopped (worked around on the model side)",
-        None),
-    "pidfd-sender": (
-        "pidfd_send_signal() from a task inside a namespace is sent by that task (a namespace's "
-        "init ignores SIGSTOP/SIGKILL from its own members); the model's pidfd_send_signal has "
-        "no sender and acts as from outside every namespace (worked around on the model side)",
-        None),
+    "zombie-leader-sigpnd": (
+        "a leader that exited while its threads ran, whose group is then killed by a signal, "
+        "shows SIGKILL in its own SigPnd (complete_signal() adds it to every thread, exited "
+        "ones included, and only running threads dequeue it); the model keeps no per-thread "
+        "pending set",
+        lambda k, a, b, real: k.endswith("status:SigPnd") and _zombie(real, k)
+        and b == f"{1 << 8:016x}" and a == f"{0:016x}"),
 }
 
 

@@ -119,23 +119,6 @@ class ModelSide:
             return ("ok", getattr(self, "op_" + op.name)(op))
         except KernelError as e:
             return ("errno", errno.errorcode.get(e.errno or 0, str(e.errno)))
-        finally:
-            if "cont-init" in self.workarounds:
-                self._cont_init(op)
-
-    def _cont_init(self, op: Op) -> None:
-        """prepare_signal() resumes a stopped group on SIGCONT before asking whether the
-        signal is ignored, so a namespace init is continued too; the model's kill() returns
-        early for an init."""
-        if op.name == "kill" and op.pos[1] == 18:
-            t = self.task(op.pos[0]) if op.who is None else self.k.find_task(self._who(op).pid.ns, op.pos[0])
-        elif op.name == "pidfd_kill" and op.pos[2] == 18:
-            t = self.handles[op.pos[1]][2].pid.task
-        else:
-            return
-        if t is not None and t.group.unkillable and t.group.stopped and t.group.live:
-            self.k._deliver(t.group, 18)
-            self.worked_around.append("cont-init")
 
     def _who(self, op: Op) -> Task:
         t = self.task(op.who)  # type: ignore[arg-type]
@@ -226,25 +209,12 @@ class ModelSide:
 
     def op_pidfd_kill(self, op: Op) -> int:
         _owner, _fd, pidfd = self.handles[op.pos[1]]
-        if "pidfd-sender" in self.workarounds:
-            # what pidfd_send_signal() does with the caller as the sender (the model's API has
-            # none, so it treats every caller as outside every namespace)
-            t = pidfd.pid.task
-            if t is None:
-                raise KernelError(errno.ESRCH, "reaped")
-            self.k.kill(t, op.pos[2], sender=self._who(op), thread=pidfd.thread)
-            self.worked_around.append("pidfd-sender")
-            return 0
-        self.k.pidfd_send_signal(pidfd, op.pos[2])
+        self.k.pidfd_send_signal(pidfd, op.pos[2], sender=self._who(op))
         return 0
 
     def op_exec(self, op: Op) -> int:
         who = self._who(op)
         self.k.execve(who, op.opts["comm"])
-        if "exec-cloexec" in self.workarounds and who.group.files:
-            for fd in sorted(who.group.files):  # every pidfd is O_CLOEXEC
-                self.k.fd_close(who, fd)
-            self.worked_around.append("exec-cloexec")
         return self.nr(who)
 
     def _wait_args(self, op: Op) -> tuple[int, int, PidFd | None]:

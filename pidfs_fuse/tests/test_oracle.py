@@ -144,53 +144,43 @@ def test_the_real_side_is_async_and_the_driver_waits_for_it() -> None:
         assert o.cov.ops["kill", "ok"] == 1
 
 
-# -- regressions found by the oracle (scripts; each also has a model test below) ----------------
-
-def _known(name: str) -> dict:
-    """Everything KNOWN except ``name``: the script must fail on exactly that difference."""
-    return {k: v for k, v in driver.KNOWN.items() if k != name}
-
+# -- regressions found by the oracle: the shrunk scripts, and model tests below ----------------
 
 @real
-@pytest.mark.xfail(strict=True, raises=Mismatch,
-                   reason="model: a zombie killed by a signal shows ShdPnd 0 (fixed after the kernel/ split)")
 def test_script_zombie_keeps_the_fatal_signal_pending() -> None:
-    replay(["clone 1", "kill 2 15"], settle=0.3, known=_known("zombie-shdpnd"))
+    replay(["clone 1", "kill 2 15"], settle=0.3, known={})
 
 
 @real
-@pytest.mark.xfail(strict=True, raises=Mismatch,
-                   reason="model: execve keeps O_CLOEXEC pidfds (fixed after the kernel/ split)")
 def test_script_exec_closes_pidfds() -> None:
-    replay(["pidfd_open 1 1 handle=1", "exec 1 comm=sh"], settle=0.3, known=_known("exec-cloexec"))
+    replay(["pidfd_open 1 1 handle=1", "exec 1 comm=sh"], settle=0.3, known={})
 
 
 @real
-@pytest.mark.xfail(strict=True, raises=Mismatch,
-                   reason="model: pidfd_send_signal has no sender (fixed after the kernel/ split)")
 def test_script_init_ignores_sigstop_through_its_own_pidfd() -> None:
-    replay(["pidfd_open 1 1 handle=1", "pidfd_kill 1 1 19"], settle=0.3, known=_known("pidfd-sender"))
+    replay(["pidfd_open 1 1 handle=1", "pidfd_kill 1 1 19"], settle=0.3, known={})
 
 
 @real
-@pytest.mark.xfail(strict=True, raises=Mismatch,
-                   reason="model: a stop signal to a stopped group is dropped (fixed after the kernel/ split)")
 def test_script_a_second_sigstop_stays_pending() -> None:
-    replay(["clone 1", "kill 2 19", "kill 2 19", "kill 2 20"], settle=0.5, known=_known("stopped-stop-pending"))
+    replay(["clone 1", "kill 2 19", "kill 2 19", "kill 2 20"], settle=0.5, known={})
 
 
 @real
-@pytest.mark.xfail(strict=True, raises=Mismatch,
-                   reason="model: SIGCONT does not resume a stopped init (fixed after the kernel/ split)")
 def test_script_sigcont_resumes_a_stopped_init() -> None:
-    replay(["kill 1 19", "kill 1 18"], settle=0.5, known=_known("cont-init"))
+    replay(["kill 1 19", "kill 1 18"], settle=0.5, known={})
 
 
 @real
-@pytest.mark.xfail(strict=True, raises=Mismatch,
-                   reason="model: a child's exit signal is never sent to its parent (fixed after the kernel/ split)")
 def test_script_exit_signal_usr1_kills_the_parent() -> None:
     replay(["clone 1", "clone 2 exit_signal=10", "exit_group 3 0"], settle=0.5, known={})
+
+
+@real
+@pytest.mark.xfail(strict=True, raises=Mismatch,
+                   reason="model: no per-thread pending set, so a zombie leader never shows SIGKILL in SigPnd")
+def test_script_zombie_leader_shows_the_sigkill_it_never_dequeued() -> None:
+    replay(["clone 1", "thread 2", "exit 2 0", "kill 3 15"], settle=0.5, known={})
 
 
 @real
@@ -206,7 +196,6 @@ def _status(k: Kernel, task, key: str) -> str:
     return next(line.split("\t", 1)[1] for line in text.splitlines() if line.startswith(key + ":"))
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
 def test_a_zombie_killed_by_a_signal_keeps_it_in_shdpnd() -> None:
     """complete_signal() turns a fatal signal into SIGKILL for every thread but leaves it in the
     shared pending set, which the zombie shows (Linux 6.18: kill -TERM -> ShdPnd 0x4000)."""
@@ -227,7 +216,6 @@ def test_a_zombie_killed_by_a_signal_keeps_it_in_shdpnd() -> None:
     assert _status(k, c, "ShdPnd") == "0" * 16
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
 def test_a_stop_signal_to_a_stopped_group_stays_pending_until_sigcont() -> None:
     """prepare_signal() queues a stop signal whatever the group's state; only a running thread
     dequeues it, so a stopped group shows it in ShdPnd until SIGCONT flushes every stop signal
@@ -243,7 +231,6 @@ def test_a_stop_signal_to_a_stopped_group_stays_pending_until_sigcont() -> None:
     assert _status(k, a, "ShdPnd") == "0" * 16 and not a.group.stopped
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
 def test_exec_closes_every_pidfd() -> None:
     """pidfd_open() and CLONE_PIDFD descriptors are O_CLOEXEC: execve closes them."""
     k = Kernel()
@@ -254,7 +241,6 @@ def test_exec_closes_every_pidfd() -> None:
     assert r.pidfd is not None and r.pidfd.closed
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
 def test_pidfd_send_signal_from_inside_a_namespace_to_its_init_is_ignored() -> None:
     """The sender is the caller: a namespace's init ignores SIGSTOP/SIGKILL from its own
     members, through a pidfd as through kill() (Linux 6.18: the init stays 'S')."""
@@ -270,7 +256,6 @@ def test_pidfd_send_signal_from_inside_a_namespace_to_its_init_is_ignored() -> N
     assert init.group.stopped
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
 def test_sigcont_resumes_a_stopped_namespace_init() -> None:
     """prepare_signal() continues a stopped group on SIGCONT before sig_ignored() is asked, so
     an init stopped by its parent namespace is resumed by SIGCONT from anyone (Linux 6.18:
@@ -284,7 +269,6 @@ def test_sigcont_resumes_a_stopped_namespace_init() -> None:
     assert not init.group.stopped and init.alive
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/ is being split into files; fix after 07:50")
 def test_a_childs_exit_signal_is_sent_to_its_parent() -> None:
     """do_notify_parent() sends the child's exit_signal to the parent: SIGUSR1's default action
     kills it (Linux 6.18: the parent becomes a zombie 'killed 10', the child goes to init with
@@ -311,13 +295,8 @@ def test_every_skipped_operation_says_why() -> None:
 
 
 def test_known_differences_have_their_tests() -> None:
-    names = set(driver.KNOWN)
-    tests = {"zombie-shdpnd": test_script_zombie_keeps_the_fatal_signal_pending,
-             "exec-cloexec": test_script_exec_closes_pidfds,
-             "pidfd-sender": test_script_init_ignores_sigstop_through_its_own_pidfd,
-             "stopped-stop-pending": test_script_a_second_sigstop_stays_pending,
-             "cont-init": test_script_sigcont_resumes_a_stopped_init}
-    assert names <= set(tests), f"a KNOWN difference without a regression script: {names - set(tests)}"
+    tests = {"zombie-leader-sigpnd": test_script_zombie_leader_shows_the_sigkill_it_never_dequeued}
+    assert set(driver.KNOWN) <= set(tests), f"a KNOWN difference without a script: {set(driver.KNOWN) - set(tests)}"
 
 
 _ = (errno, KernelError)
