@@ -307,7 +307,7 @@ def run(steps: int, seed: int | None = None, *, steps_per_run: int = 40, max_sec
     try:
         while cov.steps < steps and time.monotonic() - t0 < max_seconds:
             left = steps - cov.steps
-            examples = max(1, min(10, left // steps_per_run + 1))
+            examples = max(5, min(10, left // steps_per_run + 1))
             s = settings(max_examples=examples, stateful_step_count=steps_per_run, deadline=None,
                          database=None, print_blob=False, suppress_health_check=list(HealthCheck),
                          phases=[Phase.generate, Phase.shrink])

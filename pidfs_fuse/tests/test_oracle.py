@@ -24,7 +24,7 @@ why = available()
 real = pytest.mark.skipif(why is not None, reason=f"real side unavailable: {why}")
 
 CI_SEED = 3
-CI_STEPS = 300
+CI_STEPS = 200
 
 
 # -- the script language ---------------------------------------------------------------------
