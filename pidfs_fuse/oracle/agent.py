@@ -37,6 +37,7 @@ libc_gil = ctypes.PyDLL(None, use_errno=True)  # holds it (clone3: the child mus
 pyapi = ctypes.pythonapi
 
 SYS_exit = 60
+SYS_rt_sigaction = 13
 SYS_clone3 = 435
 SYS_gettid = 186
 CLONE_PIDFD = 0x1000
@@ -67,9 +68,14 @@ def set_comm(comm):
 def set_ignored(mask):
     """Exactly the signals in ``mask`` (bit n-1 for signal n, as SigIgn shows) are ignored."""
     for sig in range(1, 65):
-        if sig in (signal.SIGKILL, signal.SIGSTOP) or 32 <= sig <= 33:
-            continue  # glibc reserves 32 and 33 for itself
-        libc.signal(sig, SIG_IGN if mask >> (sig - 1) & 1 else SIG_DFL)
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        handler = SIG_IGN if mask >> (sig - 1) & 1 else SIG_DFL
+        if 32 <= sig <= 33:  # glibc's signal() refuses its reserved ones: rt_sigaction() itself
+            act = ctypes.create_string_buffer(struct.pack("4Q", handler, 0, 0, 0), 32)
+            libc.syscall(SYS_rt_sigaction, sig, act, None, 8)
+        else:
+            libc.signal(sig, handler)
 
 
 def nspid():
