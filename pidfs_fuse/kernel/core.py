@@ -14,6 +14,11 @@ Deliberate departures, all for a process model with no real execution:
 - Signals have default actions or are ignored; there are no handlers, no ptrace, no
   per-thread signal masks.
 - Privilege is uid 0 (no capabilities or user namespaces).
+- Pending signals are kept per process (ShdPnd), never per thread: SigPnd is always 0. Linux's
+  complete_signal() also puts SIGKILL in the private set of every thread of a group a fatal
+  signal kills, exited ones included, and only running threads dequeue it, so a leader that
+  exited before its group was killed shows SigPnd 0x100 there (the differential oracle masks
+  exactly this difference and counts it).
 - Init of a namespace reaps its children while dying, but zombies whose parent lives outside the
   namespace are left to that parent (the kernel would make init wait for them).
 - The root namespace's init cannot exit (Linux panics).
