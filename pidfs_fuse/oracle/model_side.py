@@ -105,7 +105,8 @@ class ModelSide:
             init = ns.child_reaper
             if ns.level <= self.ns.level or init is None or init.exit_state is ExitState.RUNNING:
                 continue
-            others = [pid for _nr, pid in ns.idr.items() if pid.task is not None and pid.task.group is not init.group]
+            others = [pid for _nr, pid in ns.idr.items()
+                      if pid is not None and pid.task is not None and pid.task.group is not init.group]
             if others:
                 return "a dying namespace init waits for zombies whose parent is outside its namespace"
         return None
