@@ -510,6 +510,23 @@ class AsyncClient:
 # -- mount points -------------------------------------------------------------------------------
 
 
+#: mount/nodes/root.py REQUESTS_XATTR (not imported: the client does not load the server)
+REQUESTS_XATTR = "user.pidfs.requests"
+
+
+def request_counts(mountpoint: str | os.PathLike[str]) -> dict[str, int]:
+    """The FUSE requests a mount's server has answered since it started, by type (``lookup``,
+    ``getattr``, ``opendir``, ``readdir``, ``open``, ``read``, ``release``, ``forget``...);
+    reading them is not counted. Take the difference of two readings for one tool run."""
+    raw = os.getxattr(os.fspath(mountpoint), REQUESTS_XATTR).decode()
+    return {k: int(v) for k, v in (line.split() for line in raw.splitlines())}
+
+
+def request_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """``after - before`` per request type, types with no requests left out."""
+    return {k: n - before.get(k, 0) for k, n in sorted(after.items()) if n - before.get(k, 0)}
+
+
 def umount_command(mountpoint: str, lazy: bool = False) -> list[str]:
     """``fusermount3 -u [-z]`` (``umount [-l]`` where fuse3 is missing)."""
     if shutil.which("fusermount3"):

@@ -98,6 +98,17 @@ class WouldBlock(Exception):
         self.waiter = waiter
 
 
+class Unfinished(WouldBlock):
+    """A bulk command (``clone ... count=N``) did one slice of its work under a control whose
+    ``slice`` is set: run the same ``Call`` again, after letting other requests in, for the
+    next slice; the last run returns the whole reply."""
+
+    def __init__(self, done: int, total: int) -> None:  # no waiter: not WouldBlock.__init__
+        Exception.__init__(self, f"{done} of {total} done")
+        self.waiter = None  # type: ignore[assignment]
+        self.done, self.total = done, total
+
+
 @dataclass(slots=True, eq=False)
 class Call:
     """A parsed command bound to the model objects it names. ``run()`` performs it and returns
@@ -191,6 +202,9 @@ class Control:
     def __init__(self, kernel: Kernel, ns: PidNamespace | None = None) -> None:
         self.kernel = kernel
         self.ns = ns if ns is not None else kernel.root_ns
+        #: clones per run of ``clone ... count=N`` before it raises ``Unfinished`` (None: all
+        #: at once); the mount sets it so bulk work never keeps other requests waiting
+        self.slice: int | None = None
 
     # -- the two steps ------------------------------------------------------------------------
 
@@ -301,11 +315,13 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
     if set_tid and count > 1:
         raise a.fail("set_tid names one pid per level; it cannot be combined with count > 1")
 
+    tids: list[int] = []
+
     def run() -> str:
-        if count > 1:
+        if count > 1 and not tids:
             _check_room(parent, count)
-        tids: list[int] = []
-        for i in range(count):
+        stop = count if c.slice is None else min(count, len(tids) + c.slice)
+        for i in range(len(tids), stop):
             try:
                 r = c.kernel.clone(parent, flags, exit_signal=exit_signal, set_tid=set_tid,
                                    comm=comm, argv=argv, uid=uid, gid=gid)  # type: ignore[arg-type]
@@ -316,6 +332,8 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
                 raise KernelError(e.errno, f"clone {i + 1} of {count} failed after creating "
                                   f"{len(tids)} task(s) ({shown}): {e.strerror}") from e
             tids.append(c.nr(r.task.pid))
+        if len(tids) < count:
+            raise Unfinished(len(tids), count)
         return "".join(f"{t}\n" for t in tids)
     return run
 

@@ -806,3 +806,25 @@ def test_clone_count_room_ignores_pids_above_a_lowered_pid_max() -> None:
     # below 400: 395 free numbers (2..299 and 303..399); 1000..1004 do not count
     assert "at most 395 free" in err(c, "clone 1 count=396").strerror
     assert c.execute("clone 1 count=97").split() == [str(n) for n in range(303, 400)]
+
+
+def test_clone_count_runs_in_slices_when_the_control_slices(k: Kernel) -> None:
+    from pidfs_fuse.control import Unfinished
+
+    c = Control(k)
+    c.slice = 10
+    call = c.parse("clone 1 comm=bulk count=25")
+    for done in (10, 20):
+        with pytest.raises(Unfinished) as info:
+            call.run()
+        assert (info.value.done, info.value.total) == (done, 25)
+    pids = [int(x) for x in call.run().split()]
+    assert len(pids) == 25 == len(set(pids))
+    for p in pids:
+        t = k.find_task(k.root_ns, p)
+        assert t is not None and t.comm == "bulk"
+
+
+def test_clone_count_runs_whole_without_a_slice(c: Control) -> None:
+    assert c.slice is None
+    assert len(c.parse("clone 1 count=25").run().split()) == 25

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ..fs import PidFs
     from ..inodes import Node
 
+#: the extended attribute of the top root that holds the request counts ("TYPE N" lines);
+#: reading it is not counted (``client.request_counts``)
+REQUESTS_XATTR = "user.pidfs.requests"
 FIRST_PROCESS_ENTRY = 256
 TGID_OFFSET = FIRST_PROCESS_ENTRY + 2  # fs/proc/base.c
 
@@ -46,6 +49,12 @@ class Root(Dir):
             return pid_dir(fs, node, int(name), ctx)
         e = T.lookup(self.rows(node), name)
         return global_child(fs, node, e) if e is not None else None
+
+    def getxattr(self, fs: PidFs, node: Node, name: str, ctx: Any) -> bytes:
+        if not self.top or name != REQUESTS_XATTR:
+            return super().getxattr(fs, node, name, ctx)
+        fs.requests["getxattr"] -= 1  # the reading is not counted
+        return "".join(f"{k} {v}\n" for k, v in sorted(fs.requests.items()) if v).encode()
 
     def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
                 gids: list[int]) -> None:
