@@ -64,7 +64,7 @@ def test_a_bulk_clone_leaves_the_mount_answering(mnt):
         worker.join(timeout=300)
     pids = [int(x) for x in str(result["reply"]).split()]
     assert len(pids) == n == len(set(pids))
-    during = [took for when, took in reads if when < float(result["end"])]  # type: ignore[arg-type]
+    during = [took for when, took in reads if when < float(result["end"])]
     # the reads kept being answered while the clone ran (one big step would answer none until
     # it ended); the bound is loose for a loaded CI machine, the bench measures the real figure
     assert len(during) >= 5, reads[:10]
