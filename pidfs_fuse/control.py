@@ -205,6 +205,9 @@ class Control:
         #: clones per run of ``clone ... count=N`` before it raises ``Unfinished`` (None: all
         #: at once); the mount sets it so bulk work never keeps other requests waiting
         self.slice: int | None = None
+        #: called after each slice (the mount moves what the slice built out of the cyclic
+        #: garbage collector's sight: see ``mount/fs.py`` ``settle_heap``)
+        self.after_slice: Callable[[], None] | None = None
 
     # -- the two steps ------------------------------------------------------------------------
 
@@ -332,6 +335,8 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
                 raise KernelError(e.errno, f"clone {i + 1} of {count} failed after creating "
                                   f"{len(tids)} task(s) ({shown}): {e.strerror}") from e
             tids.append(c.nr(r.task.pid))
+        if c.after_slice is not None and count > 1:
+            c.after_slice()
         if len(tids) < count:
             raise Unfinished(len(tids), count)
         return "".join(f"{t}\n" for t in tids)

@@ -25,7 +25,7 @@ import pyfuse3
 import trio
 
 from .. import rundir
-from .fs import PidFs
+from .fs import PidFs, settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ def run(mountpoint: str, fs: PidFs, *, allow_other: bool = False, ready_fd: int 
         on_ready: Callable[[], None] | None = None) -> None:
     """Serve in this process until unmounted or detached; once mounted, call ``on_ready`` and
     write "ready" to ``ready_fd``."""
+    settle_heap()  # the loaded table: no full collection walks it while serving
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -828,3 +828,22 @@ def test_clone_count_runs_in_slices_when_the_control_slices(k: Kernel) -> None:
 def test_clone_count_runs_whole_without_a_slice(c: Control) -> None:
     assert c.slice is None
     assert len(c.parse("clone 1 count=25").run().split()) == 25
+
+
+def test_after_slice_runs_once_per_slice_of_a_bulk_clone(k: Kernel) -> None:
+    from pidfs_fuse.control import Unfinished
+
+    c = Control(k)
+    c.slice = 10
+    calls: list[int] = []
+    c.after_slice = lambda: calls.append(len(k.root_ns.idr))
+    call = c.parse("clone 1 count=25")
+    with pytest.raises(Unfinished):
+        call.run()
+    with pytest.raises(Unfinished):
+        call.run()
+    call.run()
+    assert len(calls) == 3
+    assert calls[1] - calls[0] == 10 and calls[2] - calls[1] == 5
+    c.parse("clone 1").run()  # a single clone is not bulk work
+    assert len(calls) == 3
