@@ -28,7 +28,7 @@ def test_requests_are_counted_by_type_and_reading_them_is_not(mnt):
     assert d["read"] >= 1
     assert "getxattr" not in d
     assert set(d) <= {"lookup", "getattr", "opendir", "readdir", "releasedir", "open", "read",
-                      "release", "forget"}, d
+                      "flush", "release", "forget"}, d
 
 
 def test_other_root_xattrs_are_not_supported(mnt):
