@@ -37,6 +37,7 @@ from .inodes import ROOT_INODE, InodeTable, Node
 from .interrupts import Interrupts
 from .nodes import ROOT
 from .nodes.table import DEFAULT_POLLMASK
+from .observers import Observers
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class PidFs(pyfuse3.Operations):
         self.interrupts = Interrupts()
         self.changes = Changes(self.table)
         #: (namespace inum, number) -> the stand-in task of a caller the view has no process for
-        self.observers: dict[tuple[int, int], Task] = {}
+        self.observers = Observers()
         #: a caller's own numbers when it lives in a deeper pid namespace (pidfs-fuse exec)
         self.callers = Callers()
         kernel.listener = self.on_event
@@ -129,8 +130,18 @@ class PidFs(pyfuse3.Operations):
         self.waiters.on_event(ev)
         self.changes.on_event(ev)
         if ev.kind is EventKind.REAPED:
-            for key in [k for k in self.observers if k[1] == ev.pid.nr]:
-                self.observers.pop(key, None)
+            self.observers.discard_number(ev.pid.nr)
+
+    def sweep_observers(self) -> None:
+        """Free the stand-ins of callers that are gone (``observers.py``) and have the kernel
+        drop their entries, so their nodes are forgotten too. The invalidation runs in the
+        background: this is called inside a lookup in the root, whose lock it needs."""
+        for inum, nr in self.observers.sweep():
+            node = self.table.find(("obs", inum, nr))
+            if node is not None:
+                self.changes.stale_entries.add((node.parent, node.name))
+        if self.nursery is not None and self.changes.stale_entries:
+            self.nursery.start_soon(self.settle)
 
     async def settle(self) -> None:
         """Push pending invalidations into the kernel before answering (``events.py``)."""

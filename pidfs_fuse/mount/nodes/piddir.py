@@ -314,8 +314,10 @@ def _observer(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
     key = (view.ns.inum, nr)
     t = fs.observers.get(key)
     if t is None or (t.group.uid, t.group.gid) != (ctx.uid, ctx.gid):  # a reused host pid
+        if fs.observers.due():
+            fs.sweep_observers()
         t = make_observer(fs.kernel, view.ns, nr, fs.self_template, uid=ctx.uid, gid=ctx.gid)
-        fs.observers[key] = t
+        fs.observers.add(key, t)
     return fs.table.make(("obs", view.ns.inum, nr), OBSERVER_DIR, view=view, pid=t.pid,
                          parent=parent.ino, name=str(nr).encode(), extra=OBSERVER)
 
