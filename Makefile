@@ -18,7 +18,7 @@ BENCH_ARGS ?=
 # Targets that run our code see the venv's console scripts (pidfs-fuse) on PATH.
 RUN_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: setup system-deps lint test fuzz bench tour clean
+.PHONY: setup system-deps lint test fuzz soak bench tour clean
 
 setup: system-deps $(STAMP)
 
@@ -72,6 +72,12 @@ DIFFTEST_ARGS ?=
 difftest: setup
 	$(RUN_ENV) $(VPY) -m pidfs_fuse.oracle --steps $(DIFFTEST_STEPS) --seconds $(DIFFTEST_SECONDS) \
 	    --report difftest-coverage.txt $(DIFFTEST_ARGS)
+
+# The soak (mountpoint_tests/soak.py): SOAK_SECONDS of readers, churn, killed blocked readers and
+# snapshots on one mount (at most 600); it prints its figures. make test runs it for 20 s.
+SOAK_SECONDS ?= 300
+soak: setup
+	$(RUN_ENV) $(VPY) -m mountpoint_tests.soak --seconds $(SOAK_SECONDS)
 
 bench: setup
 	$(RUN_ENV) $(VPY) -m bench $(BENCH_ARGS)
