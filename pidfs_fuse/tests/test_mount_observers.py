@@ -61,7 +61,7 @@ def test_a_mount_keeps_no_stand_in_of_a_caller_that_exited() -> None:
     for _ in range(300):
         p = subprocess.Popen(["sleep", "0"])
         ctx = SimpleNamespace(uid=0, gid=0, pid=p.pid)
-        node = fs._lookup(fs.table.get(pyfuse3.ROOT_INODE), str(p.pid).encode(), ctx)
+        node = fs._lookup(fs._node(pyfuse3.ROOT_INODE), str(p.pid).encode(), ctx)
         assert node is not None and node.name == str(p.pid).encode()
         p.wait()
         peak = max(peak, len(fs.observers))
@@ -76,7 +76,7 @@ def test_a_live_caller_keeps_its_stand_in() -> None:
     p = subprocess.Popen(["sleep", "30"])
     try:
         ctx = SimpleNamespace(uid=0, gid=0, pid=p.pid)
-        fs._lookup(fs.table.get(pyfuse3.ROOT_INODE), str(p.pid).encode(), ctx)
+        fs._lookup(fs._node(pyfuse3.ROOT_INODE), str(p.pid).encode(), ctx)
         fs.sweep_observers()
         t = fs.observers.get((fs.root_view.ns.inum, p.pid))
         assert t is not None and t.pid.nr == p.pid
