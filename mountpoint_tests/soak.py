@@ -427,7 +427,7 @@ class Soak:
             while p.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
             if p.poll() is None:
-                self.fig.stuck.append(f"pid {p.pid} ({' '.join(map(str, p.args))}) still running, "  # type: ignore[arg-type]
+                self.fig.stuck.append(f"pid {p.pid} ({' '.join(map(str, p.args))}) still running, "
                                       f"state {state_of(p.pid)}")
 
     def check_snapshots(self) -> None:
