@@ -8,6 +8,7 @@ own, or else the system's Python of the same version with the venv's packages on
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
@@ -16,6 +17,7 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from pidfs_fuse import exec as pexec
 
 NOBODY = 65534
 REPO = Path(__file__).resolve().parent.parent
+DEV_FUSE_LOCK = "/run/pidfs-fuse-test-dev-fuse.lock"
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 MAIN = "import sys; from pidfs_fuse.cli import main; sys.exit(main())"
 
@@ -50,13 +53,25 @@ def nobody():
     found = _python_for_nobody()
     if found is None:
         pytest.skip(f"no Python interpreter here that uid {NOBODY} may run with this package")
-    original = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
-    os.chmod("/dev/fuse", 0o666)
-    try:
-        yield found
-    finally:
-        os.chmod("/dev/fuse", original)
-        assert stat.S_IMODE(os.stat("/dev/fuse").st_mode) == original
+    # Test runs of other checkouts may do the same at the same time: one at a time, or the
+    # second would take the first's 0666 for the original mode and leave it behind.
+    with open(DEV_FUSE_LOCK, "a") as lock:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.skip(f"another test run holds {DEV_FUSE_LOCK}")
+                time.sleep(0.2)
+        original = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+        os.chmod("/dev/fuse", 0o666)
+        try:
+            yield found
+        finally:
+            os.chmod("/dev/fuse", original)
+            assert stat.S_IMODE(os.stat("/dev/fuse").st_mode) == original
 
 
 @pytest.fixture

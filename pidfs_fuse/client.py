@@ -189,8 +189,8 @@ def parse_show(reply: str) -> dict[str, str]:
 
 class ControlFile:
     """One open ``MOUNT/.control``: a session on which commands run one after another (the
-    server keeps one reply per open file). Root only: the file is mode 0600 and the server
-    checks the caller's uid."""
+    server keeps one reply per open file). The file is mode 0600, owned by the user the server
+    runs as (root, or the normal user who mounted it), and the server checks the caller's uid."""
 
     def __init__(self, mountpoint: str | os.PathLike[str]) -> None:
         self.fd = os.open(os.path.join(mountpoint, CONTROL), os.O_RDWR | os.O_CLOEXEC)
@@ -198,7 +198,10 @@ class ControlFile:
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            os.close(fd)
+            # the descriptor is gone whatever close() says; a mount whose server went away
+            # fails the flush with ENOTCONN, which is no news to the caller
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __enter__(self) -> ControlFile:
         return self
