@@ -107,8 +107,6 @@ def test_threads_are_not_listed_but_can_be_looked_up(mount_table, scan):
         assert sorted(int(x) for x in os.listdir(os.path.join(m.path, str(leader), "task"))) == sorted([leader, *tids])
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §3 and procfs list . and .. first in every directory; "
-                                       "the mount's readdir lists neither yet")
 @pytest.mark.parametrize("rel", ["", "1", "1/task", "1/fd"], ids=["root", "pid", "task", "fd"])
 def test_every_directory_lists_dot_and_dotdot_first(mnt, rel):
     fd = os.open(os.path.join(mnt.path, rel), os.O_RDONLY | os.O_DIRECTORY)
@@ -117,3 +115,20 @@ def test_every_directory_lists_dot_and_dotdot_first(mnt, rel):
     finally:
         os.close(fd)
     assert names[:2] == [".", ".."]
+
+
+@pytest.mark.parametrize("rel", ["", "1", "1/task", "1/task/1", "1/fd", "1/fdinfo", "1/ns", "sys",
+                                 "sys/kernel"])
+def test_every_directory_lists_dot_and_dotdot_first_with_procfs_inodes(mnt, rel):
+    """dir_emit_dots(): ``.`` (d_off 1) is the directory's own inode, ``..`` (d_off 2) its
+    parent's (the root's is the root itself, as /proc's); nothing else is called . or .."""
+    path = os.path.join(mnt.path, rel)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        got = getdents64(fd, 65536)
+    finally:
+        os.close(fd)
+    parent = os.stat(os.path.dirname(path.rstrip("/"))).st_ino if rel else os.stat(path).st_ino
+    assert got[:2] == [(os.stat(path).st_ino, 1, "."), (parent, 2, "..")]
+    assert [n for _, _, n in got[2:]] == sorted(os.listdir(path), key=[n for _, _, n in got].index)
+    assert not got[2:] or got[2][1] == 3  # the first row (or fd 0) follows the dots

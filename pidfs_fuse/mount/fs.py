@@ -19,6 +19,7 @@ import errno
 import functools
 import gc
 import logging
+import stat
 import time
 from collections import Counter
 from typing import Any
@@ -217,6 +218,9 @@ class PidFs(pyfuse3.Operations):
     async def readdir(self, fh, start_id, token):
         inode, uid, gids = self.dir_uids.get(fh, (fh, 0, []))
         node = self._node(inode)
+        for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
+            if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
+                return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
         node.ops.readdir(self, node, start_id, token, uid, gids)
 
     async def open(self, inode, flags, ctx):
@@ -346,6 +350,14 @@ def settle_heap() -> None:
     becomes garbage later (a task of the loaded table or of a bulk clone, reaped) is not
     collected; tasks created by ordinary commands stay collectable."""
     gc.freeze()
+
+
+def _dot_attr(ino: int) -> pyfuse3.EntryAttributes:
+    """``.`` or ``..`` in a listing: only the inode number and the type reach the caller."""
+    a = pyfuse3.EntryAttributes()
+    a.st_ino = ino
+    a.st_mode = stat.S_IFDIR | 0o555
+    return a
 
 
 def _caller_gids(ctx: Any) -> list[int]:

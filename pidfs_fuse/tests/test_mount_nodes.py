@@ -50,6 +50,9 @@ async def test_root_lists_its_rows_then_self_then_pids_at_stable_offsets(listed)
     k, svc = _table()
     fs = PidFs(k)
     got = await listed(fs, ROOT)
+    assert got[:2] == [(".", 1), ("..", 2)]  # dir_emit_dots(), then the rows from offset 3
+    assert got[2] == ("cpuinfo", 3)
+    got = got[2:]
     names = [n for n, _ in got]
     assert names[:7] == ["cpuinfo", "loadavg", "meminfo", "stat", "uptime", "version", "sys"]
     assert names[7:12] == [".control", ".pidfs", ".pidns", "self", "thread-self"]
@@ -58,7 +61,7 @@ async def test_root_lists_its_rows_then_self_then_pids_at_stable_offsets(listed)
     # resuming after thread-self starts at the first pid; after pid 1 at the next
     assert [n for n, _ in await listed(fs, ROOT, FIRST_PROCESS_ENTRY + 2)] == ["1", str(svc.pid.nr)]
     assert [n for n, _ in await listed(fs, ROOT, TGID_OFFSET + 2)] == [str(svc.pid.nr)]
-    assert [n for n, _ in await listed(fs, ROOT, 9)][:2] == [".pidns", "self"]
+    assert [n for n, _ in await listed(fs, ROOT, 11)][:2] == [".pidns", "self"]
 
 
 async def test_every_listed_root_name_resolves_to_the_listed_node_and_kind(listed) -> None:
@@ -66,7 +69,7 @@ async def test_every_listed_root_name_resolves_to_the_listed_node_and_kind(liste
     fs = PidFs(k)
     kinds = {"cpuinfo": GlobalFile, "sys": TableDir, ".control": ControlFile, ".pidfs": PidfsDir,
              ".pidns": PidnsDir, "self": SelfLink, "thread-self": SelfLink, "1": PidDir}
-    for name, _ in await listed(fs, ROOT):
+    for name, _ in (await listed(fs, ROOT))[2:]:  # after . and ..
         attr = await fs.lookup(ROOT, name.encode(), CTX)
         node = fs.table.get(attr.st_ino)
         assert node.name == name.encode()
@@ -78,10 +81,45 @@ async def test_subset_pid_root_has_no_global_rows_but_keeps_the_mounts_own(liste
     k, _ = _table()
     fs = PidFs(k, options=parse_mount_options("subset=pid"))
     names = [n for n, _ in await listed(fs, ROOT)]
-    assert names[:5] == [".control", ".pidfs", ".pidns", "self", "thread-self"]
+    assert names[:7] == [".", "..", ".control", ".pidfs", ".pidns", "self", "thread-self"]
     with pytest.raises(pyfuse3.FUSEError) as e:
         await fs.lookup(ROOT, b"meminfo", CTX)
     assert e.value.errno == errno.ENOENT
+
+
+async def test_every_directory_lists_dot_and_dotdot_with_its_own_and_its_parents_inode(
+        monkeypatch) -> None:
+    """dir_emit_dots(): ``.`` is the directory, ``..`` its parent (a root: itself), at offsets
+    1 and 2, and neither counts a lookup (the kernel does not link dots from readdirplus)."""
+    k, svc = _table()
+    fs = PidFs(k)
+    got: list[tuple[str, int, int]] = []
+
+    def reply(token, name, attr, next_id):
+        got.append((name.decode(), attr.st_ino, next_id))
+        return True
+
+    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    pid = (await fs.lookup(ROOT, str(svc.pid.nr).encode(), CTX)).st_ino
+    task = (await fs.lookup(pid, b"task", CTX)).st_ino
+    tid = (await fs.lookup(task, str(svc.pid.nr).encode(), CTX)).st_ino
+    sys_ = (await fs.lookup(ROOT, b"sys", CTX)).st_ino
+    kernel = (await fs.lookup(sys_, b"kernel", CTX)).st_ino
+    fd = (await fs.lookup(pid, b"fd", CTX)).st_ino
+    for ino, parent in ((ROOT, ROOT), (pid, ROOT), (task, pid), (tid, task), (sys_, ROOT),
+                        (kernel, sys_), (fd, pid)):
+        before = fs.table.get(ino).lookups, fs.table.get(parent).lookups
+        got.clear()
+        await fs.readdir(ino, 0, None)
+        assert got[:2] == [(".", ino, 1), ("..", parent, 2)]
+        assert all(name not in (".", "..") for name, _, _ in got[2:])
+        assert (fs.table.get(ino).lookups, fs.table.get(parent).lookups) == before
+        got.clear()
+        await fs.readdir(ino, 1, None)  # resumed after .
+        assert got[0][0] == ".."
+        got.clear()
+        await fs.readdir(ino, 2, None)  # resumed after ..
+        assert not got or got[0][0] not in (".", "..")
 
 
 async def test_pid_directory_rows_and_their_kinds() -> None:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: ``Node.extra`` of an observer's directory and of every node below it
 OBSERVER = ("observer",)
+#: every listing starts with ``.`` (offset 1) and ``..`` (offset 2), as dir_emit_dots(); the
+#: first row of a table is then at offset 3
+DOTS = 2
 
 
 def fuse_error(e: KernelError) -> pyfuse3.FUSEError:
@@ -94,6 +97,10 @@ class NodeKind:
                 gids: list[int]) -> None:
         return None
 
+    def dotdot_ino(self, fs: PidFs, node: Node) -> int:
+        """The inode ``..`` lists: the parent directory's (dir_emit_dots: parent_ino())."""
+        return node.parent or node.ino
+
     def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         raise pyfuse3.FUSEError(errno.EISDIR)
 
@@ -124,9 +131,9 @@ class Dir(NodeKind):
 
 
 def readdir_rows(fs: PidFs, node: Node, rows: Any, start_id: int, token: Any, make: Any) -> None:
-    """List table rows at offsets ``index + 1`` (stable: a table does not change)."""
+    """List table rows at offsets ``DOTS + index + 1`` (stable: a table does not change)."""
     for i, e in enumerate(rows):
-        if i < start_id:
+        if DOTS + i < start_id:
             continue
-        if not fs.reply(token, make(fs, node, e), i + 1):
+        if not fs.reply(token, make(fs, node, e), DOTS + i + 1):
             return

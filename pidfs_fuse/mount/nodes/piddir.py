@@ -20,7 +20,7 @@ from ...kernel import Kernel, Pid, PidNamespace, Task, ThreadGroup
 from ...procfs import files as F
 from ...procfs import tables as T
 from ...procfs.access import fd_link_access, pid_access, pid_dir_lookup_errno, pid_getattr_errno
-from .base import OBSERVER, Dir, NodeKind, new_attr, owned_by, readdir_rows, task_of
+from .base import DOTS, OBSERVER, Dir, NodeKind, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 Lookup and listing read one list of rows (``procfs.tables.root_rows``: the global files, the
 mount's own entries on the top root, ``self`` and ``thread-self``), then the pid directories.
 Listing keeps the kernel's stable offsets (fs/proc/base.c ``proc_pid_readdir``): row ``i`` at
-``i + 1``, ``self``/``thread-self`` at ``FIRST_PROCESS_ENTRY`` and the one after, each thread-group
+``i + 3`` (after ``.`` and ``..``), ``self``/``thread-self`` at ``FIRST_PROCESS_ENTRY`` and the one after, each thread-group
 leader at ``TGID_OFFSET + tgid`` from the tagged scan, so a listing resumed after exits neither
 skips nor repeats.
 """
@@ -17,7 +17,7 @@ import pyfuse3
 
 from ...procfs import tables as T
 from ...procfs.access import pid_visible_in_listing
-from .base import Dir, new_attr
+from .base import DOTS, Dir, new_attr
 from .piddir import listed_pid_dir, pid_dir
 from .table import global_child
 
@@ -42,6 +42,10 @@ class Root(Dir):
     def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
         return new_attr(fs, node, S.S_IFDIR | 0o555, 3)
 
+    def dotdot_ino(self, fs: PidFs, node: Node) -> int:
+        """A procfs root lists itself as ``..`` (its dentry is its own parent)."""
+        return node.ino
+
     def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
         if name == "..":
             return node
@@ -61,7 +65,7 @@ class Root(Dir):
         rows = self.rows(node)
         first_self = len(rows) - len(T.SELF_ROWS)
         for i, e in enumerate(rows):
-            offset = i + 1 if i < first_self else FIRST_PROCESS_ENTRY + (i - first_self) + 1
+            offset = DOTS + i + 1 if i < first_self else FIRST_PROCESS_ENTRY + (i - first_self) + 1
             if offset <= start_id:
                 continue
             if not fs.reply(token, global_child(fs, node, e), offset):
