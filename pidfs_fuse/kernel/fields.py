@@ -212,6 +212,25 @@ def _process(attr: str) -> Callable[[Task, Any], None]:
     return apply
 
 
+def _extra(key: str) -> Callable[[Task, Any], None]:
+    """A process field without a slot of its own: kept as text in ``ThreadGroup.extra`` (where
+    procfs reads it and snapshots keep it)."""
+    def apply(task: Task, value: Any) -> None:
+        task.group.extra = {**(task.group.extra or {}), key: str(value)}
+    return apply
+
+
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
+
+
+def _wchan(value: object) -> str:
+    """A kernel function name (what ``/<pid>/wchan`` shows while the task sleeps)."""
+    if not isinstance(value, str) or not _SYMBOL.fullmatch(value):
+        raise KernelError(errno.EINVAL, f"wchan {_short(value)} is not a kernel function name "
+                          "(letters, digits, '_' and '.', at most 64)")
+    return value
+
+
 def _int(key: str, lo: int, hi: int) -> Callable[[object], int]:
     return lambda v: parse_decimal(v, lo, hi, key)
 
@@ -240,6 +259,10 @@ _ROWS = (
     Field("cstime", "process", "clock ticks >= 0", _int("cstime", 0, U64_MAX), _process("cstime")),
     Field("tty_nr", "process", f"device number 0..{U32_MAX}", _int("tty_nr", 0, U32_MAX),
           _process("tty_nr")),
+    Field("wchan", "process", "kernel function name shown while sleeping", _wchan,
+          _extra("wchan")),
+    Field("oom_score_adj", "process", "-1000..1000", _int("oom_score_adj", -1000, 1000),
+          _extra("oom_score_adj")),
 )
 
 #: key -> Field, in the order ``help`` lists them.

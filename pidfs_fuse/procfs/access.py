@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..kernel import ExitState, Task
+from . import perpid
 from .view import HIDEPID_INVISIBLE, HIDEPID_NO_ACCESS, HIDEPID_NOT_PTRACEABLE, HIDEPID_OFF, MountOptions, View
 
 if TYPE_CHECKING:
@@ -110,6 +111,25 @@ def entry_access(caller_uid: int, entry: Entry, task: Task) -> int:
     return 0
 
 
+def read_access(caller_uid: int, entry: "Entry", task: Task) -> int:
+    """Reading (not opening) a per-pid file: 0, EPERM for timerslack_ns (CAP_SYS_NICE), EACCES
+    for stack (CAP_SYS_ADMIN) unless uid 0, as measured (perpid.reader_errno)."""
+    if entry.access == perpid.ACCESS_ANY:
+        return 0
+    return perpid.reader_errno(perpid.PerPidFile(entry.mode, perpid._empty, entry.access),
+                               caller_uid, task, at_open=False)
+
+
+def wchan_visible(caller_uid: int, task: Task) -> bool:
+    """proc_pid_wchan(): the symbol for a caller that may ptrace the task, "0" for others."""
+    return may_ptrace(caller_uid, task)
+
+
+def map_file_access(caller_uid: int, task: Task) -> int:
+    """``map_files/<range>`` links: readlink needs CAP_SYS_ADMIN (uid 0 in the model): EPERM."""
+    return 0 if caller_uid == 0 else errno.EPERM
+
+
 def fd_link_access(caller_uid: int, task: Task) -> int:
     """Reading a ``/<pid>/fd/<n>`` link (proc_fd_link via proc_fd_access_allowed()): 0, or
     EACCES when the caller may not ptrace the task."""
@@ -123,7 +143,8 @@ def depends_on_caller(options: MountOptions) -> bool:
     return options.hidepid != HIDEPID_OFF or options.gid is not None
 
 
-def task_owner(task: Task) -> tuple[int, int]:
-    """task_dump_owner(): the uid and gid owning ``/<pid>`` and everything in it."""
-    g = task.group
-    return g.uid, g.gid
+def task_owner(task: Task, mode: int = 0o555, is_dir: bool = True) -> tuple[int, int]:
+    """task_dump_owner(): the uid and gid owning an inode of ``/<pid>`` with this mode: the
+    task's, but root's for everything except the 0555 directories once the mm is gone
+    (perpid.dump_owner)."""
+    return perpid.dump_owner(task, mode, is_dir)

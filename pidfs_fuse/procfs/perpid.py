@@ -587,6 +587,49 @@ def show_oom_score(view: View, task: Task) -> bytes:
     return f"{points}\n".encode()
 
 
+def _parse_written_int(data: bytes, lo: int, hi: int, what: str) -> int:
+    """kstrtoint() of a write: decimal with surrounding whitespace; EINVAL otherwise."""
+    text = data.decode("ascii", errors="replace").strip()
+    body = text[1:] if text[:1] in "+-" else text
+    if not body.isascii() or not body.isdigit() or len(body) > 11:
+        raise KernelError(errno.EINVAL, f"{what}: {text[:40]!r} is not a number")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise KernelError(errno.EINVAL, f"{what}: {value} is outside {lo}..{hi}")
+    return value
+
+
+def _store_oom_score_adj(view: View, task: Task, adj: int, uid: int) -> None:
+    """__set_oom_adj(): going below the minimum (0: no one privileged set one) needs
+    CAP_SYS_RESOURCE, uid 0 in the model (EACCES; checked on this machine)."""
+    if adj < min(0, oom_score_adj(task)) and uid != 0:
+        raise KernelError(errno.EACCES, f"uid {uid} may not lower oom_score_adj below "
+                          f"{min(0, oom_score_adj(task))} (needs CAP_SYS_RESOURCE)")
+    from ..kernel.fields import set_field
+
+    set_field(view.kernel, task, "oom_score_adj", adj)
+
+
+def write_oom_score_adj(view: View, task: Task, data: bytes, uid: int) -> None:
+    """/<pid>/oom_score_adj written: -1000..1000 (EINVAL otherwise), kept as the process's
+    ``oom_score_adj`` field."""
+    _store_oom_score_adj(view, task, _parse_written_int(
+        data, OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX, "oom_score_adj"), uid)
+
+
+def write_oom_adj(view: View, task: Task, data: bytes, uid: int) -> None:
+    """/<pid>/oom_adj written (legacy): -17..15, 15 meaning 1000, else adj * 1000 / 17."""
+    adj = _parse_written_int(data, -17, 15, "oom_adj")
+    _store_oom_score_adj(view, task, OOM_SCORE_ADJ_MAX if adj == 15 else int(adj * 1000 / 17), uid)
+
+
+def refuse_write(view: View, task: Task, data: bytes, uid: int) -> None:
+    """Writer of the per-pid 0644/0666 files the model does not change (sched, autogroup,
+    uid_map, gid_map, setgroups, coredump_filter, timerslack_ns, mem): EPERM, a documented
+    departure where Linux would apply the write."""
+    raise KernelError(errno.EPERM, "this per-process setting is not modelled; the write is refused")
+
+
 def show_oom_score_adj(view: View, task: Task) -> bytes:
     """/<pid>/oom_score_adj: ``extra['oom_score_adj']`` (-1000..1000), default 0."""
     return f"{oom_score_adj(task)}\n".encode()

@@ -12,7 +12,7 @@ Signatures of the callables in a row (``task`` is None for the global files of `
   caller's; errors are ``KernelError``).
 
 Directories are static (``children``: a nested table, e.g. ``ns``) or dynamic (``dynamic``:
-``'task'``, ``'fd'`` or ``'fdinfo'``; the mount lists them from the model: ``task`` with
+``'task'``, ``'fd'``, ``'fdinfo'`` or ``'map_files'``; the mount lists them from the model: ``task`` with
 ``Task.group.threads`` in order, ``fd``/``fdinfo`` with ``files.list_fds``). ``special='pidfd'``
 marks the handle file the mount implements itself (open binds a pidfd; read blocks; poll).
 ``ptrace=True`` rows are guarded by a ptrace-read check (``access.entry_access``: EACCES).
@@ -31,6 +31,8 @@ from typing import Any
 from ..kernel import Task
 from . import files as F
 from . import globals as G
+from . import perpid as PP
+from . import system as SYS
 from .view import View
 
 FILE, DIR, LINK = "file", "dir", "link"
@@ -57,6 +59,12 @@ class Entry:
     special: str | None = None  # 'pidfd': implemented by the mount
     ptrace: bool = False  # guarded by ptrace_may_access: EACCES for other users
     nlink_extra: int = 0  # links added to dir_nlink(children) for a directory row
+    #: who may read (perpid.ACCESS_*): access.entry_access (open) and read_access (read)
+    access: str = PP.ACCESS_ANY
+    #: files read by offset (mem, pagemap): (view, task, offset, size) -> bytes, per read
+    read_at: Callable | None = None
+    #: rendered on every read, never cached (its content changes without a model event)
+    direct: bool = False
 
     @property
     def is_dir(self) -> bool:
@@ -85,44 +93,84 @@ NS_ENTRIES: tuple[Entry, ...] = (
 
 _PIDFD = Entry("pidfd", FILE, 0o600, special="pidfd")
 
-# The rows /<pid>/ and /<pid>/task/<tid>/ share, in Linux's order around the ones that differ.
-_BASE_HEAD: tuple[Entry, ...] = (
-    _dir("fd", 0o500, dynamic="fd", ptrace=True),
-    _dir("fdinfo", dynamic="fdinfo"),
-    _dir("ns", 0o511, children=NS_ENTRIES),
-    _file("environ", F.show_environ, 0o400, ptrace=True),
-    _file("status", F.show_status),
-    _file("limits", F.show_limits),
-    _file("comm", F.show_comm, 0o644, write=F.write_comm),
-    _file("cmdline", F.show_cmdline),
-)
-_BASE_TAIL: tuple[Entry, ...] = (
-    _link("cwd", F.readlink_cwd, ptrace=True),
-    _link("root", F.readlink_root, ptrace=True),
-    _link("exe", F.readlink_exe, ptrace=True),
-    _file("cgroup", F.show_cgroup),
-    _file("oom_score", F.show_oom_score),
-    _file("loginuid", F.show_loginuid, 0o644, write=F.write_loginuid),
-    _file("sessionid", F.show_sessionid),
-    _file("io", F.show_io, 0o400, ptrace=True),
-    _PIDFD,
-)
+
+def _pp(name: str) -> Entry:
+    """A row of ``perpid.PERPID_FILES``: its mode and access; wchan (its answer depends on
+    the reader), mem and pagemap (read by offset) are rendered per read."""
+    f = PP.PERPID_FILES[name]
+    write = _PP_WRITERS.get(name) if f.mode & 0o222 else None
+    if f.mode & 0o222 and write is None:
+        write = PP.refuse_write
+    return Entry(name, FILE, f.mode, show=f.show, write=write,
+                 ptrace=f.access == PP.ACCESS_PTRACE, access=f.access, read_at=f.read_at,
+                 direct=f.read_at is not None or f.access == PP.ACCESS_PTRACE_OR_ZERO)
+
+
+_PP_WRITERS: dict[str, Callable] = {"oom_score_adj": PP.write_oom_score_adj,
+                                    "oom_adj": PP.write_oom_adj}
+
+
+def _pps(*names: str) -> tuple[Entry, ...]:
+    return tuple(_pp(n) for n in names)
+
+
+_NET = _dir("net", children=tuple(_file(n, f.show, f.mode) for n, f in SYS.NET_FILES.items()))
+#: ``map_files/``: its links are listed from the model (perpid.list_map_files)
+_MAP_FILES = _dir("map_files", PP.MAP_FILES_MODE, dynamic="map_files", ptrace=True)
+
+# The rows of /<pid>/ and /<pid>/task/<tid>/ in Linux's order (tgid_base_stuff[] and
+# tid_base_stuff[]); the ones only one of them has are marked.
+def _base(tgid: bool) -> tuple[Entry, ...]:
+    def only(flag: bool, *rows: Entry) -> tuple[Entry, ...]:
+        return rows if flag else ()
+
+    return (
+        only(tgid, _dir("task", dynamic="task"))
+        + (_dir("fd", 0o500, dynamic="fd", ptrace=True),)
+        + only(tgid, _MAP_FILES)
+        + (_dir("fdinfo", dynamic="fdinfo"),
+           _dir("ns", 0o511, children=NS_ENTRIES),
+           _NET,
+           Entry("environ", FILE, 0o400, show=PP.show_environ, ptrace=True,
+                 access=PP.ACCESS_PTRACE),
+           _pp("auxv"),
+           _file("status", F.show_status),
+           _pp("personality"),
+           _file("limits", F.show_limits),
+           _pp("sched"))
+        + only(tgid, _pp("autogroup"))
+        + (_file("comm", F.show_comm, 0o644, write=F.write_comm),
+           _pp("syscall"),
+           _file("cmdline", F.show_cmdline),
+           _file("stat", F.show_tgid_stat if tgid else F.show_tid_stat),
+           _file("statm", F.show_statm),
+           _pp("maps"))
+        + only(not tgid, _file("children", F.show_children))
+        + (_pp("mem"),
+           _link("cwd", F.readlink_cwd, ptrace=True),
+           _link("root", F.readlink_root, ptrace=True),
+           _link("exe", F.readlink_exe, ptrace=True),
+           _pp("mounts"), _pp("mountinfo"))
+        + only(tgid, _pp("mountstats"))
+        + _pps("smaps", "smaps_rollup", "pagemap", "wchan", "stack", "schedstat", "cpuset")
+        + (_file("cgroup", F.show_cgroup),
+           _pp("oom_score"), _pp("oom_adj"), _pp("oom_score_adj"),
+           _file("loginuid", F.show_loginuid, 0o644, write=F.write_loginuid),
+           _file("sessionid", F.show_sessionid))
+        + only(tgid, _pp("coredump_filter"))
+        + (_file("io", F.show_io, 0o400, ptrace=True),)
+        + _pps("uid_map", "gid_map", "setgroups")
+        + only(tgid, _pp("timers"), _pp("timerslack_ns"))
+        + _pps("arch_status", "ksm_merging_pages", "ksm_stat")
+        + (_PIDFD,)
+    )
+
 
 #: /<pid>/ (tgid_base_stuff order): task/ and the whole group's stat
-TGID_BASE: tuple[Entry, ...] = (
-    (_dir("task", dynamic="task"),)
-    + _BASE_HEAD
-    + (_file("stat", F.show_tgid_stat), _file("statm", F.show_statm))
-    + _BASE_TAIL
-)
+TGID_BASE: tuple[Entry, ...] = _base(tgid=True)
 
 #: /<pid>/task/<tid>/ (tid_base_stuff order): per-thread stat and children, no task/
-TID_BASE: tuple[Entry, ...] = (
-    _BASE_HEAD
-    + (_file("stat", F.show_tid_stat), _file("statm", F.show_statm),
-       _file("children", F.show_children))
-    + _BASE_TAIL
-)
+TID_BASE: tuple[Entry, ...] = _base(tgid=False)
 
 #: /sys/kernel/
 SYS_KERNEL: tuple[Entry, ...] = (
@@ -132,16 +180,47 @@ SYS_KERNEL: tuple[Entry, ...] = (
     _file("threads-max", G.show_threads_max),
 )
 
-#: the global entries of the root (besides self, thread-self and the pid directories)
-ROOT_FILES: tuple[Entry, ...] = (
-    _file("cpuinfo", G.show_cpuinfo),
-    _file("loadavg", G.show_loadavg),
-    _file("meminfo", G.show_meminfo),
-    _file("stat", G.show_proc_stat),
-    _file("uptime", G.show_uptime),
-    _file("version", G.show_version),
-    _dir("sys", children=(_dir("kernel", children=SYS_KERNEL),)),
-)
+
+def _tree(files: dict[str, "SYS.SystemFile"], base: dict[str, tuple[Entry, ...]]) -> dict[str, list[Entry]]:
+    """``{dir path: rows}`` of the global files under each directory ("" the root), with the
+    rows of ``base`` kept; subdirectories become static directory rows of their parent."""
+    rows: dict[str, list[Entry]] = {d: list(r) for d, r in base.items()}
+    for path, f in files.items():
+        d, _, name = path.rpartition("/")
+        rows.setdefault(d, []).append(_file(name, f.show, f.mode, write=f.write))
+    return rows
+
+
+def _global_rows() -> tuple[Entry, ...]:
+    files = _tree(SYS.GLOBAL_FILES, {"sys/kernel": SYS_KERNEL})
+
+    def build(d: str) -> list[Entry]:
+        out = list(files.get(d, []))
+        subdirs = sorted({k[len(d) + 1 if d else 0:].split("/")[0] for k in files
+                          if k and (k.startswith(d + "/") if d else True)})
+        out += [_dir(n, children=tuple(build(f"{d}/{n}" if d else n))) for n in subdirs]
+        if d.startswith("sys"):  # /proc/sys lists in name order (a sysctl table's rbtree)
+            out.sort(key=lambda e: e.name)
+        return out
+
+    top = {e.name: e for e in build("")}
+    links = tuple(_link(name, lambda view, task, t=target: t) for name, target in SYS.GLOBAL_LINKS.items())
+    first = ("cpuinfo", "loadavg", "meminfo", "stat", "uptime", "version", "sys")
+    return (
+        _file("cpuinfo", G.show_cpuinfo),
+        _file("loadavg", G.show_loadavg),
+        _file("meminfo", G.show_meminfo),
+        _file("stat", G.show_proc_stat),
+        _file("uptime", G.show_uptime),
+        _file("version", G.show_version),
+        top["sys"],
+    ) + tuple(e for n, e in sorted(top.items()) if n not in first) + links
+
+
+#: the global entries of the root (besides self, thread-self and the pid directories): the
+#: first seven as before, then system.GLOBAL_FILES (directories built from their paths,
+#: sys/kernel/ keeping SYS_KERNEL's rows) and system.GLOBAL_LINKS
+ROOT_FILES: tuple[Entry, ...] = _global_rows()
 
 #: the mount's own entries in the top root (special: the mount implements them): the control
 #: file, handles by pidfs inode number, and the tree seen from other pid namespaces

@@ -10,12 +10,13 @@ Kinds keep no state of their own: everything lives in the nodes and in ``PidFs``
 from __future__ import annotations
 
 import errno
+import stat as S
 from typing import TYPE_CHECKING, Any
 
 import pyfuse3
 
 from ...kernel import ExitState, KernelError, Task
-from ...procfs.access import pid_access
+from ...procfs.access import pid_access, task_owner
 
 if TYPE_CHECKING:
     from ..fs import PidFs
@@ -50,9 +51,9 @@ def new_attr(fs: PidFs, node: Node, mode: int, nlink: int) -> pyfuse3.EntryAttri
 
 
 def owned_by(fs: PidFs, a: pyfuse3.EntryAttributes, task: Task, *, dated: bool = True) -> None:
-    """task_dump_owner(): the task's uid and gid own the node; ``dated``: its times are the
-    task's start."""
-    a.st_uid, a.st_gid = task.group.uid, task.group.gid
+    """task_dump_owner(): the task's uid and gid own the node (root, once the mm is gone, owns
+    all but the 0555 directories); ``dated``: its times are the task's start."""
+    a.st_uid, a.st_gid = task_owner(task, a.st_mode & 0o7777, S.S_ISDIR(a.st_mode))
     if dated:
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = fs.boot_ns + task.start_time
 

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyfuse3
 
-from ...kernel import Kernel, Pid, PidNamespace, Task, ThreadGroup
+from ...kernel import Kernel, KernelError, Pid, PidNamespace, Task, ThreadGroup
 from ...procfs import files as F
+from ...procfs import perpid as PP
 from ...procfs import tables as T
-from ...procfs.access import fd_link_access, pid_access, pid_dir_lookup_errno, pid_getattr_errno
+from ...procfs.access import fd_link_access, map_file_access, pid_access, pid_dir_lookup_errno, pid_getattr_errno
 from .base import DOTS, OBSERVER, Dir, NodeKind, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
@@ -216,6 +217,53 @@ class FdInfoDir(FdDir):
                              group_key=task.group)
 
 
+class MapFilesDir(PidTableDir):
+    """``/<pid>/map_files/`` (0500, ptrace-guarded like ``fd/``): one link per file mapping,
+    named ``start-end``, in address order (perpid.list_map_files)."""
+
+    def child(self, fs: PidFs, node: Node, name: str, task: Task) -> Node:
+        return fs.table.make(node.key + (name,), MAP_FILE_LINK, view=node.view, pid=node.pid,
+                             extra=name, parent=node.ino, name=name.encode(),
+                             group_key=task.group)
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        task = task_of(fs, node)
+        if name not in PP.list_map_files(node.view, task):
+            return None
+        return self.child(fs, node, name, task)
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        task = task_of(fs, node)
+        for i, name in enumerate(PP.list_map_files(node.view, task)):
+            if DOTS + i < start_id:
+                continue
+            if not fs.reply(token, self.child(fs, node, name, task), DOTS + i + 1):
+                return
+
+
+class MapFileLink(NodeKind):
+    """``/<pid>/map_files/<start-end>``: the mapped file (readlink needs uid 0: EPERM)."""
+
+    kind = "link"
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFLNK | 0o400, 1)
+        owned_by(fs, a, task_of(fs, node), dated=False)
+        return a
+
+    def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
+        task = task_of(fs, node)
+        fs.ask(pid_access, node.view, task, ctx)
+        err = map_file_access(ctx.uid, task)
+        if err:
+            raise pyfuse3.FUSEError(err)
+        try:
+            return PP.readlink_map_file(node.view, task, node.extra).encode()
+        except KernelError as e:
+            raise pyfuse3.FUSEError(e.errno) from None
+
+
 class FdLink(NodeKind):
     """``/<pid>/fd/<n>``: every descriptor is a pidfd here."""
 
@@ -257,8 +305,10 @@ FD_DIR = FdDir()
 FD_INFO_DIR = FdInfoDir()
 FD_LINK = FdLink()
 FD_INFO_FILE = FdInfoFile()
+MAP_FILES_DIR = MapFilesDir()
+MAP_FILE_LINK = MapFileLink()
 #: Entry.dynamic of a directory row -> the kind listing it from the model
-DYNAMIC_DIRS = {"task": TASK_DIR, "fd": FD_DIR, "fdinfo": FD_INFO_DIR}
+DYNAMIC_DIRS = {"task": TASK_DIR, "fd": FD_DIR, "fdinfo": FD_INFO_DIR, "map_files": MAP_FILES_DIR}
 
 
 def pid_dir(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:

@@ -18,15 +18,18 @@ import pyfuse3
 
 from ...kernel import KernelError
 from ...procfs import tables as T
-from ...procfs.access import entry_access, pid_access
+from ...procfs import perpid as PP
+from ...procfs.access import entry_access, pid_access, read_access, wchan_visible
 from .base import Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
 
 if TYPE_CHECKING:
     from ..fs import PidFs
     from ..inodes import Node
 
-#: global files re-rendered on every read
-TIME_VARYING = frozenset({"uptime", "stat", "loadavg"})
+#: global files re-rendered on every read (their content moves with the clock or with every
+#: fork, not with an event about one process); writable ones (pressure/*) are always direct
+TIME_VARYING = frozenset({"uptime", "stat", "loadavg", "vmstat", "diskstats", "slabinfo",
+                          "uuid", "file-nr"})
 #: poll mask of every open file but a handle: always readable and writable
 DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100  # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM
 
@@ -82,6 +85,10 @@ class TableFile(NodeKind):
         except KernelError as e:
             raise fuse_error(e) from None
 
+    def read_direct(self, fs: PidFs, node: Node, off: int, size: int, uid: int) -> bytes:
+        """One read of a file rendered per read, by ``uid`` (its opener)."""
+        return self.render(fs, node)[off: off + size]
+
     def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
         """Who may open it: everyone (global files); per-pid kinds ask the access policy."""
 
@@ -115,16 +122,40 @@ class SysctlFile(GlobalFile):
 
 
 class PidFile(TableFile):
-    """A per-pid file (``/<pid>/status``, ...): owned by the task, guarded by the policy."""
+    """A per-pid file (``/<pid>/status``, ...): owned by the task, guarded by the policy.
+    Rows marked ``direct`` (wchan, whose answer depends on the reader; mem and pagemap, read by
+    offset) are rendered per read; ``access.read_access`` refuses reads as Linux does (EPERM
+    for timerslack_ns, EACCES for stack) after an open the mode allowed."""
+
+    def direct(self, node: Node) -> bool:
+        return node.entry is not None and node.entry.direct
 
     def task(self, fs: PidFs, node: Node) -> Any:
         return task_of(fs, node)
+
+    def read_direct(self, fs: PidFs, node: Node, off: int, size: int, uid: int) -> bytes:
+        task = task_of(fs, node)
+        e = node.entry
+        try:
+            if e.read_at is not None:
+                return bytes(e.read_at(node.view, task, off, size))
+            if e.access == PP.ACCESS_PTRACE_OR_ZERO:
+                return PP.show_wchan(node.view, task, ptrace_ok=wchan_visible(uid, task))[off: off + size]
+        except KernelError as err:
+            raise fuse_error(err) from None
+        return self.render(fs, node)[off: off + size]
 
     def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
         task = task_of(fs, node)
         fs.ask(pid_access, node.view, task, ctx)
         if node.entry is not None and entry_access(ctx.uid, node.entry, task):
             raise pyfuse3.FUSEError(errno.EACCES)
+
+    def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        info = super().open(fs, node, flags, ctx)
+        f = fs.files[info.fh]
+        f.uid = ctx.uid
+        return info
 
 
 class TableLink(NodeKind):
@@ -147,6 +178,18 @@ class TableLink(NodeKind):
             return node.entry.readlink(node.view, task).encode()
         except KernelError as e:
             raise fuse_error(e) from None
+
+
+class GlobalLink(NodeKind):
+    """A root link (``mounts -> self/mounts``, ``net -> self/net``): root-owned, fixed."""
+
+    kind = "link"
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return new_attr(fs, node, S.S_IFLNK | 0o777, 1)
+
+    def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
+        return node.entry.readlink(node.view, None).encode()
 
 
 class SelfLink(NodeKind):
@@ -178,9 +221,14 @@ class OpenFile:
     uid: int = 0  # the opener (writes are checked against it)
 
     async def read(self, fs: PidFs, off: int, size: int) -> bytes:
+        node = self.node
+        if node.entry is not None and node.pid is not None and node.entry.access != PP.ACCESS_ANY:
+            err = read_access(self.uid, node.entry, task_of(fs, node))
+            if err:
+                raise pyfuse3.FUSEError(err)
         data = self.data
         if data is None:
-            data = self.node.ops.render(fs, self.node)
+            return node.ops.read_direct(fs, node, off, size, self.uid)
         return data[off: off + size]
 
     async def write(self, fs: PidFs, buf: bytes) -> int:
@@ -209,6 +257,8 @@ def global_child(fs: PidFs, parent: Node, e: T.Entry) -> Node:
         ops = ROW_KINDS[e.special]
     elif e.kind == T.DIR:
         ops = TABLE_DIR
+    elif e.kind == T.LINK:
+        ops = GLOBAL_LINK
     else:
         ops = SYSCTL_FILE if e.write is not None else GLOBAL_FILE
     return fs.table.make(parent.key + (e.name,), ops, view=parent.view, entry=e,
@@ -220,5 +270,6 @@ GLOBAL_FILE = GlobalFile()
 SYSCTL_FILE = SysctlFile()
 PID_FILE = PidFile()
 TABLE_LINK = TableLink()
+GLOBAL_LINK = GlobalLink()
 SELF_LINK = SelfLink(thread=False)
 THREAD_SELF_LINK = SelfLink(thread=True)
