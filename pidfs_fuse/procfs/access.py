@@ -111,7 +111,7 @@ def entry_access(caller_uid: int, entry: Entry, task: Task) -> int:
     return 0
 
 
-def read_access(caller_uid: int, entry: "Entry", task: Task) -> int:
+def read_access(caller_uid: int, entry: Entry, task: Task) -> int:
     """Reading (not opening) a per-pid file: 0, EPERM for timerslack_ns (CAP_SYS_NICE), EACCES
     for stack (CAP_SYS_ADMIN) unless uid 0, as measured (perpid.reader_errno)."""
     if entry.access == perpid.ACCESS_ANY:

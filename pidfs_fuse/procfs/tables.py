@@ -62,7 +62,7 @@ class Entry:
     #: who may read (perpid.ACCESS_*): access.entry_access (open) and read_access (read)
     access: str = PP.ACCESS_ANY
     #: files read by offset (mem, pagemap): (view, task, offset, size) -> bytes, per read
-    read_at: Callable | None = None
+    read_at: Callable[[View, Any, int, int], bytes] | None = None
     #: rendered on every read, never cached (its content changes without a model event)
     direct: bool = False
 
@@ -106,7 +106,7 @@ def _pp(name: str) -> Entry:
                  direct=f.read_at is not None or f.access == PP.ACCESS_PTRACE_OR_ZERO)
 
 
-_PP_WRITERS: dict[str, Callable] = {"oom_score_adj": PP.write_oom_score_adj,
+_PP_WRITERS: dict[str, Write] = {"oom_score_adj": PP.write_oom_score_adj,
                                     "oom_adj": PP.write_oom_adj}
 
 
@@ -181,7 +181,7 @@ SYS_KERNEL: tuple[Entry, ...] = (
 )
 
 
-def _tree(files: dict[str, "SYS.SystemFile"], base: dict[str, tuple[Entry, ...]]) -> dict[str, list[Entry]]:
+def _tree(files: dict[str, SYS.SystemFile], base: dict[str, tuple[Entry, ...]]) -> dict[str, list[Entry]]:
     """``{dir path: rows}`` of the global files under each directory ("" the root), with the
     rows of ``base`` kept; subdirectories become static directory rows of their parent."""
     rows: dict[str, list[Entry]] = {d: list(r) for d, r in base.items()}
@@ -189,6 +189,12 @@ def _tree(files: dict[str, "SYS.SystemFile"], base: dict[str, tuple[Entry, ...]]
         d, _, name = path.rpartition("/")
         rows.setdefault(d, []).append(_file(name, f.show, f.mode, write=f.write))
     return rows
+
+
+def _fixed_target(target: str) -> Readlink:
+    def readlink(view: View, task: Any) -> str:
+        return target
+    return readlink
 
 
 def _global_rows() -> tuple[Entry, ...]:
@@ -204,7 +210,7 @@ def _global_rows() -> tuple[Entry, ...]:
         return out
 
     top = {e.name: e for e in build("")}
-    links = tuple(_link(name, lambda view, task, t=target: t) for name, target in SYS.GLOBAL_LINKS.items())
+    links = tuple(_link(name, _fixed_target(target)) for name, target in SYS.GLOBAL_LINKS.items())
     first = ("cpuinfo", "loadavg", "meminfo", "stat", "uptime", "version", "sys")
     return (
         _file("cpuinfo", G.show_cpuinfo),

@@ -111,12 +111,14 @@ async def test_every_directory_lists_dot_and_dotdot_with_its_own_and_its_parents
     fd = (await fs.lookup(pid, b"fd", CTX)).st_ino
     for ino, parent in ((ROOT, ROOT), (pid, ROOT), (task, pid), (tid, task), (sys_, ROOT),
                         (kernel, sys_), (fd, pid)):
-        before = fs.table.get(ino).lookups, fs.table.get(parent).lookups
+        node, up = fs.table.get(ino), fs.table.get(parent)
+        assert node is not None and up is not None
+        before = node.lookups, up.lookups
         got.clear()
         await fs.readdir(ino, 0, None)
         assert got[:2] == [(".", ino, 1), ("..", parent, 2)]
         assert all(name not in (".", "..") for name, _, _ in got[2:])
-        assert (fs.table.get(ino).lookups, fs.table.get(parent).lookups) == before
+        assert (node.lookups, up.lookups) == before
         got.clear()
         await fs.readdir(ino, 1, None)  # resumed after .
         assert got[0][0] == ".."

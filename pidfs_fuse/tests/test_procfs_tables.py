@@ -118,7 +118,9 @@ def test_root_files_and_sysctls() -> None:
         d, _, name = path.rpartition("/")
         rows = ROOT_FILES
         for part in d.split("/") if d else ():
-            rows = row(rows, part).children
+            sub = row(rows, part).children
+            assert sub is not None
+            rows = sub
         assert (row(rows, name).mode, row(rows, name).show) == (f.mode, f.show), path
     assert [e.name for e in kernel.children] == sorted(e.name for e in kernel.children)
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyfuse3
 
-from ...kernel import Kernel, KernelError, Pid, PidNamespace, Task, ThreadGroup
+from ...kernel import Kernel, Pid, PidNamespace, Task, ThreadGroup
+from ...kernel.errors import KernelError
 from ...procfs import files as F
 from ...procfs import perpid as PP
 from ...procfs import tables as T
 from ...procfs.access import fd_link_access, map_file_access, pid_access, pid_dir_lookup_errno, pid_getattr_errno
-from .base import DOTS, OBSERVER, Dir, NodeKind, new_attr, owned_by, readdir_rows, task_of
+from .base import DOTS, OBSERVER, Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ class MapFileLink(NodeKind):
         try:
             return PP.readlink_map_file(node.view, task, node.extra).encode()
         except KernelError as e:
-            raise pyfuse3.FUSEError(e.errno) from None
+            raise fuse_error(e) from None
 
 
 class FdLink(NodeKind):

@@ -2,10 +2,10 @@
 
 Lookup and listing read one list of rows (``procfs.tables.root_rows``: the global files, the
 mount's own entries on the top root, ``self`` and ``thread-self``), then the pid directories.
-Listing keeps the kernel's stable offsets (fs/proc/base.c ``proc_pid_readdir``): row ``i`` at
-``i + 3`` (after ``.`` and ``..``), ``self``/``thread-self`` at ``FIRST_PROCESS_ENTRY`` and the one after, each thread-group
-leader at ``TGID_OFFSET + tgid`` from the tagged scan, so a listing resumed after exits neither
-skips nor repeats.
+Listing keeps the kernel's stable offsets (fs/proc/base.c ``proc_pid_readdir``): ``.`` and ``..``
+at 1 and 2, row ``i`` at ``i + 3``, ``self``/``thread-self`` at ``FIRST_PROCESS_ENTRY`` and the
+one after, each thread-group leader at ``TGID_OFFSET + tgid`` from the tagged scan, so a listing
+resumed after exits neither skips nor repeats.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class Root(Dir):
         rows = self.rows(node)
         first_self = len(rows) - len(T.SELF_ROWS)
         for i, e in enumerate(rows):
-            offset = DOTS + i + 1 if i < first_self else FIRST_PROCESS_ENTRY + (i - first_self) + 1
+            offset = (DOTS + i + 1 if i < first_self
+                      else FIRST_PROCESS_ENTRY + (i - first_self) + 1)
             if offset <= start_id:
                 continue
             if not fs.reply(token, global_child(fs, node, e), offset):

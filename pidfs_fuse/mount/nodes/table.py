@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pyfuse3
 
 from ...kernel import KernelError
-from ...procfs import tables as T
 from ...procfs import perpid as PP
+from ...procfs import tables as T
 from ...procfs.access import entry_access, pid_access, read_access, wchan_visible
 from .base import Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
 
