@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..kernel import ExitState, Task
-from . import perpid
+from . import files, perpid
 from .view import HIDEPID_INVISIBLE, HIDEPID_NO_ACCESS, HIDEPID_NOT_PTRACEABLE, HIDEPID_OFF, MountOptions, View
 
 if TYPE_CHECKING:
@@ -107,8 +107,15 @@ def entry_access(caller_uid: int, entry: Entry, task: Task) -> int:
     """Entries marked ``ptrace`` (environ, io: mm_access(); cwd, exe, root, fd/:
     proc_fd_access_allowed()): 0, or EACCES when the caller may not ptrace the task."""
     if entry.ptrace and not may_ptrace(caller_uid, task):
+        if entry.name in MM_ACCESS_ROWS and not files.has_mm(task):
+            return 0  # mm_access() finds no mm first: the file opens and reads empty (or ESRCH)
         return errno.EACCES
     return 0
+
+
+#: rows guarded by mm_access(), which answers "no mm" before asking ptrace_may_access: a
+#: zombie's maps read empty for anyone (kernel_facts.json); the 0400 ones stay refused by mode
+MM_ACCESS_ROWS = frozenset({"maps", "smaps", "smaps_rollup", "environ", "auxv", "mem", "pagemap"})
 
 
 def read_access(caller_uid: int, entry: Entry, task: Task) -> int:

@@ -114,6 +114,9 @@ def _has_mm(task: Task) -> bool:
     return task.exit_state is ExitState.RUNNING and not _is_kthread(task)
 
 
+has_mm = _has_mm  # the public name (perpid and access ask it too)
+
+
 def _is_kthread(task: Task) -> bool:
     extra = task.group.extra
     return extra is not None and extra.get("kthread", "0") not in ("", "0", "false", "no")

@@ -95,15 +95,21 @@ _PIDFD = Entry("pidfd", FILE, 0o600, special="pidfd")
 
 
 def _pp(name: str) -> Entry:
-    """A row of ``perpid.PERPID_FILES``: its mode and access; wchan (its answer depends on
-    the reader), mem and pagemap (read by offset) are rendered per read."""
+    """A row of ``perpid.PERPID_FILES``: its mode and access; wchan, stack and timerslack_ns
+    (their answer depends on the reader), mem and pagemap (read by offset) are rendered per
+    read."""
     f = PP.PERPID_FILES[name]
     write = _PP_WRITERS.get(name) if f.mode & 0o222 else None
     if f.mode & 0o222 and write is None:
         write = PP.refuse_write
     return Entry(name, FILE, f.mode, show=f.show, write=write,
                  ptrace=f.access == PP.ACCESS_PTRACE, access=f.access, read_at=f.read_at,
-                 direct=f.read_at is not None or f.access == PP.ACCESS_PTRACE_OR_ZERO)
+                 direct=f.read_at is not None or f.access in _READ_CHECKED)
+
+
+#: rows whose answer depends on the reader at read time: never served from the page cache a
+#: reader allowed to see them filled
+_READ_CHECKED = (PP.ACCESS_PTRACE_OR_ZERO, PP.ACCESS_CAP_SYS_NICE, PP.ACCESS_CAP_SYS_ADMIN)
 
 
 _PP_WRITERS: dict[str, Write] = {"oom_score_adj": PP.write_oom_score_adj,
@@ -128,7 +134,7 @@ def _base(tgid: bool) -> tuple[Entry, ...]:
         only(tgid, _dir("task", dynamic="task"))
         + (_dir("fd", 0o500, dynamic="fd", ptrace=True),)
         + only(tgid, _MAP_FILES)
-        + (_dir("fdinfo", dynamic="fdinfo"),
+        + (_dir("fdinfo", dynamic="fdinfo", ptrace=True),  # 0555, but proc_fdinfo_permission
            _dir("ns", 0o511, children=NS_ENTRIES),
            _NET,
            Entry("environ", FILE, 0o400, show=PP.show_environ, ptrace=True,

@@ -477,6 +477,8 @@ def test_ps_and_show(c: Control) -> None:
     ("sigign=CHLD,SIGPIPE,1", "g.sigign", (1 << 17) | (1 << 13) | (1 << 1)), ("sigign=", "g.sigign", 0),
     ("cutime=9", "g.cutime", 9), ("cstime=8", "g.cstime", 8), ("tty_nr=34816", "g.tty_nr", 34816),
     ("start_time=1000000", "start_time", 1_000_000),
+    ("wchan=do_nanosleep", "g.extra", {"wchan": "do_nanosleep"}),
+    ("oom_score_adj=-500", "g.extra", {"oom_score_adj": "-500"}),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_set_each_field(c: Control, k: Kernel, assign: str, attr: str, expected: Any) -> None:
     c.execute("clone 1")
@@ -488,7 +490,8 @@ def test_set_each_field(c: Control, k: Kernel, assign: str, attr: str, expected:
 
 def test_every_field_row_is_tested() -> None:
     names = {"state", "comm", "nice", "utime", "stime", "uid", "gid", "rss", "vsize", "argv", "environ",
-             "cwd", "root", "exe", "sigign", "cutime", "cstime", "tty_nr", "start_time"}
+             "cwd", "root", "exe", "sigign", "cutime", "cstime", "tty_nr", "start_time", "wchan",
+             "oom_score_adj"}
     assert set(FIELDS) == names
 
 
@@ -502,6 +505,8 @@ def test_every_field_row_is_tested() -> None:
     ("sigign=0", "sigign signal '0' is outside 1..64"), ("sigign=CHLD,,", "sigign"), ("sigign=FOO", "FOO"),
     ("tty_nr=4294967296", "tty_nr"), ("colour=red", "unknown field 'colour'"),
     ("start_time=99999999999999", "in the future"), ("nice=٣", "nice"),
+    ("wchan=do-wait", "wchan 'do-wait' is not a kernel function name"), ("wchan=", "wchan ''"),
+    ("oom_score_adj=1001", "oom_score_adj"), ("oom_score_adj=-1001", "oom_score_adj"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_set_rejects_bad_values_naming_the_key(c: Control, assign: str, fragment: str) -> None:
     c.execute("clone 1")

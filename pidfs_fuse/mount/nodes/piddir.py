@@ -21,7 +21,14 @@ from ...kernel.errors import KernelError
 from ...procfs import files as F
 from ...procfs import perpid as PP
 from ...procfs import tables as T
-from ...procfs.access import fd_link_access, map_file_access, pid_access, pid_dir_lookup_errno, pid_getattr_errno
+from ...procfs.access import (
+    entry_access,
+    fd_link_access,
+    map_file_access,
+    pid_access,
+    pid_dir_lookup_errno,
+    pid_getattr_errno,
+)
 from .base import DOTS, OBSERVER, Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
@@ -93,7 +100,15 @@ class ObserverDir(PidDir):
 
 
 class PidTableDir(TableDir):
-    """A static directory inside a pid's directory (``ns/``)."""
+    """A static directory inside a pid's directory (``ns/``, ``net/``); rows marked ``ptrace``
+    (``fdinfo/``, whose 0555 lets anyone in) refuse other users' listings with EACCES."""
+
+    def opendir(self, fs: PidFs, node: Node, ctx: Any) -> None:
+        super().opendir(fs, node, ctx)
+        if ctx is not None and node.entry is not None and node.entry.ptrace:
+            err = entry_access(ctx.uid, node.entry, task_of(fs, node))
+            if err:
+                raise pyfuse3.FUSEError(err)
 
     def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
         t = task_of(fs, node)

@@ -68,7 +68,10 @@ class TableFile(NodeKind):
         if node.pid is not None:
             owned_by(fs, a, task_of(fs, node))
         if not self.direct(node):
-            a.st_size = len(self.content(fs, node))
+            try:
+                a.st_size = len(self.content(fs, node))
+            except pyfuse3.FUSEError:  # a file whose open fails (a zombie's environ) still stats
+                a.st_size = 0
         return a
 
     def content(self, fs: PidFs, node: Node) -> bytes:

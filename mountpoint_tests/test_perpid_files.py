@@ -1,0 +1,155 @@
+"""Issue 10 points 3 and 7 on a real mount: every per-pid file a tool reads, with the mode and
+the answer Linux 6.18 gives each kind of reader, as measured on this machine
+(pidfs_fuse/tests/reference/kernel_facts.json: a live process, a zombie, a zombie leader).
+
+A probe forked as root or as uid 65534 opens, reads, lists or reads the link of each name and
+reports only the outcome's kind: ``ok``, ``ok (empty)``, ``open EACCES``, ``open ok, read EPERM``,
+``EACCES`` ... so that contents (which differ between the model and the probe process Linux was
+measured with) do not matter, but where and how a read is refused does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FACTS = json.loads((Path(__file__).resolve().parent.parent / "pidfs_fuse" / "tests" / "reference"
+                    / "kernel_facts.json").read_text())
+NOBODY = 65534
+#: ns/ is another engineer's (issue 10 point 2); the rest of the measured names are checked
+SKIP = {"ns/", "ns/pid", "ns/pid_for_children"}
+LINKS = {"exe", "cwd", "root", "ns/pid"}
+
+PROBE = r"""
+import errno, json, os, sys
+base, uid, names, links = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), set(json.loads(sys.argv[4]))
+if uid:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+def err(e):
+    return errno.errorcode[e.errno]
+
+def one(name):
+    path = os.path.join(base, name.rstrip("/"))
+    if name.endswith("/"):
+        try:
+            return "ok (empty)" if not os.listdir(path) else "ok"
+        except OSError as e:
+            return err(e)
+    if name in links:
+        try:
+            os.readlink(path)
+        except OSError as e:
+            return err(e)
+        return "ok"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        return "open " + err(e)
+    try:
+        data = os.read(fd, 65536)
+    except OSError as e:
+        return "open ok, read " + err(e)
+    finally:
+        os.close(fd)
+    return "ok (empty)" if not data else "ok " + repr(data.decode(errors="replace")) if len(data) < 24 else "ok"
+
+print(json.dumps({n: one(n) for n in names}))
+"""
+
+
+def kind(fact: str) -> str:
+    """A measured answer reduced to what the probe reports."""
+    if fact.startswith("ok (empty)"):
+        return "ok (empty)"
+    if fact.startswith("ok"):
+        return "ok"
+    return fact
+
+
+def probe(base: str, uid: int, names: list[str]) -> dict[str, str]:
+    r = subprocess.run([sys.executable, "-c", PROBE, base, str(uid), json.dumps(names),
+                        json.dumps(sorted(LINKS))], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
+@pytest.fixture
+def public(mount_table):
+    return mount_table("-o", "allow_other", public=True)
+
+
+def test_modes_are_linuxs(public):
+    pid = public.new(1, "comm=probe")
+    for name, fact in FACTS["perpid_access"].items():
+        if name in SKIP or name in LINKS:
+            continue
+        st = os.lstat(os.path.join(public.path, str(pid), name.rstrip("/")))
+        assert oct(stat.S_IMODE(st.st_mode))[2:].zfill(4) == fact["mode"], name
+        assert stat.S_ISDIR(st.st_mode) == name.endswith("/"), name
+
+
+def test_live_process_answers_each_reader_as_linux(public):
+    """Root and uid 65534 read a root process's files and 65534 its own: every outcome as
+    measured (open EACCES for maps to others, read EPERM for timerslack_ns, read EACCES for
+    its own stack, read EIO at mem's offset 0, wchan "0" for others)."""
+    root_pid = public.new(1, "comm=rootproc")
+    public.ctl("set", str(root_pid), "state=S")
+    own_pid = public.new(1, f"uid={NOBODY}", f"gid={NOBODY}", "comm=ownproc")
+    public.ctl("set", str(own_pid), "state=S")
+    for parent in (root_pid, own_pid):  # a descriptor each (a pidfd), so fd/ lists something
+        public.ctl("clone", str(parent), "pidfd")
+    names = [n for n in FACTS["perpid_access"] if n not in SKIP]
+    want = {reader: {n: kind(f[reader]) for n, f in FACTS["perpid_access"].items() if n not in SKIP}
+            for reader in ("root reads root's", "65534 reads root's", "65534 reads its own")}
+    got = {"root reads root's": probe(f"{public.path}/{root_pid}", 0, names),
+           "65534 reads root's": probe(f"{public.path}/{root_pid}", NOBODY, names),
+           "65534 reads its own": probe(f"{public.path}/{own_pid}", NOBODY, names)}
+    for reader in got:
+        # the small answers are compared by value where they do not depend on the process
+        for n in ("wchan",):
+            assert got[reader][n] == ("ok '0'" if reader == "65534 reads root's"
+                                      else "ok 'do_epoll_wait'"), reader
+            got[reader][n] = "ok"
+        for n, v in got[reader].items():
+            if v.startswith("ok '"):
+                got[reader][n] = "ok"
+        assert got[reader] == want[reader], reader
+
+
+@pytest.mark.parametrize("case", ["zombie", "zombie_leader"])
+def test_zombie_answers_as_linux(public, case):
+    """A zombie (the whole process exited, not reaped) and a zombie leader (the leader exited,
+    another thread lives): each file as Linux 6.18 answers root and uid 65534."""
+    facts = (FACTS["zombie"]["root-owned zombie"] if case == "zombie" else FACTS["zombie_leader"]["/<pid>/"])
+    pid = public.new(1, "comm=dying")
+    if case == "zombie":
+        public.ctl("exit_group", str(pid), "0")
+    else:
+        public.ctl("clone", str(pid), "thread")
+        public.ctl("exit", str(pid), "0")
+    names = [n for n in facts if n not in SKIP]
+    for reader, uid in (("root", 0), ("65534", NOBODY)):
+        got = probe(f"{public.path}/{pid}", uid, names)
+        got = {n: "ok" if v.startswith("ok '") else v for n, v in got.items()}
+        assert got == {n: kind(facts[n][reader]) for n in names}, reader
+
+
+def test_zombie_owner_follows_task_dump_owner(public):
+    owners = next(v for k, v in FACTS["zombie"].items() if k.startswith("owner uid:gid"))
+    pid = public.new(1, f"uid={NOBODY}", f"gid={NOBODY}", "comm=z")
+    public.ctl("exit_group", str(pid), "0")
+    for name, owner in owners.items():
+        if name + "/" in SKIP or name in SKIP or name == "ns":
+            continue
+        st = os.lstat(os.path.join(public.path, str(pid), name) if name else
+                      os.path.join(public.path, str(pid)))
+        assert f"{st.st_uid}:{st.st_gid}" == owner, name
