@@ -212,7 +212,7 @@ def _process(attr: str) -> Callable[[Task, Any], None]:
     return apply
 
 
-def _extra(key: str) -> Callable[[Task, Any], None]:
+def _in_extra(key: str) -> Callable[[Task, Any], None]:
     """A process field without a slot of its own: kept as text in ``ThreadGroup.extra`` (where
     procfs reads it and snapshots keep it)."""
     def apply(task: Task, value: Any) -> None:
@@ -260,9 +260,9 @@ _ROWS = (
     Field("tty_nr", "process", f"device number 0..{U32_MAX}", _int("tty_nr", 0, U32_MAX),
           _process("tty_nr")),
     Field("wchan", "process", "kernel function name shown while sleeping", _wchan,
-          _extra("wchan")),
+          _in_extra("wchan")),
     Field("oom_score_adj", "process", "-1000..1000", _int("oom_score_adj", -1000, 1000),
-          _extra("oom_score_adj")),
+          _in_extra("oom_score_adj")),
 )
 
 #: key -> Field, in the order ``help`` lists them.
