@@ -11,8 +11,10 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Python.h (python3-dev) and libfuse3-dev + pkg-config + gcc: pyfuse3 ships no wheels and is
-# compiled at install time. fuse3 gives fusermount3; procps/psmisc are clients the tests drive.
-DEB_PACKAGES := fuse3 libfuse3-dev pkg-config procps psmisc python3-venv python3-dev gcc
+# compiled at install time. fuse3 gives fusermount3; procps/psmisc/lsof/sysstat/htop (run under
+# tmux) are clients the tests drive.
+DEB_PACKAGES := fuse3 libfuse3-dev pkg-config procps psmisc lsof sysstat htop tmux python3-venv \
+                python3-dev gcc
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # Targets that run our code see the venv's console scripts (pidfs-fuse) on PATH.
