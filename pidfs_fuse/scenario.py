@@ -53,7 +53,7 @@ Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[in
                   Excludes ``set_tid``
     ``threads``   an int (that many threads named like the process) or an array of tables with
                   ``comm``, ``count`` (default 1), ``set_tid``, ``start``, ``state``, ``nice``,
-                  ``utime``, ``stime``
+                  ``utime``, ``stime``; a thread without ``start`` starts when its process did
     ``start``     seconds since boot (int or float, at most ``uptime``, not before the parent)
     ``exit``      int 0..255: after every entry is created, the process exits with it (a zombie
                   unless its parent ignores SIGCHLD or it autoreaps)
@@ -469,7 +469,9 @@ class _Loader(Schema):
             if not 0 <= spec <= PID_MAX_LIMIT:
                 raise t.expect("threads", "an integer >= 0 or an array of tables")
             for _ in range(spec):
-                self.call(t.at("threads"), "clone thread", lambda: k.clone(task, CLONE_THREAD))
+                th = self.call(t.at("threads"), "clone thread",
+                               lambda: k.clone(task, CLONE_THREAD).task)
+                self._started_with(t.at("threads"), th, task)
                 self._tick()
             return
         if not isinstance(spec, list):
@@ -485,7 +487,16 @@ class _Loader(Schema):
                 th = self.call(tt.where, "clone thread", lambda: k.clone(
                     task, CLONE_THREAD, set_tid=set_tid, comm=comm).task)
                 self._fields(tt, th, _THREAD_FIELD_KEYS)
+                if "start" not in tt:
+                    self._started_with(tt.where, th, task)
                 self._tick()
+
+    def _started_with(self, where: str, th: Task, task: Task) -> None:
+        """A thread without ``start`` started with its process (not at load time)."""
+        k = self.kernel
+        assert k is not None
+        if th.start_time != task.start_time:
+            self.call(where, "set start", lambda: set_fields(k, th, [("start_time", task.start_time)]))
 
     def _endings(self, t: _Table, who: str, task: Task) -> None:
         k = self.kernel

@@ -143,7 +143,9 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
     now = self.clock()
     if now < parent.start_time:
         now = parent.start_time
-    self.total_forks += 1
+    # /proc/stat "processes": forks since boot, never below the pids handed out (a number
+    # reached through set_tid or a moved cursor stands for the forks that led up to it)
+    self.total_forks = max(self.total_forks + 1, pid.numbers[0])
     # Task(pid, group, comm, start_time) positionally and the rest by assignment: keyword
     # arguments to the generated __init__ cost ~50ns each, and this runs for every clone
     # (bench/model.py clone_cycle).

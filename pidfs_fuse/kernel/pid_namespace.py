@@ -104,3 +104,5 @@ def set_last_pid(self: Kernel, ns: PidNamespace, value: int, *, uid: int = 0) ->
         # never has its cursor moved: its first pid must be 1 and become its child reaper.
         raise einval(f"pid namespace {ns.inum} has no init yet: its first pid is always 1")
     ns.idr.cursor = value + 1
+    if ns.level == 0:  # the pids below the cursor were handed out: forks that happened
+        self.total_forks = max(self.total_forks, value)

@@ -83,9 +83,31 @@ def test_proc_stat_btime_and_processes_come_from_the_model() -> None:
     w = world()
     lines = stat_lines(w.root)
     assert lines["btime"] == ["1795442708"]
-    assert lines["processes"] == [str(w.k.total_forks)] == ["4"]
+    # four clones after init, whose own fork (from the idle task) counts too: pids 1..5
+    assert lines["processes"] == [str(w.k.total_forks)] == ["5"]
     w.k.clone(w.sh)
-    assert stat_lines(w.root)["processes"] == ["5"]
+    assert stat_lines(w.root)["processes"] == ["6"]
+
+
+def test_proc_stat_processes_is_never_below_the_pids_handed_out() -> None:
+    """Linux hands out pids in order, one per fork: a table whose numbers jumped (a moved
+    ns_last_pid, set_tid) has had at least that many forks, and each fork after adds one."""
+    w = world()
+    w.k.set_last_pid(w.k.root_ns, 800)
+    assert stat_lines(w.root)["processes"] == ["800"]
+    t = w.k.clone(w.sh).task
+    assert t.pid.nr == 801 and stat_lines(w.root)["processes"] == ["801"]
+    w.k.clone(w.sh)
+    assert stat_lines(w.root)["processes"] == ["802"]
+    w.k.clone(w.sh, set_tid=[5000])
+    assert stat_lines(w.root)["processes"] == ["5000"]
+    w.k.set_last_pid(w.k.root_ns, 10)  # moving the cursor back forgets no fork
+    w.k.clone(w.sh)
+    assert stat_lines(w.root)["processes"] == ["5001"]
+    from pidfs_fuse import scenario
+    k = scenario.load_default().kernel
+    last = max(nr for nr, _ in k.iter_tgids(k.root_ns))
+    assert k.total_forks >= last
 
 
 def test_proc_stat_counts_running_and_blocked_tasks() -> None:

@@ -479,3 +479,15 @@ def test_fuzz_mutated_scenarios_load_or_fail_with_a_scenario_error() -> None:
         else:
             outcomes["loaded"] += 1
     assert outcomes["loaded"] > 10 and outcomes["refused"] > 100, outcomes
+
+
+def test_threads_start_with_their_process_unless_given(tmp_path) -> None:
+    """Issue 10 point 7: a scenario's thread starts when its process did, not at load time."""
+    f = tmp_path / "t.toml"
+    f.write_text('[kernel]\nuptime = 100\n[[process]]\nname = "app"\nstart = 10\nthreads = 2\n'
+                 '[[process]]\nname = "db"\nstart = 20\n'
+                 'threads = [{ comm = "w" }, { comm = "late", start = 30 }]\n')
+    k = load(str(f)).kernel
+    starts = {t.comm: [th.start_time for th in t.group.threads] for _, t in k.iter_tgids(k.root_ns)
+              if t.comm in ("app", "db")}
+    assert starts == {"app": [10 * 10**9] * 3, "db": [20 * 10**9, 20 * 10**9, 30 * 10**9]}
