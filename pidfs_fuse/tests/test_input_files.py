@@ -220,6 +220,8 @@ def _walk_mount(k: Kernel) -> list[str]:
             pyfuse3.readdir_reply = real
             await fs.releasedir(fh)
         for name in names:
+            if name in (b".", b".."):  # every listing starts with them; a walker skips them
+                continue
             sub = f"{path}/{name.decode()}"
             attr = await one(sub, fs.lookup, ino, name, CTX)
             if attr is None:
@@ -234,7 +236,8 @@ def _walk_mount(k: Kernel) -> list[str]:
                     await walk(attr.st_ino, sub, depth + 1)
             elif stat.S_ISLNK(mode):
                 await one(sub, fs.readlink, attr.st_ino, CTX)
-            elif name not in (b"pidfd", b".control") and not path.endswith("/.pidfs"):
+            # mem answers EIO at offset 0 (unmapped), as Linux does: not a model error
+            elif name not in (b"pidfd", b".control", b"mem") and not path.endswith("/.pidfs"):
                 fi = await one(sub, fs.open, attr.st_ino, os.O_RDONLY, CTX)
                 if fi is not None:
                     await one(sub, fs.read, fi.fh, 0, 1 << 16)
