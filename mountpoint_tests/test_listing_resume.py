@@ -18,10 +18,12 @@ def _one_at_a_time(path: str, between) -> list[tuple[int, int, str]]:
         while ents := getdents64(fd, 40):  # room for exactly one entry
             assert len(ents) == 1
             seen.append(ents[0])
-            between(ents[0][2])
+            if ents[0][2] not in (".", ".."):
+                between(ents[0][2])
     finally:
         os.close(fd)
-    return seen
+    assert [name for _ino, _off, name in seen[:2]] == [".", ".."]  # every listing starts so
+    return seen[2:]
 
 
 def _numbers(seen) -> list[int]:
