@@ -43,6 +43,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import timed
 from .kernel import (
     CLONE_AUTOREAP,
     CLONE_NEWPID,
@@ -154,6 +155,7 @@ class Command:
     build: Build
     words: frozenset[str] = frozenset()
     keys: frozenset[str] | None = frozenset()
+    tail: str = ""  # a word after which the rest of the line is kept whole (``on ... do CMD``)
 
 
 @dataclass(slots=True)
@@ -164,6 +166,7 @@ class Args:
     pos: list[str]
     words: set[str]
     keys: dict[str, str]  # insertion order = command line order
+    tail: list[str] | None = None  # the tokens after ``Command.tail``, None if it was absent
 
     def fail(self, reason: str) -> KernelError:
         return KernelError(errno.EINVAL, f"{self.cmd.name}: {reason} (usage: {self.cmd.usage})")
@@ -259,7 +262,11 @@ def _tokenize(line: str | bytes) -> list[str]:
 
 
 def _sort_args(cmd: Command, rest: list[str]) -> Args:
-    a = Args(cmd, rest[: len(cmd.params)], set(), {})
+    tail = None
+    if cmd.tail and cmd.tail in rest:
+        i = rest.index(cmd.tail)
+        rest, tail = rest[:i], rest[i + 1:]
+    a = Args(cmd, rest[: len(cmd.params)], set(), {}, tail)
     if len(a.pos) < cmd.required:
         raise a.fail(f"missing {cmd.params[len(a.pos)]}")
     for tok in rest[len(a.pos):]:
@@ -590,12 +597,12 @@ def _show(c: Control, a: Args) -> Callable[[], str]:
 
 
 def _cmd(name: str, params: str, usage_tail: str, summary: str, build: Build, *, required: int | None = None,
-         words: str = "", keys: str | None = "") -> Command:
+         words: str = "", keys: str | None = "", tail: str = "") -> Command:
     ps = tuple(params.split())
     return Command(name=name, params=ps, required=len(ps) if required is None else required,
                    usage=" ".join([name, usage_tail]).strip(), summary=summary, build=build,
                    words=frozenset(words.split()),
-                   keys=None if keys is None else frozenset(keys.split()))
+                   keys=None if keys is None else frozenset(keys.split()), tail=tail)
 
 
 #: The command table, in the order ``help`` lists it.
@@ -636,6 +643,15 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
          _close),
     _cmd("snapshot", "FILE", "FILE", "write the whole table to FILE (an absolute path) atomically; "
          "'pidfs-fuse mount DIR --restore FILE' rebuilds it", _snapshot),
+    _cmd("tick", "DURATION", "DURATION", "move a frozen clock forward (1.5s, 250ms, 100j), applying "
+         "the timeline on the way", timed.build_tick),
+    _cmd("clock", "", "", "the clock's mode and seconds since boot", timed.build_clock),
+    _cmd("on", "OP PATH", "lookup|open|read|readdir PATH [times=N] do COMMAND ...",
+         "arm a trigger: COMMAND runs inside the next N such requests on PATH; prints its id",
+         timed.build_on, keys="times", tail="do"),
+    _cmd("triggers", "", "", "list the armed triggers", timed.build_triggers),
+    _cmd("cancel", "ID", "ID|all", "disarm a trigger (or all)", timed.build_cancel),
+    _cmd("reap", "PID", "PID", "the zombie PID's parent waits for it (waitid WNOHANG)", timed.build_reap),
     _cmd("help", "COMMAND", "[COMMAND]", "list the commands, or explain one", _help, required=0),
     _cmd("ps", "", "", "list the processes of this view: PID PPID PGID SID UID S NLWP COMM", _ps),
     _cmd("show", "TID", "TID", "what the model holds for TID, one 'Key:\\tvalue' per line", _show),

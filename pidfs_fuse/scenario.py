@@ -99,6 +99,7 @@ from .kernel import (
 from .kernel import signals as S
 from .kernel.events import Listener
 from .kernel.fields import FIELDS, parse_signal_token, set_fields
+from .kernel.sched import CLOCK_MODES
 from .schema import TOML, TOO_DEEP, Schema, SchemaError, open_input
 
 DEFAULT = "default.toml"
@@ -111,16 +112,16 @@ Progress = Callable[[int, int], None]
 
 _FIELD_KEYS = {"environ": "strs", "cwd": "str", "root": "str", "state": "str", "nice": "int",
                "rss": "int", "vsize": "int", "utime": "int", "stime": "int", "cutime": "int",
-               "cstime": "int", "tty_nr": "int", "sigign": "signals"}
-_TOP_KEYS = {"name", "description", "kernel", "init", "process"}
-_KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid"}
+               "cstime": "int", "tty_nr": "int", "sigign": "signals", "cpu": "share", "user": "share"}
+_TOP_KEYS = {"name", "description", "kernel", "init", "process", "at"}
+_KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid", "clock"}
 _INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
 _PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
                   "pid_max_ns", "ns_last_pid_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid",
                   "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped"}
                  | set(_FIELD_KEYS))
-_THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime"}
-_THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime")}
+_THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime", "cpu", "user"}
+_THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime", "cpu", "user")}
 _STOP_SIGNALS = {S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU}
 
 
@@ -305,12 +306,20 @@ class _Loader(Schema):
 
         pid_max = kt.int("pid_max", 0, 2**63, PID_MAX_DEFAULT)
         uptime = kt.seconds("uptime") or 0
-        base = clock if clock is not None else _monotonic_since_now()
-        kclock = (lambda: base() + uptime) if uptime else base
+        kclock = None
+        if clock is not None:
+            base = clock
+            kclock = (lambda: base() + uptime) if uptime else base
         comm = it.str("comm", "init") or ""
         k = self.call("kernel.pid_max" if "pid_max" in kt else "init.comm", "boot",
-                      lambda: Kernel(clock=kclock, pid_max=pid_max, init_comm=comm))  # type: ignore[arg-type]
+                      lambda: Kernel(clock=kclock, pid_max=pid_max, init_comm=comm,  # type: ignore[arg-type]
+                                     start=uptime))
         self.kernel = k
+        mode = kt.str("clock")
+        if mode is not None and mode not in CLOCK_MODES:
+            raise kt.expect("clock", "'frozen' or 'real'")
+        k.sched.default_mode = mode
+        self._timeline(data.get("at", []), uptime)
         self.tasks["init"] = k.init
         if "ns_last_pid" in kt:
             n = kt.int("ns_last_pid", 0, PID_MAX_LIMIT)
@@ -330,6 +339,33 @@ class _Loader(Schema):
         if self.progress is not None:
             self.progress(self.total, self.total)
         return Scenario(k, self.source, name, description, self.tasks)
+
+    def _timeline(self, ats: object, uptime: int) -> None:
+        """``[[at]]`` blocks: ``time`` (seconds since boot, after ``uptime``) and ``do`` (control
+        command lines), kept in time order (blocks of one time in file order) for timed.py."""
+        k = self.kernel
+        assert k is not None
+        if not isinstance(ats, list):
+            raise _Table(self, {}, "", set()).expect("at", "an array of tables ([[at]])")
+        events: list[tuple[int, tuple[str, ...]]] = []
+        for i, entry in enumerate(ats):
+            t = _Table(self, entry if isinstance(entry, dict) else {}, f"at[{i}]", {"time", "do"})
+            if not isinstance(entry, dict):
+                raise self.error(f"at[{i}]", "expected a table with time and do")
+            when = t.seconds("time")
+            if when is None:
+                raise t.expect("time", "seconds since boot (5, 2.5)")
+            if when < uptime:
+                raise self.error(t.at("time"), f"time {when / 1e9:g}s is before the table's "
+                                 f"uptime {uptime / 1e9:g}s")
+            lines = entry.get("do")
+            if isinstance(lines, str):
+                lines = [lines]
+            if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
+                raise t.expect("do", "a control command line or an array of them")
+            events.append((when, tuple(lines)))
+        events.sort(key=lambda e: e[0])
+        k.timeline.extend(events)
 
     def _tick(self, force: bool = False) -> None:
         """Report progress every 4096 clones (and when ``force``d)."""
@@ -530,6 +566,8 @@ def _field_value(t: _Table, key: str, kind: str) -> object:
         "int": (isinstance(v, int) and not isinstance(v, bool), "an integer"),
         "str": (isinstance(v, str), "a string"),
         "strs": (isinstance(v, list) and all(isinstance(s, str) for s in v), "an array of strings"),
+        "share": (isinstance(v, (str, int, float)) and not isinstance(v, bool),
+                  "a share of one cpu ('75%' or 0.75)"),
         "signals": (isinstance(v, list) and all(isinstance(s, (str, int)) and not isinstance(s, bool)
                                                 for s in v), "an array of signal names or numbers"),
     }[kind]

@@ -673,12 +673,10 @@ class _Restorer(Schema):
     def boot(self) -> None:
         offset = self.h["clock"]
         base = self.base_clock
-        if base is None:
-            t0 = time.monotonic_ns()
-            clock: Callable[[], int] = lambda: time.monotonic_ns() - t0 + offset  # noqa: E731
-        else:
+        clock: Callable[[], int] | None = None  # frozen at the snapshot's time; the mount decides
+        if base is not None:
             clock = lambda: base() + offset  # noqa: E731
-        self.k = Kernel(clock=clock, pid_max=PID_MAX_LIMIT)
+        self.k = Kernel(clock=clock, pid_max=PID_MAX_LIMIT, start=offset)
         self.exact = R.ExactPids(self.k)
         self.pids[_INIT_INO] = self.k.init.pid
 

@@ -40,9 +40,8 @@ Deliberate departures, all for a process model with no real execution:
 from __future__ import annotations
 
 import errno
-import time
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Any, cast
 
 from . import exec as exec_
 from . import exit as exit_
@@ -83,6 +82,7 @@ from .fork import (
 from .idr import Idr
 from .pid import PID_MAX_DEFAULT, PROC_PID_INIT_INO, RESERVED_PIDS, Pid, PidNamespace, check_pid_max
 from .pidfs import PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, PidFd
+from .sched import Sched
 from .task import TASK_COMM_LEN, Task, ThreadGroup, comm_cut
 
 #: What ``from .core import ...`` has always offered: the constants and records now defined
@@ -128,19 +128,23 @@ class Kernel:
     """The in-process model of Linux's pid machinery.
 
     ``Kernel()`` boots the root namespace (pid_max 32768) with its init as pid 1.
-    ``listener`` receives ``Event``s synchronously; ``clock`` returns nanoseconds since boot.
+    ``listener`` receives ``Event``s synchronously; ``clock`` returns nanoseconds since boot (the
+    source of a real clock); without it the clock is frozen at ``start`` and moves with ``sched.advance``.
     """
 
     def __init__(self, *, listener: Listener | None = None, clock: Callable[[], int] | None = None,
-                 init_comm: str = "init", pid_max: int = PID_MAX_DEFAULT) -> None:
+                 init_comm: str = "init", pid_max: int = PID_MAX_DEFAULT, start: int = 0) -> None:
         check_pid_max(pid_max)
         self.listener = listener
-        if clock is None:
-            t0 = time.monotonic_ns()
-
-            def clock() -> int:
-                return time.monotonic_ns() - t0
-        self.clock: Callable[[], int] = clock
+        #: the clock, cpu accounting and load average (sched.py): frozen at 0 without ``clock``,
+        #: else real, moving with ``clock`` (ns since boot)
+        self.sched = Sched(self, clock() if clock is not None else start, clock)
+        self.clock: Callable[[], int] = self.sched.now
+        #: carried for the control plane (timed.py), which alone interprets them: timeline events
+        #: (ns, command lines) in time order, and armed triggers by (request, path)
+        self.timeline: list[tuple[int, tuple[str, ...]]] = []
+        self.triggers: dict[tuple[str, str], list[Any]] = {}
+        self.trigger_seq = 0
         self._next_ino = 2  # pidfs: one global counter from 2, never reused
         self._next_ns_inum = PROC_PID_INIT_INO + 0x100
         #: live struct pids in pidfs-inode order (inos only grow), for /.pidfs/<ino> lookups

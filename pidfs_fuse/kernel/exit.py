@@ -310,6 +310,7 @@ def _kill_orphaned_pgrp(self: Kernel, tsk: Task, parent: Task | None) -> None:
 
 def _release_task(self: Kernel, p: Task) -> None:
     """release_task(): the task leaves its pids; handles see POLLHUP; numbers may be freed."""
+    self.sched.on_release(p)
     p.exit_state = EXIT_DEAD
     g = p.group
     pid = p.pid
@@ -457,5 +458,6 @@ def _wait_task_zombie(self: Kernel, parent: Task, p: Task, options: int) -> Wait
     kind, code = describe_status(status)
     res = WaitResult(p.pid.nr_in(parent.pid.ns), kind, code, status, g.uid, p)
     if not options & WNOWAIT:
+        self.sched.account_reaped(parent, p)
         self._release_task(p)
     return res

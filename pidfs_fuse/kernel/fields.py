@@ -33,6 +33,7 @@ from . import signals as S
 from .checks import ID_MAX as ID_MAX  # re-exported: the control plane's clone checks ids with it
 from .checks import U32_MAX
 from .errors import KernelError
+from .sched import parse_share
 from .task import TASK_COMM_LEN, ExitState, Task, comm_cut
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ class Field:
     parse: Callable[[object], Any]
     apply: Callable[[Task, Any], None]
     check: Callable[[Kernel, Task, Any], None] | None = None
+    #: for values the kernel keeps outside the task (sched.py's cpu shares); replaces ``apply``
+    apply_kernel: Callable[[Kernel, Task, Any], None] | None = None
 
 
 def _thread(attr: str) -> Callable[[Task, Any], None]:
@@ -231,6 +234,18 @@ def _wchan(value: object) -> str:
     return value
 
 
+def _share(key: str) -> Callable[[object], int]:
+    def parse(v: object) -> int:
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise KernelError(errno.EINVAL, f"{key} {_short(v)} is not a share (75%, 0.75)")
+        return parse_share(str(v), key)
+    return parse
+
+
+def _no_apply(task: Task, value: Any) -> None:
+    pass
+
+
 def _int(key: str, lo: int, hi: int) -> Callable[[object], int]:
     return lambda v: parse_decimal(v, lo, hi, key)
 
@@ -243,6 +258,10 @@ _ROWS = (
     Field("stime", "thread", "clock ticks >= 0", _int("stime", 0, U64_MAX), _thread("stime")),
     Field("start_time", "thread", "ns since boot, parent's <= it <= now",
           _int("start_time", 0, S64_MAX), _thread("start_time"), _check_start),
+    Field("cpu", "thread", "share of one cpu while in R: 75%, 0.75 (default 100%)", _share("cpu"),
+          _no_apply, apply_kernel=lambda k, t, v: k.sched.set_share(t, cpu=v)),
+    Field("user", "thread", "part of its cpu time spent in user mode: 0.8, 80% (default 1)",
+          _share("user"), _no_apply, apply_kernel=lambda k, t, v: k.sched.set_share(t, user=v)),
     Field("uid", "process", f"0..{ID_MAX}", _int("uid", 0, ID_MAX), _process("uid")),
     Field("gid", "process", f"0..{ID_MAX}", _int("gid", 0, ID_MAX), _process("gid")),
     Field("rss", "process", "pages >= 0", _int("rss", 0, U64_MAX), _process("rss")),
@@ -293,9 +312,13 @@ def set_fields(kernel: Kernel, task: Task, pairs: Iterable[tuple[str, object]]) 
     for f, value in parsed:
         if f.check is not None:
             f.check(kernel, task, value)
+    kernel.clock()  # a real clock charges the time up to now to the old state
     # -- nothing below can fail ---------------------------------------------------------------
     for f, value in parsed:
-        f.apply(task, value)
+        if f.apply_kernel is not None:
+            f.apply_kernel(kernel, task, value)
+        else:
+            f.apply(task, value)
     kernel.notify_changed(task)
     if not task.is_leader and any(f.scope == "process" for f, _ in parsed):
         kernel.notify_changed(task.group.leader)

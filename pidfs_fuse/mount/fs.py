@@ -27,6 +27,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from .. import timed
 from ..control import Control
 from ..kernel import Event, EventKind, Kernel, KernelError, PidNamespace, Task
 from ..procfs.access import depends_on_caller
@@ -37,7 +38,7 @@ from .handles import Waiters
 from .inodes import ROOT_INODE, InodeTable, Node
 from .interrupts import Interrupts
 from .nodes import ROOT
-from .nodes.table import DEFAULT_POLLMASK
+from .nodes.table import DEFAULT_POLLMASK, OpenFile
 from .observers import Observers
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,33 @@ class PidFs(pyfuse3.Operations):
 
     # -- requests about nodes -----------------------------------------------------------------
 
+    # -- injected races (timed.py): one dict test per request while none is armed ----------
+
+    def path_of(self, node: Node) -> str:
+        """The node's path from the mount's root (``42/status``; the root is ``""``)."""
+        parts = []
+        while node.ino != ROOT_INODE and node.name:
+            parts.append(node.name.decode(errors="replace"))
+            up = self.table.get(node.parent)
+            if up is None:
+                break
+            node = up
+        return "/".join(reversed(parts))
+
+    async def fire(self, op: str, path: str) -> None:
+        """Run the triggers armed on ``op`` ``path`` in this request's moment, then push the
+        invalidations their commands caused, so the request answers from the new state."""
+        if timed.fire(self.control, op, path):
+            await self.settle()
+
+    # -- requests about nodes -----------------------------------------------------------------
+
     async def lookup(self, parent_inode, name, ctx=None):
         parent = self._node(parent_inode)
+        if self.kernel.triggers:
+            p = self.path_of(parent)
+            await self.fire("lookup", f"{p}/{name.decode(errors='replace')}" if p else
+                            name.decode(errors="replace"))
         node = self._lookup(parent, name, ctx)
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
@@ -218,6 +244,8 @@ class PidFs(pyfuse3.Operations):
     async def readdir(self, fh, start_id, token):
         inode, uid, gids = self.dir_uids.get(fh, (fh, 0, []))
         node = self._node(inode)
+        if self.kernel.triggers and start_id == 0:
+            await self.fire("readdir", self.path_of(node))
         for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
             if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
                 return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
@@ -225,12 +253,23 @@ class PidFs(pyfuse3.Operations):
 
     async def open(self, inode, flags, ctx):
         node = self._node(inode)
-        return node.ops.open(self, node, flags, ctx)
+        if not self.kernel.triggers:
+            return node.ops.open(self, node, flags, ctx)
+        await self.fire("open", self.path_of(node))
+        fi = node.ops.open(self, node, flags, ctx)
+        f = self.files.get(fi.fh)
+        if isinstance(f, OpenFile) and f.data is not None:  # reads must reach a read trigger
+            f.data = None
+            fi.direct_io, fi.keep_cache = True, False
+        return fi
 
     # -- requests about open files ------------------------------------------------------------
 
     async def read(self, fh, off, size):
-        return await self._file(fh).read(self, off, size)
+        f = self._file(fh)
+        if self.kernel.triggers and isinstance(f, OpenFile):
+            await self.fire("read", self.path_of(f.node))
+        return await f.read(self, off, size)
 
     async def write(self, fh, off, buf):
         return await self._file(fh).write(self, buf)

@@ -47,6 +47,9 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
                         "has no process with the caller's number (default: a child of init)")
     m.add_argument("--tgid-scan", choices=("tagged", "linear"), default="tagged",
                    help="how the root is listed: tagged ids only (default) or the kernel's linear walk")
+    m.add_argument("--clock", choices=("frozen", "real"), default=None,
+                   help="frozen: time moves only with 'ctl DIR tick 1.5s'; real: with wall time "
+                        "(default: the scenario's 'clock' key, else real)")
     m.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
     m.add_argument("--log", metavar="FILE",
                    help="where the server logs (default: a file in the run directory, removed with "
@@ -104,6 +107,11 @@ def _build_fs(args: argparse.Namespace, progress: ProgressFactory | None):
     opts = parse_options(args.options)
     allow_other = "allow_other" in [o.strip() for o in args.options.split(",")]
     kernel = _load_kernel(args, progress)
+    mode = args.clock or kernel.sched.default_mode or "real"
+    if mode == "real" and kernel.sched.source is None:
+        kernel.sched.go_real(time.monotonic_ns)  # the mount feeds the model its time
+    elif mode == "frozen":
+        kernel.sched.freeze()
     if args.self_pid is not None and kernel.find_task(kernel.root_ns, args.self_pid) is None:
         raise ServerError(f"--self {args.self_pid}: the table has no process {args.self_pid}")
     from .fs import PidFs

@@ -44,6 +44,17 @@ def fuse_options(*, allow_other: bool) -> set[str]:
     return opts
 
 
+async def _real_clock(fs: PidFs) -> None:
+    """A real clock's jiffy: every 10 ms of wall time the model catches up (cpu accounting,
+    load average) and the timeline's due events run, as the kernel's timer tick does."""
+    from .. import timed
+
+    while True:
+        await trio.sleep(0.01)
+        timed.run_due(fs.control)
+        await fs.settle()
+
+
 async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     real = os.path.realpath(mountpoint)  # now: once mounted, resolving it asks this server
@@ -56,6 +67,8 @@ async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
             dev = _our_device(real)
             if dev is not None:
                 nursery.start_soon(_stop_on_detach, dev, nursery.cancel_scope, detached)
+            if fs.kernel.sched.source is not None:
+                nursery.start_soon(_real_clock, fs)
             task_status.started()
             await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
             nursery.cancel_scope.cancel()  # unmounted from outside: main returned

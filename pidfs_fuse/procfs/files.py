@@ -331,10 +331,7 @@ def show_stat(view: View, task: Task, *, whole_group: bool) -> bytes:
         cutime, cstime = g.cutime, g.cstime
         sigign = (g.sigign >> 1) & 0x7FFFFFFF
         if whole_group:
-            utime = stime = 0
-            for t in g.threads:
-                utime += t.utime
-                stime += t.stime
+            utime, stime = view.kernel.sched.group_times(g)
             if g.group_exit:
                 exit_code = g.group_exit_code
             elif g.stopped:

@@ -10,8 +10,8 @@ From the model: boot time (``View.boot_epoch``), uptime (the model's clock), ``p
 (``Kernel.total_forks``), running and blocked tasks (a scan of every task: the model keeps no
 nr_running counter; the scan walks thread groups by the tagged listing, then their threads),
 the thread count (``Kernel.nr_threads``), and the view namespace's ``pid_max`` and last pid.
-Not modelled, so synthetic: cpu time accounting (a fixed share of uptime per cpu, monotonic so
-that `top` computes sane deltas), interrupts, memory, cpu identity, load averages (0.00).
+cpu time and load averages come from kernel/sched.py (the running tasks' cpu shares, calc_load).
+Not modelled, so synthetic: interrupts, memory, cpu identity.
 
 Global renderers share the per-pid signature ``(view, task) -> bytes`` with ``task`` None, and
 writers ``(view, task, data, uid) -> None``, so tables treat them alike. The sysctls act on the
@@ -25,9 +25,9 @@ import errno
 import re
 
 from ..kernel import ExitState, KernelError, Task
+from ..kernel.sched import NR_CPUS as NR_CPUS
 from .view import View
 
-NR_CPUS = 2
 OSRELEASE = "6.18.0-pidfs"
 #: threads-max of a machine of this size; SigQ and "Max processes" show half of it
 THREADS_MAX = 192730
@@ -62,17 +62,9 @@ def count_run_states(view: View) -> tuple[int, int]:
 
 
 def _cpu_ticks(view: View) -> list[tuple[int, int, int, int, int]]:
-    """Per cpu (user, system, idle, iowait, softirq) ticks since boot: a fixed, monotonic share."""
-    ticks = view.ticks(view.kernel.clock())
-    out = []
-    for i in range(NR_CPUS):
-        user = ticks * (3 + i) // 100
-        system = ticks * (1 + i) // 100
-        iowait = ticks // 1000
-        softirq = ticks // 2000
-        idle = ticks - user - system - iowait - softirq
-        out.append((user, system, idle, iowait, softirq))
-    return out
+    """Per cpu (user, system, idle, iowait, softirq) ticks since boot: kernel/sched.py's
+    accounting (the running tasks' shares; the rest idle or iowait)."""
+    return view.kernel.sched.cpu_ticks()
 
 
 def _cpu_line(name: str, user: int, system: int, idle: int, iowait: int, softirq: int) -> str:
@@ -122,10 +114,11 @@ def show_uptime(view: View, task: Task | None = None) -> bytes:
 
 
 def show_loadavg(view: View, task: Task | None = None) -> bytes:
-    """/loadavg (fs/proc/loadavg.c): three load averages (not modelled: 0.00), running/total
+    """/loadavg (fs/proc/loadavg.c): three load averages (kernel/sched.py's calc_load), running/total
     tasks, and the view namespace's last allocated pid (idr cursor - 1)."""
     running, _blocked = count_run_states(view)
-    return (f"0.00 0.00 0.00 {max(1, running)}/{view.kernel.nr_threads} "
+    one, five, fifteen = view.kernel.sched.loadavg()
+    return (f"{one} {five} {fifteen} {max(1, running)}/{view.kernel.nr_threads} "
             f"{view.ns.last_pid}\n").encode()
 
 

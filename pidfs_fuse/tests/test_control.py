@@ -491,7 +491,7 @@ def test_set_each_field(c: Control, k: Kernel, assign: str, attr: str, expected:
 def test_every_field_row_is_tested() -> None:
     names = {"state", "comm", "nice", "utime", "stime", "uid", "gid", "rss", "vsize", "argv", "environ",
              "cwd", "root", "exe", "sigign", "cutime", "cstime", "tty_nr", "start_time", "wchan",
-             "oom_score_adj"}
+             "oom_score_adj", "cpu", "user"}  # cpu, user: test_sched.py
     assert set(FIELDS) == names
 
 
