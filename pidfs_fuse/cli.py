@@ -17,10 +17,14 @@ import subprocess
 import sys
 import time
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from . import capture, client
 from .client import MountError
 from .mount.main import ServerError, add_arguments
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 EPILOG = """\
 examples:
@@ -111,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ANSI colour: when stdout is a terminal (auto, default), always, or never")
     t.add_argument("--threads", type=int, default=None, metavar="N",
                    help="draw at most N threads per process, then a count (default 4; -1: all)")
+    t.add_argument("--at", metavar="TIME",
+                   help="the table at TIME since boot (10s, 2500ms): the clock moved there, the "
+                        "scenario's [[at]] events on the way applied")
     capture.add_parser(sub)
     return p
 
@@ -296,6 +303,23 @@ def _mounted_kernel(mountpoint: str):
             raise CliError(str(e)) from None
 
 
+def _move_to(kernel: Kernel, at: str) -> None:
+    """``tree --at``: a frozen clock moved to ``at`` through the timeline (timed.py)."""
+    from . import timed
+    from .control import Control
+    from .kernel import KernelError
+    from .kernel.sched import parse_duration
+
+    try:
+        target = parse_duration(at)
+        kernel.sched.freeze()
+        if target < kernel.clock():
+            raise CliError(f"--at {at}: the table is already at {kernel.clock() / 1e9:g}s")
+        timed.tick(Control(kernel), target - kernel.clock())
+    except KernelError as e:
+        raise CliError(f"--at {at}: {e.strerror}") from None
+
+
 def cmd_tree(args: argparse.Namespace) -> int:
     from . import scenario, tree
 
@@ -308,6 +332,8 @@ def cmd_tree(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:
             raise CliError(str(e)) from None
         kernel = sc.kernel
+    if args.at is not None:
+        _move_to(kernel, args.at)
     if args.format == "dot":
         text = tree.render_dot(kernel)
     else:

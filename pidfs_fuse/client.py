@@ -459,6 +459,100 @@ class Client:
         """What the model holds for ``tid``: the ``show`` command's keys and values."""
         return parse_show(self.command("show", tid))
 
+    # -- time and races (timed.py) -------------------------------------------------------------
+
+    def tick(self, duration: str | float) -> None:
+        """Move a frozen clock forward: ``"1.5s"``, ``"250ms"``, ``"100j"`` or seconds."""
+        self.command("tick", duration if isinstance(duration, str) else f"{duration!r}s")
+
+    @property
+    def clock(self) -> float:
+        """Seconds since the table's boot, as /proc/uptime counts them (nanosecond precision)."""
+        return float(self.command("clock").split()[1])
+
+    def on(self, op: str, path: str, command: str, *, times: int = 1) -> Trigger:
+        """Arm a trigger: ``command`` runs inside the next ``times`` ``op`` requests (lookup,
+        open, read, readdir) on ``path`` (``"42/status"``), before each is answered."""
+        reply = self.raw(f"on {op} {shlex.quote(path)} times={times} do {command}")
+        return Trigger(self, [int(reply)])
+
+    def _on(self, op: str, pid: int, name: str, exit: int | None, reap: bool, kill: str | int | None,
+            do: str | None, times: int) -> Trigger:
+        path = f"{pid}/{name}" if name else str(pid)
+        lines = [] if do is None else [do]
+        if kill is not None:
+            lines.append(f"kill {pid} {kill}")
+        if exit is not None:
+            lines.append(f"exit_group {pid} {exit}")
+        if reap:
+            lines.append(f"reap {pid}")
+        if not lines:
+            raise TypeError("say what happens: exit=CODE, kill=SIG, reap=True or do='COMMAND'")
+        ids: list[int] = []
+        for line in lines:  # triggers on one request fire in the order they were armed
+            ids += self.on(op, path, line, times=times).ids
+        return Trigger(self, ids)
+
+    def on_open(self, pid: int, name: str = "", *, exit: int | None = None, reap: bool = False,
+                kill: str | int | None = None, do: str | None = None, times: int = 1) -> Trigger:
+        """Make the next open of ``/<pid>/<name>`` race: ``do``, then ``kill``, ``exit_group``
+        with ``exit`` and the parent's ``reap`` run inside it; the open then answers what
+        Linux answers in that state."""
+        return self._on("open", pid, name, exit, reap, kill, do, times)
+
+    def on_lookup(self, pid: int, name: str = "", *, exit: int | None = None, reap: bool = False,
+                  kill: str | int | None = None, do: str | None = None, times: int = 1) -> Trigger:
+        """As ``on_open``, for the lookup of ``/<pid>`` (``name`` "") or ``/<pid>/<name>``."""
+        return self._on("lookup", pid, name, exit, reap, kill, do, times)
+
+    def on_read(self, pid: int, name: str, *, exit: int | None = None, reap: bool = False,
+                kill: str | int | None = None, do: str | None = None, times: int = 1) -> Trigger:
+        """As ``on_open``, for a read of an open ``/<pid>/<name>``."""
+        return self._on("read", pid, name, exit, reap, kill, do, times)
+
+    def on_readdir(self, pid: int, name: str = "", *, exit: int | None = None, reap: bool = False,
+                   kill: str | int | None = None, do: str | None = None, times: int = 1) -> Trigger:
+        """As ``on_open``, for the start of a listing of ``/<pid>`` or ``/<pid>/<name>``."""
+        return self._on("readdir", pid, name, exit, reap, kill, do, times)
+
+    def triggers(self) -> list[str]:
+        """The armed triggers, one ``ID OP PATH times=N fired=N errors=N do COMMAND`` each."""
+        return self.command("triggers").splitlines()
+
+
+class Trigger:
+    """Armed triggers (one per command): ``fired`` tells whether they have all run at least once,
+    ``cancel()`` disarms those still armed."""
+
+    def __init__(self, client: Client, ids: list[int]) -> None:
+        self.client = client
+        self.ids = ids
+        self.cancelled = False
+
+    def _armed(self) -> dict[int, int]:
+        out = {}
+        for line in self.client.triggers():
+            tid, _op, _path, _times, fired = line.split(" ", 5)[:5]
+            out[int(tid)] = int(fired.removeprefix("fired="))
+        return out
+
+    @property
+    def fired(self) -> bool:
+        armed = self._armed()
+        if self.cancelled:
+            return all(armed.get(i, 0) > 0 for i in self.ids)
+        return all(i not in armed or armed[i] > 0 for i in self.ids)
+
+    def cancel(self) -> None:
+        armed = self._armed()
+        for i in self.ids:
+            if i in armed:
+                self.client.command("cancel", i)
+        self.cancelled = True
+
+    def __repr__(self) -> str:
+        return f"<Trigger {self.ids} fired={self.fired}>"
+
 
 def _wait_words(**on: bool) -> list[str]:
     return [w for w, v in on.items() if v]
@@ -996,11 +1090,11 @@ def mount_table(scenario: str | os.PathLike[str] | None = None, *,
                 timeout: float = MOUNT_TIMEOUT, prefix: str = "pidfs-") -> PidfsMount:
     """Mount a table in a child process and return once it answers: the embedded default, a
     ``scenario`` file, or a ``restore`` snapshot; ``options`` as ``mount -o``; ``self_pid`` and
-    ``tgid_scan`` as the CLI's; ``clock`` frozen (the default here: tests want time to stand
-    still until they ``tick``), real, or None for the scenario's choice. The mount point is a new directory under ``dir`` (default: the
-    temporary directory) named ``prefix...``. Raises ``MountError`` with the server's sentence
-    (a bad scenario names the file and the entry); nothing stays mounted then. Use as a
-    context manager or call ``unmount()``."""
+    ``tgid_scan`` as the CLI's; ``clock`` frozen (the default here: tests want time to stand still
+    until they ``tick``), real, or None for the scenario's choice. The mount point is a new
+    directory under ``dir`` (default: the temporary directory) named ``prefix...``. Raises
+    ``MountError`` with the server's sentence (a bad scenario names the file and the entry); nothing
+    stays mounted then. Use as a context manager or call ``unmount()``."""
     if scenario is not None and restore is not None:
         raise ValueError("give scenario or restore, not both")
     d = tempfile.mkdtemp(prefix=prefix, dir=dir)

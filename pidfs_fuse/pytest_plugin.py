@@ -58,9 +58,9 @@ from typing import Any
 import pytest
 
 from . import client as _client
-from .client import MOUNT_TIMEOUT, AsyncClient, Client, MountError, PidfsMount, PsRow, WaitStatus
+from .client import MOUNT_TIMEOUT, AsyncClient, Client, MountError, PidfsMount, PsRow, Trigger, WaitStatus
 
-__all__ = ["MOUNT_TIMEOUT", "AsyncClient", "Client", "MountError", "PidfsMount", "PsRow",
+__all__ = ["MOUNT_TIMEOUT", "AsyncClient", "Client", "MountError", "PidfsMount", "PsRow", "Trigger",
            "WaitStatus", "mount_table", "pidfs", "pidfs_factory"]
 
 MARKER = "pidfs_scenario"

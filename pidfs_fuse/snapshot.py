@@ -136,7 +136,6 @@ import os
 import re
 import secrets
 import stat
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 

@@ -181,7 +181,10 @@ def build_cancel(c: Control, a: Args) -> Callable[[], str]:
     which = a.pos[0]
     k = c.kernel
     if which == "all":
-        return lambda: (k.triggers.clear(), "")[1]
+        def clear() -> str:
+            k.triggers.clear()
+            return ""
+        return clear
     tid = a.num(which, 1, 2**63 - 1, "ID")
 
     def run() -> str:

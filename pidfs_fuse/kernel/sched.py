@@ -123,10 +123,7 @@ def parse_share(text: str, what: str) -> int:
     """``75%``, ``0.75`` or ``1`` to parts per million (0..PPM). EINVAL otherwise."""
     t = text.strip()
     try:
-        if t.endswith("%"):
-            v = float(t[:-1]) / 100
-        else:
-            v = float(t)
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
         v = -1.0
     if not t.replace(".", "", 1).rstrip("%").isdigit() or not 0 <= v <= 1:
@@ -186,17 +183,18 @@ class Sched:
     # -- the clock ----------------------------------------------------------------------------
 
     def now(self) -> int:
-        """Nanoseconds since boot (the model's ``clock()``). In real mode, catches accounting up
-        to the source's time when at least a jiffy has passed."""
-        if self.source is not None and not self._in_sync:
-            t = self.source() + self.source_offset
-            if t - self.now_ns >= TICK_NS:
-                self._in_sync = True
-                try:
-                    self._advance(t - self.now_ns)
-                finally:
-                    self._in_sync = False
-        return self.now_ns
+        """Nanoseconds since boot (the model's ``clock()``). In real mode, the source's time; the
+        accounting catches up with it once at least a jiffy has passed."""
+        if self.source is None:
+            return self.now_ns
+        t = self.source() + self.source_offset
+        if t - self.now_ns >= TICK_NS and not self._in_sync:
+            self._in_sync = True
+            try:
+                self._advance(t - self.now_ns)
+            finally:
+                self._in_sync = False
+        return max(t, self.now_ns)
 
     def go_real(self, source: Callable[[], int]) -> None:
         """Let the clock move with ``source`` (nanoseconds, any origin) from now on."""

@@ -244,19 +244,38 @@ class PidFs(pyfuse3.Operations):
     async def readdir(self, fh, start_id, token):
         inode, uid, gids = self.dir_uids.get(fh, (fh, 0, []))
         node = self._node(inode)
-        if self.kernel.triggers and start_id == 0:
-            await self.fire("readdir", self.path_of(node))
+        fired = self.kernel.triggers and start_id == 0 and timed.fire(self.control, "readdir",
+                                                                      self.path_of(node))
+        if fired:
+            await self.settle()
         for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
             if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
                 return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
-        node.ops.readdir(self, node, start_id, token, uid, gids)
+        try:
+            node.ops.readdir(self, node, start_id, token, uid, gids)
+        except pyfuse3.FUSEError as e:
+            # a listing of an open task/ (or /<pid>) of a process reaped inside it is empty on
+            # Linux (kernel_facts.json: "listdir of an open /<pid>/task fd after the reap")
+            if not fired or e.errno != errno.ESRCH:
+                raise
 
     async def open(self, inode, flags, ctx):
         node = self._node(inode)
         if not self.kernel.triggers:
             return node.ops.open(self, node, flags, ctx)
-        await self.fire("open", self.path_of(node))
-        fi = node.ops.open(self, node, flags, ctx)
+        path = self.path_of(node)
+        if timed.fire(self.control, "open", path):
+            await self.settle()
+            try:
+                fi = node.ops.open(self, node, flags, ctx)
+            except pyfuse3.FUSEError as e:
+                # the pid was reaped inside this open: Linux's path walk no longer resolves
+                # its name (kernel_facts.json: "open /<pid>/status after the reap": ENOENT)
+                if e.errno == errno.ESRCH:
+                    raise pyfuse3.FUSEError(errno.ENOENT) from None
+                raise
+        else:
+            fi = node.ops.open(self, node, flags, ctx)
         f = self.files.get(fi.fh)
         if isinstance(f, OpenFile) and f.data is not None:  # reads must reach a read trigger
             f.data = None
@@ -267,8 +286,14 @@ class PidFs(pyfuse3.Operations):
 
     async def read(self, fh, off, size):
         f = self._file(fh)
-        if self.kernel.triggers and isinstance(f, OpenFile):
-            await self.fire("read", self.path_of(f.node))
+        if self.kernel.triggers and isinstance(f, OpenFile) and \
+                timed.fire(self.control, "read", self.path_of(f.node)):
+            # answered from the new state; the invalidations wait until this read is answered
+            # (the kernel holds the page this read fills: invalidating it now would deadlock)
+            if self.nursery is not None:
+                self.nursery.start_soon(self.settle)
+            f.data = None  # this and later reads of the fd (the kernel retries a failed
+            #                readahead) render the new state: a reaped task's is ESRCH
         return await f.read(self, off, size)
 
     async def write(self, fh, off, buf):

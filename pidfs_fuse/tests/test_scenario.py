@@ -368,7 +368,7 @@ def test_load_reads_a_file_and_names_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ('[[process]]\nname = "a"\nthreads = "x"',
      't.toml: process[0].threads: expected an integer >= 0 or an array of tables, got "x"'),
-    ("colour = 1", "t.toml: colour: unknown key; valid keys: description, init, kernel, name, process"),
+    ("colour = 1", "t.toml: colour: unknown key; valid keys: at, description, init, kernel, name, process"),
     ('[[process]]\nname = "a"\ncolour = "red"', "t.toml: process[0].colour: unknown key; valid keys: "),
     ("[kernel]\npid = 5", "t.toml: kernel.pid: unknown key"),
     ('[init]\nexit = 1', "t.toml: init.exit: unknown key"),

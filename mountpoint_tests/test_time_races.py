@@ -1,0 +1,166 @@
+"""Deterministic time and injected races on a real mount, through the pytest plugin's ``pidfs``
+fixture (frozen clock) and real clients: open/read/listdir, psutil, ps.
+
+The race answers are the ones this machine's Linux 6.18 gives (pidfs_fuse/tests/reference/
+kernel_facts.json, "reaped" and "zombie"): after the reap, a read of a status fd opened before
+fails with ESRCH, an open of /<pid>/status with ENOENT, a lookup inside an open /<pid> with ESRCH,
+a listing of an open /<pid>/task is empty; a zombie's files read as a zombie's.
+
+README recipes: test_top_like_cpu_percent and test_psutil_survives_*/test_ps_skips_*.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import psutil  # type: ignore[import-untyped]
+import pytest
+
+from .conftest import in_private_proc
+
+USER_HZ = 100
+
+
+@pytest.fixture
+def quiet(pidfs_factory, tmp_path):
+    """A table of init alone: nothing else runs, so the numbers are exact."""
+    path = tmp_path / "quiet.toml"
+    path.write_text('name = "quiet"\n')
+    return pidfs_factory(path)
+
+
+def cpu_sample(mnt, pid):
+    """(process ticks, total ticks of every cpu) as a top-like tool reads them."""
+    with open(mnt / str(pid) / "stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    with open(mnt / "stat") as f:
+        total = sum(int(x) for x in f.readline().split()[1:])
+    return int(fields[11]) + int(fields[12]), total
+
+
+def test_top_like_cpu_percent(quiet):
+    pidfs = quiet
+    pid = pidfs.clone(1, comm="spin")
+    pidfs.set(pid, state="R", cpu="75%", user="0.8")
+    before = cpu_sample(pidfs.path, pid)
+    pidfs.tick("2s")
+    after = cpu_sample(pidfs.path, pid)
+    ncpu = 2  # the model's NR_CPUS
+    busy, total = after[0] - before[0], after[1] - before[1]
+    assert total == 2 * USER_HZ * ncpu  # the cpu lines add up to elapsed time x cpus
+    assert busy * 100 * ncpu / total == 75.0  # % of one cpu, as top shows it
+    with open(pidfs.path / str(pid) / "stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    assert (fields[11], fields[12]) == ("120", "30")  # 1.5 s: 80% user
+
+
+def test_clock_is_frozen_until_tick(pidfs):
+    with open(pidfs.path / "uptime") as f:
+        first = f.read()
+    with open(pidfs.path / "uptime") as f:
+        assert f.read() == first
+    up = pidfs.clock
+    pidfs.tick("250ms")
+    assert pidfs.clock == pytest.approx(up + 0.25)
+    pid = pidfs.clone(1)
+    pidfs.tick("100j")
+    with open(pidfs.path / str(pid) / "stat") as f:
+        start = int(f.read().rsplit(")", 1)[1].split()[19])
+    assert start == round((up + 0.25) * USER_HZ)  # start time stays put while the age grows
+
+
+def test_tick_on_bad_duration_fails_with_a_sentence(pidfs):
+    up = pidfs.clock
+    with pytest.raises(OSError) as ei:
+        pidfs.tick("soon")
+    assert ei.value.errno == errno.EINVAL and "duration 'soon'" in str(ei.value)
+    assert pidfs.clock == up
+
+
+def test_loadavg_after_a_minute_of_one_spinner(quiet):
+    pid = quiet.clone(1)
+    quiet.set(pid, state="R")
+    quiet.tick("60s")
+    with open(quiet.path / "loadavg") as f:
+        # calc_load folded 12 times with one R task from 0 (kernel/sched/loadavg.c, FSHIFT 11)
+        assert f.read() == f"0.63 0.18 0.06 1/2 {pid}\n"  # 1 - 1/e after one minute
+
+
+def test_read_of_an_open_status_after_the_reap_is_esrch(pidfs):
+    pid = pidfs.clone(1)
+    with open(pidfs.path / str(pid) / "status", "rb", buffering=0) as f:
+        t = pidfs.on_read(pid, "status", exit=0, reap=True)
+        with pytest.raises(OSError) as ei:
+            f.read(4096)
+        assert ei.value.errno == errno.ESRCH
+    assert t.fired
+
+
+def test_open_racing_with_the_reap_is_enoent(pidfs):
+    pid = pidfs.clone(1)
+    os.stat(pidfs.path / str(pid) / "status")  # the names are resolved before the race
+    t = pidfs.on_open(pid, "status", exit=0, reap=True)
+    with pytest.raises(OSError) as ei:
+        os.open(pidfs.path / str(pid) / "status", os.O_RDONLY)
+    assert ei.value.errno == errno.ENOENT and t.fired
+
+
+def test_open_racing_with_exit_reads_a_zombie(pidfs):
+    pid = pidfs.clone(1)
+    t = pidfs.on_open(pid, "status", exit=0)
+    with open(pidfs.path / str(pid) / "status") as f:
+        text = f.read()
+    assert "State:\tZ (zombie)\n" in text and t.fired
+
+
+def test_lookup_of_a_reaped_pid_does_not_resolve(pidfs):
+    pid = pidfs.clone(1)
+    t = pidfs.on_lookup(pid, exit=0, reap=True)
+    with pytest.raises(OSError) as ei:
+        os.stat(pidfs.path / str(pid))
+    assert ei.value.errno == errno.ENOENT and t.fired
+
+
+def test_listing_an_open_task_dir_after_the_reap_is_empty(pidfs):
+    pid = pidfs.clone(1)
+    pidfs.on_readdir(pid, "task", exit=0, reap=True)
+    fd = os.open(pidfs.path / str(pid) / "task", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert os.listdir(fd) == []
+    finally:
+        os.close(fd)
+
+
+def test_a_trigger_that_did_not_fire_says_so_and_cancels(pidfs):
+    pid = pidfs.clone(1)
+    t = pidfs.on_open(pid, "stat", exit=0)
+    assert not t.fired and len(pidfs.triggers()) == 1
+    t.cancel()
+    assert pidfs.triggers() == []
+    with open(pidfs.path / str(pid) / "stat") as f:
+        assert f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def test_psutil_survives_a_process_reaped_under_it(pidfs):
+    pid = pidfs.clone(1, comm="victim")
+    old = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = str(pidfs.path)
+    try:
+        p = psutil.Process(pid)
+        pidfs.on_open(pid, "stat", exit=0, reap=True)
+        with pytest.raises(psutil.NoSuchProcess):
+            p.cpu_times()
+    finally:
+        psutil.PROCFS_PATH = old
+
+
+def test_ps_skips_the_vanished_process(pidfs):
+    pid = pidfs.clone(1, comm="victim")
+    other = pidfs.clone(1, comm="stays")
+    t = pidfs.on_open(pid, "stat", exit=0, reap=True)
+    r = in_private_proc(pidfs.path, "ps -e -o pid=,comm=")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert [str(other), "stays"] in rows and not any(row[0] == str(pid) for row in rows)
+    assert t.fired
