@@ -139,6 +139,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from . import timed
 from .kernel import Kernel, KernelError, PidFd
 from .kernel import restore as R
 from .kernel.events import Listener
@@ -291,7 +292,8 @@ class _Dumper:
         return {"format": FORMAT, "version": VERSION, "clock": k.clock(), "tasks": self.tasks,
                 "processes": self.processes, "next_ino": c.next_ino,
                 "next_ns_inum": c.next_ns_inum, "total_forks": c.total_forks,
-                "init": self.task_ref(k.init)}
+                "init": self.task_ref(k.init),
+                **({"time": ts} if (ts := timed.time_state(k, self.task_ref)) is not None else {})}
 
     def records(self) -> Iterator[dict[str, Any]]:
         for ns in self.namespaces:
@@ -510,6 +512,7 @@ class _Restorer(Schema):
                  progress: Progress | None) -> None:
         super().__init__(source, JSON)
         self.base_clock = clock
+        self.time_state: object = None  # the header's ``time`` (timed.py), applied at the end
         self.progress = progress
         self.file = False  # reading a file: errors give line numbers (record i is line i + 2)
         self.where = ""  # JSON path of the current record
@@ -593,7 +596,8 @@ class _Restorer(Schema):
             raise self.error(".version", f"unsupported version {_show(h.get('version'))} "
                              f"(this build reads version {VERSION})")
         self.keys_of(h, {"format", "version", "clock", "tasks", "processes", "next_ino",
-                      "next_ns_inum", "total_forks", "init", "records"})
+                      "next_ns_inum", "total_forks", "init", "records", "time"})
+        self.time_state = h.get("time")
         self.h = {
             "clock": self.int_at(h, "clock", 0, CLOCK_MAX),
             "tasks": self.int_at(h, "tasks", 1, TASKS_MAX),
@@ -968,6 +972,12 @@ class _Restorer(Schema):
                 return pid.task
         raise self.error(path, f"{_show(ref)} names neither a task of the table nor a ghost", where)
 
+    def _time_task(self, ref: object, path: str) -> Task:
+        t = self.task_ref(ref, path, "")
+        if t is None:
+            raise self.error(path, "null is not a task", "")
+        return t
+
     def pid_ref(self, ref: object, path: str, where: str) -> Pid:
         pid = self.pids.get(ref) if type(ref) is int else None
         if pid is None:
@@ -1037,6 +1047,11 @@ class _Restorer(Schema):
             raise self.error("", f"the records hold {self.tasks} task(s) in {self.processes} "
                              f"process(es); the header says {h['tasks']} in {h['processes']}", "")
         assert k.nr_threads == self.tasks, (k.nr_threads, self.tasks)
+        if self.time_state is not None:
+            try:
+                timed.restore_time(k, self.time_state, lambda ref, path: self._time_task(ref, path))
+            except ValueError as e:
+                raise self.error(".time", str(e), "") from None
         self.report()
         return k
 

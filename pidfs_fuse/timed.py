@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING
 
 from .kernel import ExitState, KernelError
 from .kernel.exit import P_PID, WEXITED, WNOHANG
-from .kernel.sched import parse_duration
+from .kernel.sched import Sched, parse_duration
 
 if TYPE_CHECKING:
     from .control import Args, Control
-    from .kernel import Kernel
+    from .kernel import Kernel, Task
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +213,109 @@ def build_reap(c: Control, a: Args) -> Callable[[], str]:
                               "(threads still running)")
         return ""
     return run
+
+
+# -- snapshots: the clock's state, cpu shares, the timeline and the triggers -------------------
+
+
+def time_state(kernel: Kernel, task_ref: Callable[[Task], int | None]) -> dict[str, object] | None:
+    """The snapshot header's ``time``: None when there is nothing beyond what a restore at the
+    header's ``clock`` rebuilds by itself (a table that never ticked, with no share, event or
+    trigger)."""
+    s = kernel.sched
+    fresh = Sched(kernel, s.now_ns)
+    if (s.cpu_ns == fresh.cpu_ns and s.avenrun == fresh.avenrun and not s.shares and not s.rem
+            and not s.dead_times and s.default_mode is None and not kernel.timeline
+            and not kernel.triggers and s.next_load == fresh.next_load):
+        return None
+    return {
+        "mode": s.default_mode, "cpu_ns": [list(c) for c in s.cpu_ns], "avenrun": list(s.avenrun),
+        "next_load": s.next_load,
+        "shares": [[task_ref(t), c, u] for t, (c, u) in s.shares.items()],
+        "rem": [[task_ref(t), r[0], r[1]] for t, r in s.rem.items()],
+        "dead": [[task_ref(g.leader), d[0], d[1]] for g, d in s.dead_times.items()],
+        "timeline": [[at, list(lines)] for at, lines in kernel.timeline],
+        "triggers": [[t.id, t.op, t.path, t.command, t.times, t.fired, t.errors]
+                     for t in all_triggers(kernel)],
+        "trigger_seq": kernel.trigger_seq,
+    }
+
+
+def restore_time(kernel: Kernel, state: object, task_of: Callable[[object, str], Task]) -> None:
+    """Apply a snapshot's ``time`` (``task_of(ref, path)`` resolves a task reference and raises
+    the restorer's error). ValueError with a sentence naming the key for anything malformed."""
+    def ints(v: object, n: int, path: str, lo: int = 0) -> list[int]:
+        if not isinstance(v, list) or len(v) != n or not all(type(x) is int and lo <= x < 2**63
+                                                             for x in v):
+            raise ValueError(f"time.{path}: expected {n} integers >= {lo}")
+        return v
+
+    if not isinstance(state, dict) or set(state) - {"mode", "cpu_ns", "avenrun", "next_load",
+                                                     "shares", "rem", "dead", "timeline",
+                                                     "triggers", "trigger_seq"}:
+        raise ValueError("time: expected an object with mode, cpu_ns, avenrun, next_load, "
+                         "shares, rem, dead, timeline, triggers, trigger_seq")
+    s = kernel.sched
+    mode = state.get("mode")
+    if mode not in (None, "frozen", "real"):
+        raise ValueError("time.mode: expected null, 'frozen' or 'real'")
+    cpu = state.get("cpu_ns")
+    if not isinstance(cpu, list) or len(cpu) != len(s.cpu_ns):
+        raise ValueError(f"time.cpu_ns: expected {len(s.cpu_ns)} cpus")
+    cpu_ns = [ints(c, 5, f"cpu_ns[{i}]") for i, c in enumerate(cpu)]
+    avenrun = ints(state.get("avenrun"), 3, "avenrun")
+    next_load = ints([state.get("next_load")], 1, "next_load")[0]
+    rows: list[tuple[str, Task, list[int]]] = []
+    for key in ("shares", "rem", "dead"):
+        lst = state.get(key)
+        if not isinstance(lst, list):
+            raise ValueError(f"time.{key}: expected an array")
+        for i, row in enumerate(lst):
+            if not isinstance(row, list) or len(row) != 3:
+                raise ValueError(f"time.{key}[{i}]: expected [task, a, b]")
+            hi = 1_000_000 if key == "shares" else 2**63
+            vals = ints(row[1:], 2, f"{key}[{i}]")
+            if any(v > hi for v in vals):
+                raise ValueError(f"time.{key}[{i}]: a share is at most 1000000 ppm")
+            rows.append((key, task_of(row[0], f".time.{key}[{i}]"), vals))
+    timeline = []
+    tl = state.get("timeline")
+    if not isinstance(tl, list):
+        raise ValueError("time.timeline: expected an array")
+    for i, ev in enumerate(tl):
+        if (not isinstance(ev, list) or len(ev) != 2 or type(ev[0]) is not int or ev[0] < 0
+                or not isinstance(ev[1], list) or not all(isinstance(x, str) for x in ev[1])):
+            raise ValueError(f"time.timeline[{i}]: expected [ns, [command, ...]]")
+        timeline.append((ev[0], tuple(ev[1])))
+    if [t for t, _ in timeline] != sorted(t for t, _ in timeline):
+        raise ValueError("time.timeline: events out of time order")
+    trig = state.get("triggers")
+    if not isinstance(trig, list):
+        raise ValueError("time.triggers: expected an array")
+    seq = ints([state.get("trigger_seq")], 1, "trigger_seq")[0]
+    armed = []
+    for i, t in enumerate(trig):
+        if (not isinstance(t, list) or len(t) != 7 or t[1] not in OPS
+                or not all(isinstance(x, str) for x in t[2:4])):
+            raise ValueError(f"time.triggers[{i}]: expected [id, op, path, command, times, "
+                             "fired, errors]")
+        tid, times, fired, errors = ints([t[0], t[4], t[5], t[6]], 4, f"triggers[{i}]")
+        if not 1 <= tid <= seq or times < 1:
+            raise ValueError(f"time.triggers[{i}]: id 1..trigger_seq and times >= 1")
+        armed.append(Trigger(tid, t[1], norm_path(t[2]), t[3], times, fired, errors))
+    # -- nothing below can fail ------------------------------------------------------------
+    s.default_mode = mode
+    s.cpu_ns = cpu_ns
+    s.avenrun = avenrun
+    s.next_load = next_load
+    for key, task, (a, b) in rows:
+        if key == "shares":
+            s.shares[task] = (a, b)
+        elif key == "rem":
+            s.rem[task] = [a, b]
+        else:
+            s.dead_times[task.group] = [a, b]
+    kernel.timeline[:] = timeline
+    kernel.trigger_seq = seq
+    for t in armed:
+        kernel.triggers.setdefault((t.op, t.path), []).append(t)

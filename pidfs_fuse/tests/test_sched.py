@@ -247,3 +247,45 @@ def test_reap_command(k: Kernel, c: Control) -> None:
     c.execute("exit_group 2 3")
     assert c.execute("reap 2") == ""
     assert k.find_task(k.root_ns, 2) is None
+
+
+def test_snapshot_keeps_clock_shares_timeline_and_triggers(k: Kernel, c: Control) -> None:
+    from pidfs_fuse import snapshot
+    c.execute("clone 1")
+    c.execute("set 2 state=R cpu=33% user=0.7")
+    c.execute("tick 7.777s")
+    c.execute("on open 2/status times=3 do exec 2 comm=x")
+    k.timeline.append((20 * SEC, ("exit_group 2 0",)))
+    d = snapshot.dump(k)
+    k2 = snapshot.restore(d)
+    assert snapshot.dump(k2) == d  # snapshot -> restore -> snapshot is identical
+    assert k2.clock() == 7_777_000_000 and k2.sched.avenrun == k.sched.avenrun
+    c2 = Control(k2)
+    assert c2.execute("triggers") == "1 open 2/status times=3 fired=0 errors=0 do exec 2 comm=x\n"
+    c.execute("tick 3s")
+    c2.execute("tick 3s")
+    assert snapshot.dump(k2) == snapshot.dump(k)  # the restored table goes on exactly alike
+
+
+def test_a_fresh_table_snapshot_has_no_time_key(k: Kernel) -> None:
+    from pidfs_fuse import snapshot
+    assert "time" not in snapshot.dump(k)
+
+
+@pytest.mark.parametrize(("key", "value", "fragment"), [
+    ("avenrun", [1, "x", 3], "time.avenrun"), ("mode", "fast", "time.mode"),
+    ("shares", [[999, 1, 1]], "names neither a task"), ("triggers", [[1, "write", "2", "x", 1, 0, 0]],
+                                                         "time.triggers[0]"),
+    ("timeline", [[5, ["a"]], [1, ["b"]]], "out of time order"),
+], ids=str)
+def test_snapshot_time_refuses_bad_input_with_a_sentence(k: Kernel, c: Control, key: str, value: object,
+                                                         fragment: str) -> None:
+    from pidfs_fuse import snapshot
+    c.execute("clone 1")
+    c.execute("set 2 state=R cpu=50%")
+    c.execute("tick 1s")
+    d = snapshot.dump(k)
+    d["time"][key] = value
+    with pytest.raises(snapshot.SnapshotError) as ei:
+        snapshot.restore(d)
+    assert fragment in str(ei.value), str(ei.value)
