@@ -112,7 +112,22 @@ def check_zombie_storm(sc: Scenario) -> None:
     assert statuses.count("dumped") == 100 and statuses.count("exited") == 1899
 
 
+def check_timeline(sc: Scenario) -> None:
+    """The spinner appears at 5 s, runs at 80% of a cpu, and is gone (reaped) at 10 s."""
+    k = sc.kernel
+    c = Control(k)
+    assert k.sched.default_mode == "frozen" and k.find_task(k.root_ns, 3) is None
+    k.sched.freeze()  # loaded here with a test clock; a mount freezes it as the key asks
+    c.execute("tick 7s")
+    spinner = k.get_task(k.root_ns, 3)
+    assert (spinner.comm, spinner.state, spinner.utime, spinner.start_time) == ("spinner", "R", 160, 5 * 10**9)
+    c.execute("tick 3s")
+    assert k.find_task(k.root_ns, 3) is None and k.timeline == []
+    assert k.get_task(k.root_ns, 2).group.cutime == 400  # 5 s at 80%, counted at the reap
+
+
 CHECKS: dict[str, Callable[[Scenario], None]] = {
+    "timeline.toml": check_timeline,
     "container-host.toml": check_container_host,
     "threads-100k.toml": check_threads_100k,
     "pid-wrap.toml": check_pid_wrap,
