@@ -49,7 +49,8 @@ def data(text: str) -> dict:
 def mount_capture(mount_table, tmp_path, cap: C.Capture, name: str):
     f = tmp_path / name
     f.write_text(cap.text)
-    return mount_table("--scenario", str(f))
+    # frozen: on a real clock the captured R tasks accrue cpu time while the test reads them
+    return mount_table("--scenario", str(f), "--clock", "frozen")
 
 
 def test_capture_of_this_machine_shows_the_same_ps_rows_except_what_the_model_cannot_carry(
