@@ -49,7 +49,7 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
                    help="how the root is listed: tagged ids only (default) or the kernel's linear walk")
     m.add_argument("--clock", choices=("frozen", "real"), default=None,
                    help="frozen: time moves only with 'ctl DIR tick 1.5s'; real: with wall time "
-                        "(default: the scenario's 'clock' key, else real)")
+                        "(default: the scenario's 'clock' key, else frozen)")
     m.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
     m.add_argument("--log", metavar="FILE",
                    help="where the server logs (default: a file in the run directory, removed with "
@@ -107,7 +107,7 @@ def _build_fs(args: argparse.Namespace, progress: ProgressFactory | None):
     opts = parse_options(args.options)
     allow_other = "allow_other" in [o.strip() for o in args.options.split(",")]
     kernel = _load_kernel(args, progress)
-    mode = args.clock or kernel.sched.default_mode or "real"
+    mode = args.clock or kernel.sched.default_mode or "frozen"
     if mode == "real" and kernel.sched.source is None:
         kernel.sched.go_real(time.monotonic_ns)  # the mount feeds the model its time
     elif mode == "frozen":
