@@ -248,15 +248,16 @@ class PidFs(pyfuse3.Operations):
                                                                       self.path_of(node))
         if fired:
             await self.settle()
-        for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
-            if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
-                return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
         try:
+            for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
+                if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
+                    return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
             node.ops.readdir(self, node, start_id, token, uid, gids)
         except pyfuse3.FUSEError as e:
             # a listing of an open task/ (or /<pid>) of a process reaped inside it is empty on
             # Linux (kernel_facts.json: "listdir of an open /<pid>/task fd after the reap")
-            if not fired or e.errno != errno.ESRCH:
+            # (also its next batch, and any listing begun before the reap)
+            if not (fired or start_id > 0) or e.errno != errno.ESRCH:
                 raise
 
     async def open(self, inode, flags, ctx):
