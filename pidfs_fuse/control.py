@@ -25,7 +25,7 @@ Grammar (SPEC §4 plus ``close``, ``ns_last_pid``, ``kill ... from=``, ``help``,
     exit TID [CODE]          exit_group PID [CODE]        kill PID SIG [from=PID]
     exec TID comm=NAME [argv=ARGS] [exe=PATH]
     wait PARENT [pid=N | pgid=N] [nohang] [nowait] [all] [exited] [stopped] [continued]
-    setsid PID   setpgid PID PGID   subreaper PID on|off   unshare PID newpid   setns PID NSPID
+    setsid PID   setpgid PID PGID   subreaper PID on|off   unshare PID TYPE   setns PID NSPID [TYPE]
     pid_max PID N   ns_last_pid PID N   set TID KEY=VALUE ...   close PID FD   snapshot FILE
     help [COMMAND]   ps   show TID
 
@@ -53,6 +53,7 @@ from .kernel import (
     CLONE_PIDFD_AUTOKILL,
     CLONE_THREAD,
     CLONE_WAIT_PID,
+    NS_TYPES,
     P_ALL,
     P_PGID,
     P_PID,
@@ -477,17 +478,28 @@ def _subreaper(c: Control, a: Args) -> Callable[[], str]:
     return _silent(c.kernel.set_child_subreaper, task, on)
 
 
+def _ns_type(a: Args, word: str) -> str:
+    """A namespace type word: ``pid`` (or ``newpid``) or one of NS_TYPES."""
+    if word in ("newpid", "pid") or word in NS_TYPES:
+        return "pid" if word == "newpid" else word
+    raise a.fail(f"{_short(word)} is not a namespace type: pid (newpid), " + ", ".join(NS_TYPES))
+
+
 def _unshare(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
-    if a.pos[1] != "newpid":
-        raise a.fail(f"only 'newpid' can be unshared, not {_short(a.pos[1])}")
-    return lambda: f"{c.kernel.unshare_pid_ns(task).inum}\n"
+    kind = _ns_type(a, a.pos[1])
+    if kind == "pid":
+        return lambda: f"{c.kernel.unshare_pid_ns(task).inum}\n"
+    return lambda: f"{c.kernel.unshare_ns(task, kind)}\n"
 
 
 def _setns(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     other = c.task(a, a.pos[1], "NSPID")
-    return _silent(c.kernel.setns_pid, task, other.active_ns)
+    kind = _ns_type(a, a.pos[2]) if len(a.pos) > 2 else "pid"
+    if kind == "pid":
+        return _silent(c.kernel.setns_pid, task, other.active_ns)
+    return _silent(c.kernel.setns_ns, task, kind, other)
 
 
 def _pid_max(c: Control, a: Args) -> Callable[[], str]:
@@ -629,10 +641,12 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     _cmd("setpgid", "PID PGID", "PID PGID", "setpgid(0, PGID) by PID (PGID 0: a group of its own)",
          _setpgid),
     _cmd("subreaper", "PID on|off", "PID on|off", "prctl(PR_SET_CHILD_SUBREAPER)", _subreaper),
-    _cmd("unshare", "PID newpid", "PID newpid",
-         "unshare(CLONE_NEWPID) by PID; prints the new namespace's inode number", _unshare),
-    _cmd("setns", "PID NSPID", "PID NSPID",
-         "setns(CLONE_NEWPID): PID's children go to NSPID's pid namespace", _setns),
+    _cmd("unshare", "PID TYPE", "PID newpid|cgroup|ipc|mnt|net|time|user|uts",
+         "unshare(CLONE_NEW<TYPE>) by PID; prints the new namespace's inode number (newpid and "
+         "time: the one PID's next children enter)", _unshare),
+    _cmd("setns", "PID NSPID TYPE", "PID NSPID [pid|cgroup|ipc|mnt|net|time|user|uts]",
+         "setns() by PID into NSPID's namespace of TYPE (default pid: PID's children go there; "
+         "time: PID's children too)", _setns, required=2),
     _cmd("pid_max", "PID N", "PID N", "kernel.pid_max of the pid namespace PID lives in", _pid_max),
     _cmd("ns_last_pid", "PID N", "PID N", "kernel.ns_last_pid of the pid namespace PID lives in",
          _ns_last_pid),

@@ -59,6 +59,11 @@ Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[in
                   unless its parent ignores SIGCHLD or it autoreaps)
     ``killed``    a signal (name or number) that ends it, sent then; excludes ``exit``
     ``stopped``   a stop signal (STOP, TSTP, TTIN, TTOU), sent then
+    ``unshare``   array of namespace types (cgroup ipc mnt net time user uts): after exec, the
+                  process unshares each (a new namespace each, per copy; ``time`` is its
+                  children's); its children inherit them
+    ``setns``     table of type = name of an earlier process: after exec (before ``unshare``),
+                  the process joins that process's namespace of that type
     field keys    ``state`` (R S D T t I), ``nice``, ``utime``, ``stime``, ``cutime``,
                   ``cstime``, ``rss`` (pages), ``vsize`` (bytes), ``tty_nr`` (ints);
                   ``environ`` (array of "NAME=VALUE"), ``cwd``, ``root`` (paths),
@@ -86,6 +91,7 @@ from .kernel import (
     CLONE_PIDFD,
     CLONE_THREAD,
     CLONE_WAIT_PID,
+    NS_TYPES,
     P_PID,
     PID_MAX_DEFAULT,
     PID_MAX_LIMIT,
@@ -118,7 +124,8 @@ _KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid", "clock"}
 _INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
 _PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
                   "pid_max_ns", "ns_last_pid_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid",
-                  "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped"}
+                  "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped",
+                  "unshare", "setns"}
                  | set(_FIELD_KEYS))
 _THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime", "cpu", "user"}
 _THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime", "cpu", "user")}
@@ -440,6 +447,7 @@ class _Loader(Schema):
                 self.call(t.at("ns_last_pid_ns"), "ns_last_pid",
                           lambda: k.set_last_pid(task.active_ns, n))  # type: ignore[arg-type]
             self.call(who, "execve", lambda: k.execve(task, comm, argv, exe=exe))
+            self._namespaces(t, task)
             if daemonize:
                 task = self._daemonize(who, parent, task)
             if copy == 0:
@@ -459,6 +467,32 @@ class _Loader(Schema):
             if t.bool("subreaper"):
                 k.set_child_subreaper(task, True)
             self._endings(t, who, task)
+
+    def _namespaces(self, t: _Table, task: Task) -> None:
+        """``setns`` (joins, in NS_TYPES order) then ``unshare`` (in the array's order): the
+        process's non-pid namespaces, before its threads exist (a user namespace needs a
+        single-threaded process)."""
+        k = self.kernel
+        assert k is not None
+        if "setns" in t:
+            joins = t.data["setns"]
+            if not isinstance(joins, dict):
+                raise t.expect("setns", "a table of namespace type = process name")
+            for kind in sorted(joins, key=lambda x: NS_TYPES.index(x) if x in NS_TYPES else -1):
+                other = joins[kind]
+                at = f"{t.at('setns')}.{kind}"
+                if kind not in NS_TYPES:
+                    raise self.error(at, f"not a namespace type; expected one of {', '.join(NS_TYPES)}")
+                if not isinstance(other, str) or other not in self.tasks:
+                    raise self.error(at, f"no earlier process named {_show(other)}")
+                joined = self.tasks[other]
+                self.call(at, "setns", lambda: k.setns_ns(task, kind, joined))
+        for j, kind in enumerate(t.strs("unshare") or ()):
+            at = f"{t.at('unshare')}[{j}]"
+            if kind not in NS_TYPES:
+                raise self.error(at, f"{_show(kind)} is not a namespace type; expected one of "
+                                 f"{', '.join(NS_TYPES)} (a pid namespace: newpid = true)")
+            self.call(at, "unshare", lambda: k.unshare_ns(task, kind))
 
     def _daemonize(self, who: str, parent: Task, p: Task) -> Task:
         """fork; the parent exits and is reaped; the child setsid()s, forks the daemon, exits."""

@@ -36,17 +36,18 @@ from .fork import (
                    CloneResult,
 )
 from .idr import PID_MAX_LIMIT
+from .namespaces import NS_TYPES, Namespaces
 from .pid import MAX_PID_NS_LEVEL, PID_MAX_DEFAULT, PID_MAX_MIN, RESERVED_PIDS, ExitInfo, Pid, PidNamespace, UPid
 from .pidfs import PIDFD_NONBLOCK, PIDFD_THREAD, POLLHUP, POLLIN, POLLRDNORM, PidFd
 from .task import ExitState, Task, TaskFlag, ThreadGroup
 
 __all__ = [
     "CLONE_AUTOREAP", "CLONE_NEWPID", "CLONE_NNP", "CLONE_PARENT", "CLONE_PIDFD",
-    "CLONE_PIDFD_AUTOKILL", "CLONE_THREAD", "CLONE_WAIT_PID", "MAX_PID_NS_LEVEL", "PIDFD_NONBLOCK",
+    "CLONE_PIDFD_AUTOKILL", "CLONE_THREAD", "CLONE_WAIT_PID", "MAX_PID_NS_LEVEL", "NS_TYPES", "PIDFD_NONBLOCK",
     "PIDFD_THREAD", "PID_MAX_DEFAULT", "PID_MAX_LIMIT", "PID_MAX_MIN", "POLLHUP", "POLLIN",
     "POLLRDNORM", "P_ALL", "P_PGID", "P_PID", "P_PIDFD", "RESERVED_PIDS", "WALL", "WCLONE",
     "WCONTINUED", "WEXITED", "WNOHANG", "WNOTHREAD", "WNOWAIT", "WSTOPPED",
     "CloneResult", "Event", "EventKind", "ExitInfo", "ExitState", "Kernel", "KernelError",
-    "ModelBug", "Pid", "PidFd", "PidNamespace", "Task", "TaskFlag", "ThreadGroup", "UPid",
+    "ModelBug", "Namespaces", "Pid", "PidFd", "PidNamespace", "Task", "TaskFlag", "ThreadGroup", "UPid",
     "WaitResult", "describe_status",
 ]

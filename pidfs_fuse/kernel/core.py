@@ -47,6 +47,7 @@ from . import exec as exec_
 from . import exit as exit_
 from . import fork, pid_namespace, pidfs, sessions
 from . import kill as kill_
+from . import namespaces as ns_ids  # (Kernel.namespaces() is the pid namespaces)
 from .checks import check_int, check_ns, einval
 from .errors import KernelError
 from .events import Event, EventKind, Listener
@@ -364,6 +365,9 @@ class Kernel:
     _zap_pid_ns = pid_namespace._zap_pid_ns
     unshare_pid_ns = pid_namespace.unshare_pid_ns
     setns_pid = pid_namespace.setns_pid
+    # the other namespaces as identities (namespaces.py: kernel/nsproxy.c)
+    unshare_ns = ns_ids.unshare_ns
+    setns_ns = ns_ids.setns_ns
     set_pid_max = pid_namespace.set_pid_max
     set_last_pid = pid_namespace.set_last_pid
 

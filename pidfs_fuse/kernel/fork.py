@@ -150,6 +150,7 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
     # arguments to the generated __init__ cost ~50ns each, and this runs for every clone
     # (bench/model.py clone_cycle).
     task = Task(pid, g_parent, comm_cut(comm) if comm else parent.comm, now)
+    task.nsproxy = parent.nsproxy if thread else parent.nsproxy.for_child()
     if thread:
         g = g_parent
         task.exit_signal = -1

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .namespaces import INIT_NAMESPACES, Namespaces
 from .signals import SIGCHLD
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ class Task:
     stime: int = 0
     children: dict[Task, None] | None = None  # thread-group leaders whose real_parent is self
     pid_ns_for_children: PidNamespace | None = None  # None: the active namespace
+    nsproxy: Namespaces = INIT_NAMESPACES  # the other namespaces (namespaces.py)
 
     def __repr__(self) -> str:
         return f"<Task {'/'.join(map(str, self.pid.numbers))} {self.comm!r}>"

@@ -38,6 +38,7 @@ of processes; only ``/<pid>/stat`` sums over the threads of its own process, as 
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from ..kernel import ExitState, KernelError, PidFd, PidNamespace, Task, TaskFlag, describe_status
 from ..kernel.pid import Pid
@@ -446,6 +447,36 @@ def readlink_root(view: View, task: Task) -> str:
 def ns_link(ns: PidNamespace) -> str:
     """What readlink of an ns file shows: ``pid:[INUM]``."""
     return f"pid:[{ns.inum}]"
+
+
+def ns_inums(task: Task) -> dict[str, int]:
+    """Every ``ns/`` entry's inode number by entry name, as a reader of the task may see them
+    now (a zombie keeps only pid and user: exit_task_namespaces() dropped its nsproxy, its
+    creds stay)."""
+    if task.exit_state is ExitState.DEAD:
+        return {}
+    out = {"pid": task.active_ns.inum, "user": task.nsproxy.user}
+    if task.exit_state is ExitState.RUNNING:
+        n = task.nsproxy
+        out.update(cgroup=n.cgroup, ipc=n.ipc, mnt=n.mnt, net=n.net, time=n.time,
+                   time_for_children=n.time_for_children, uts=n.uts,
+                   pid_for_children=task.ns_for_children.inum)
+    return out
+
+
+def readlink_ns(name: str) -> Callable[[View, Task], str]:
+    """The readlink of ``ns/<name>`` for a non-pid namespace: ``TYPE:[INUM]`` (``time`` for
+    ``time_for_children``), ENOENT once the task's nsproxy is gone (user: once it is reaped)."""
+    kind = name.removesuffix("_for_children")
+
+    def readlink(view: View, task: Task) -> str:
+        inum = ns_inums(task).get(name)
+        if inum is None:
+            raise _no_fs(task, f"{name} namespace")
+        return f"{kind}:[{inum}]"
+
+    readlink.__name__ = f"readlink_ns_{name}"
+    return readlink
 
 
 def readlink_ns_pid(view: View, task: Task) -> str:

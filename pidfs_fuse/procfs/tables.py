@@ -85,10 +85,19 @@ def _dir(name: str, mode: int = 0o555, *, children: tuple[Entry, ...] | None = N
     return Entry(name, DIR, mode, children=children, dynamic=dynamic, ptrace=ptrace)
 
 
-# /<pid>/ns: pid_ns_operations (fs/proc/namespaces.c), links readable after a ptrace check
+# /<pid>/ns: ns_entries[] of fs/proc/namespaces.c in its order, links readable after a ptrace
+# check; following one reaches a file named like the link's target (mount/nodes/nsfs.py)
 NS_ENTRIES: tuple[Entry, ...] = (
+    _link("net", F.readlink_ns("net"), ptrace=True),
+    _link("uts", F.readlink_ns("uts"), ptrace=True),
+    _link("ipc", F.readlink_ns("ipc"), ptrace=True),
     _link("pid", F.readlink_ns_pid, ptrace=True),
     _link("pid_for_children", F.readlink_ns_pid_for_children, ptrace=True),
+    _link("user", F.readlink_ns("user"), ptrace=True),
+    _link("mnt", F.readlink_ns("mnt"), ptrace=True),
+    _link("cgroup", F.readlink_ns("cgroup"), ptrace=True),
+    _link("time", F.readlink_ns("time"), ptrace=True),
+    _link("time_for_children", F.readlink_ns("time_for_children"), ptrace=True),
 )
 
 _PIDFD = Entry("pidfd", FILE, 0o600, special="pidfd")

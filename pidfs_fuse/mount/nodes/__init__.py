@@ -9,6 +9,7 @@
 | ``TableDir``, ``GlobalFile``, ``SysctlFile`` | table | ``sys/``, ``/stat``..., ``sys/kernel/pid_max``... |
 | ``PidFile``, ``TableLink``, ``SelfLink`` | table | ``/<pid>/status``..., ``cwd``..., ``self`` |
 | ``ControlFile``, ``PidfsDir``, ``PidnsDir`` | special | ``.control``, ``.pidfs``, ``.pidns`` |
+| ``NsFile`` | nsfs | what a followed ``ns/<type>`` link reaches (``st_ino`` = the inum) |
 | ``HandleFile`` | special | ``/<pid>/pidfd``, ``task/<tid>/pidfd``, ``/.pidfs/<ino>`` |
 """
 

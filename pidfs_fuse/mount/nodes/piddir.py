@@ -118,6 +118,10 @@ class PidTableDir(TableDir):
 
     def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
         e = T.lookup(node.entry.children, name)
+        if e is None and node.entry.name == "ns":  # following a link: ``net:[INUM]``
+            from .nsfs import ns_target_node
+
+            return ns_target_node(fs, node, name, ctx)
         return pid_child(fs, node, e, task_of(fs, node)) if e is not None else None
 
     def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
