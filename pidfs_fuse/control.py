@@ -26,6 +26,7 @@ Grammar (SPEC §4 plus ``close``, ``ns_last_pid``, ``kill ... from=``, ``help``,
     exec TID comm=NAME [argv=ARGS] [exe=PATH]
     wait PARENT [pid=N | pgid=N] [nohang] [nowait] [all] [exited] [stopped] [continued]
     setsid PID   setpgid PID PGID   subreaper PID on|off   unshare PID TYPE   setns PID NSPID [TYPE]
+    tty SID TERMINAL   tcsetpgrp PID PGID
     pid_max PID N   ns_last_pid PID N   set TID KEY=VALUE ...   close PID FD   snapshot FILE
     help [COMMAND]   ps   show TID
 
@@ -82,6 +83,7 @@ from .kernel.fields import (
     parse_words,
     set_fields,
 )
+from .kernel.terminals import parse_tty
 from .snapshot import snapshot_lines, write_lines
 
 log = logging.getLogger(__name__)
@@ -502,6 +504,19 @@ def _setns(c: Control, a: Args) -> Callable[[], str]:
     return _silent(c.kernel.setns_ns, task, kind, other)
 
 
+def _tty(c: Control, a: Args) -> Callable[[], str]:
+    """TIOCSCTTY by session leader SID: its session's terminal, leader's group in front."""
+    task = c.task(a, a.pos[0], "SID")
+    dev = parse_tty(a.pos[1])
+    return _silent(c.kernel.set_ctty, task, dev)
+
+
+def _tcsetpgrp(c: Control, a: Args) -> Callable[[], str]:
+    task = c.task(a, a.pos[0], "PID")
+    pgid = a.num(a.pos[1], 0, PID_T_MAX, "PGID")
+    return _silent(c.kernel.tcsetpgrp, task, pgid)
+
+
 def _pid_max(c: Control, a: Args) -> Callable[[], str]:
     task = c.task(a, a.pos[0], "PID")
     value = a.num(a.pos[1], 0, PID_T_MAX, "N")
@@ -647,6 +662,12 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     _cmd("setns", "PID NSPID TYPE", "PID NSPID [pid|cgroup|ipc|mnt|net|time|user|uts]",
          "setns() by PID into NSPID's namespace of TYPE (default pid: PID's children go there; "
          "time: PID's children too)", _setns, required=2),
+    _cmd("tty", "SID TERMINAL", "SID pts/N|ttyN|DEV",
+         "TIOCSCTTY by session leader SID: the session's controlling terminal (every process of "
+         "the session is on it), SID's group in the foreground", _tty),
+    _cmd("tcsetpgrp", "PID PGID", "PID PGID",
+         "tcsetpgrp() by PID on its terminal: group PGID (of its session) in the foreground "
+         "(stat's tpgid, ps's '+')", _tcsetpgrp),
     _cmd("pid_max", "PID N", "PID N", "kernel.pid_max of the pid namespace PID lives in", _pid_max),
     _cmd("ns_last_pid", "PID N", "PID N", "kernel.ns_last_pid of the pid namespace PID lives in",
          _ns_last_pid),

@@ -59,6 +59,11 @@ Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[in
                   unless its parent ignores SIGCHLD or it autoreaps)
     ``killed``    a signal (name or number) that ends it, sent then; excludes ``exit``
     ``stopped``   a stop signal (STOP, TSTP, TTIN, TTOU), sent then
+    ``tty``       a terminal (``pts/N``, ``ttyN``, a device number) for a session leader
+                  (with ``setsid``): its session's controlling terminal, every process of the
+                  session on it, the leader's group in the foreground
+    ``foreground``  true: the process's group becomes its terminal's foreground (tcsetpgrp);
+                  ``ps`` shows '+' on that group only
     ``unshare``   array of namespace types (cgroup ipc mnt net time user uts): after exec, the
                   process unshares each (a new namespace each, per copy; ``time`` is its
                   children's); its children inherit them
@@ -106,6 +111,7 @@ from .kernel import signals as S
 from .kernel.events import Listener
 from .kernel.fields import FIELDS, parse_signal_token, set_fields
 from .kernel.sched import CLOCK_MODES
+from .kernel.terminals import parse_tty
 from .schema import TOML, TOO_DEEP, Schema, SchemaError, open_input
 
 DEFAULT = "default.toml"
@@ -125,7 +131,7 @@ _INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
 _PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
                   "pid_max_ns", "ns_last_pid_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid",
                   "subreaper", "daemonize", "count", "threads", "start", "exit", "killed", "stopped",
-                  "unshare", "setns"}
+                  "unshare", "setns", "tty", "foreground"}
                  | set(_FIELD_KEYS))
 _THREAD_KEYS = {"comm", "count", "set_tid", "start", "state", "nice", "utime", "stime", "cpu", "user"}
 _THREAD_FIELD_KEYS = {k: _FIELD_KEYS[k] for k in ("state", "nice", "utime", "stime", "cpu", "user")}
@@ -462,6 +468,12 @@ class _Loader(Schema):
                 if gname != name and nr == 0:
                     raise t.fail("pgid", f"{_show(gname)} is not visible from {name}'s pid namespace", errno.EPERM)
                 self.call(t.at("pgid"), "setpgid", lambda: k.setpgid(task, 0, nr))
+            if "tty" in t:
+                dev = self.call(t.at("tty"), "tty", lambda: parse_tty(str(t.str("tty"))))
+                self.call(t.at("tty"), "tty", lambda: k.set_ctty(task, dev))
+            if t.bool("foreground"):
+                self.call(t.at("foreground"), "tcsetpgrp", lambda: k.tcsetpgrp(
+                    task, task.group.pgrp.nr_in(task.pid.ns) if task.group.pgrp else 0))
             self._fields(t, task)
             self._threads(t, task)
             if t.bool("subreaper"):

@@ -45,7 +45,7 @@ from typing import Any, cast
 
 from . import exec as exec_
 from . import exit as exit_
-from . import fork, pid_namespace, pidfs, sessions
+from . import fork, pid_namespace, pidfs, sessions, terminals
 from . import kill as kill_
 from . import namespaces as ns_ids  # (Kernel.namespaces() is the pid namespaces)
 from .checks import check_int, check_ns, einval
@@ -156,6 +156,7 @@ class Kernel:
         self._exit_depth = 0
         self._parent_signals: list[tuple[ThreadGroup, int]] = []
         self.total_forks = 0  # /proc/stat "processes"
+        self.ttys: dict[int, terminals.Terminal] = {}  # controlling terminals by device number
         self.nr_threads = 0  # tasks not yet released
         self.root_ns = PidNamespace(level=0, parent=None, inum=PROC_PID_INIT_INO, pid_max=pid_max)
         pid = self._alloc_pid(self.root_ns, (), True, True)
@@ -359,6 +360,11 @@ class Kernel:
     _change_pgrp = sessions._change_pgrp
     _change_session = sessions._change_session
     set_child_subreaper = sessions.set_child_subreaper
+    # controlling terminals and their foreground group (terminals.py: drivers/tty/tty_jobctrl.c)
+    set_ctty = terminals.set_ctty
+    tcsetpgrp = terminals.tcsetpgrp
+    foreground = terminals.foreground
+    tpgid_in = terminals.tpgid_in
 
     # pid namespaces and their sysctls (pid_namespace.py: kernel/pid_namespace.c, nsproxy.c)
     _create_pid_ns = pid_namespace._create_pid_ns

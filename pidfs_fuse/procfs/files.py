@@ -20,8 +20,8 @@ exit_files(). A zombie leader whose threads still run has none of them, as in Li
 
 Free-form ``ThreadGroup.extra`` keys read here (all optional, strings): ``umask`` (octal),
 ``groups`` (comma- or space-separated gids), ``kthread`` ("1": a kernel thread, no mm),
-``tpgid`` (the tty's foreground group, a number in the root namespace; default: the process's
-own group when it has a tty), ``voluntary_ctxt_switches``, ``nonvoluntary_ctxt_switches``.
+``voluntary_ctxt_switches``, ``nonvoluntary_ctxt_switches``. tpgid is the model's: the
+foreground group of the process's terminal (kernel/terminals.py).
 
 Caching: no per-pid renderer reads the clock, so a rendering stays valid until the model
 changes. What else than the task itself a file depends on: ``status`` (Threads: the group's
@@ -319,15 +319,7 @@ def show_stat(view: View, task: Task, *, whole_group: bool) -> bytes:
         pgid = _nr(g.pgrp, ns)
         sid = _nr(g.session, ns)
         tty_nr = g.tty_nr
-        if tty_nr:
-            fg = _extra(task, "tpgid", "")
-            if fg.isascii() and fg.isdigit() and len(fg) <= 10:
-                fgpid = view.kernel.find_pid(view.kernel.root_ns, int(fg))
-                tpgid = _nr(fgpid, ns)
-            else:
-                tpgid = pgid
-        else:
-            tpgid = -1
+        tpgid = view.kernel.tpgid_in(g, ns)  # the terminal's foreground group, -1 without one
         nthreads = len(g.threads)
         cutime, cstime = g.cutime, g.cstime
         sigign = (g.sigign >> 1) & 0x7FFFFFFF

@@ -142,6 +142,12 @@ CASES: list[tuple[str, Call, int, str]] = [
     ("unshare-task-str", c("unshare_pid_ns", "p"), EINVAL, "'p'"),
     ("setns-ns-str", c("setns_pid", "@p", "ns"), EINVAL, "'ns'"),
     ("setns-ns-none", c("setns_pid", "@p", None), EINVAL, "None"),
+    ("set-ctty-task-str", c("set_ctty", "p", 34816), EINVAL, "'p'"),
+    ("set-ctty-dev-str", c("set_ctty", "@p", "pts/0"), EINVAL, "'pts/0'"),
+    ("set-ctty-dev-zero", c("set_ctty", "@p", 0), EINVAL, "0"),
+    ("set-ctty-dev-huge", c("set_ctty", "@p", 2**32), EINVAL, "4294967296"),
+    ("tcsetpgrp-task-none", c("tcsetpgrp", None, 2), EINVAL, "None"),
+    ("tcsetpgrp-pgid-str", c("tcsetpgrp", "@p", "2"), EINVAL, "'2'"),
     ("unshare-ns-task-str", c("unshare_ns", "p", "net"), EINVAL, "'p'"),
     ("unshare-ns-type-unknown", c("unshare_ns", "@p", "newnet"), EINVAL, "'newnet'"),
     ("unshare-ns-type-none", c("unshare_ns", "@p", None), EINVAL, "None"),
@@ -175,7 +181,7 @@ def test_every_public_entry_point_is_in_the_table() -> None:
     tested = {build(w)[0].__name__ for _, build, _, _ in CASES}
     public = {n for n in dir(Kernel) if not n.startswith("_") and callable(getattr(Kernel, n))}
     lookups = {"find_pid", "find_task", "find_pidfs", "iter_tgids", "namespaces", "exit_info",
-               "fd_install", "notify_changed"}  # answer None / take model objects only
+               "fd_install", "notify_changed", "foreground", "tpgid_in"}  # answer None / take model objects only
     assert public - lookups - tested == set()
 
 
