@@ -29,7 +29,8 @@ def test_pid_directory_has_the_files_clients_read(shared_mnt):
     names = set(os.listdir(shared_mnt / "1"))
     assert {"status", "stat", "statm", "cmdline", "comm", "environ", "cwd", "exe", "root", "fd",
             "fdinfo", "ns", "task", "pidfd"} <= names
-    assert sorted(os.listdir(shared_mnt / "1" / "ns")) == ["pid", "pid_for_children"]
+    assert sorted(os.listdir(shared_mnt / "1" / "ns")) == ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children",
+                                                         "time", "time_for_children", "user", "uts"]
 
 
 def test_status_and_stat_of_init(shared_mnt):
