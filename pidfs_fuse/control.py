@@ -214,6 +214,8 @@ class Control:
         #: called after each slice (the mount moves what the slice built out of the cyclic
         #: garbage collector's sight: see ``mount/fs.py`` ``settle_heap``)
         self.after_slice: Callable[[], None] | None = None
+        #: the smallest bulk clone whose slices call ``after_slice`` (see ``FREEZE_MIN``)
+        self.freeze_min = FREEZE_MIN
 
     # -- the two steps ------------------------------------------------------------------------
 
@@ -345,12 +347,19 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
                 raise KernelError(e.errno, f"clone {i + 1} of {count} failed after creating "
                                   f"{len(tids)} task(s) ({shown}): {e.strerror}") from e
             tids.append(c.nr(r.task.pid))
-        if c.after_slice is not None and count > 1:
+        if c.after_slice is not None and count >= c.freeze_min:
             c.after_slice()
         if len(tids) < count:
             raise Unfinished(len(tids), count)
         return "".join(f"{t}\n" for t in tids)
     return run
+
+
+#: a bulk clone this large moves what it built out of the collector's sight after each slice
+#: (``after_slice``); smaller ones leave their tasks collectable, so churn (clone count=12,
+#: exit, reap, again) frees what it made: freezing after every bulk clone kept every reaped
+#: task of the soak alive (RSS +28% in 20 s)
+FREEZE_MIN = 10_000
 
 
 def _check_room(parent: Task, count: int) -> None:

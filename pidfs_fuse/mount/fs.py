@@ -413,7 +413,10 @@ def settle_heap() -> None:
     300,000 tasks, 4 s at 1,000,000). The server freezes the heap once the table is loaded
     (``server.run``) and after each slice of a bulk clone. The price: a frozen cycle that
     becomes garbage later (a task of the loaded table or of a bulk clone, reaped) is not
-    collected; tasks created by ordinary commands stay collectable."""
+    collected; tasks created by ordinary commands and bulk clones under ``control.FREEZE_MIN``
+    stay collectable. Garbage still pending is collected first, so it is never frozen; that
+    walks only what is not frozen yet (what was made since the last freeze)."""
+    gc.collect()
     gc.freeze()
 
 

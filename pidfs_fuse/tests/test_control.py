@@ -840,6 +840,7 @@ def test_after_slice_runs_once_per_slice_of_a_bulk_clone(k: Kernel) -> None:
 
     c = Control(k)
     c.slice = 10
+    c.freeze_min = 25
     calls: list[int] = []
     c.after_slice = lambda: calls.append(len(k.root_ns.idr))
     call = c.parse("clone 1 count=25")
@@ -852,3 +853,12 @@ def test_after_slice_runs_once_per_slice_of_a_bulk_clone(k: Kernel) -> None:
     assert calls[1] - calls[0] == 10 and calls[2] - calls[1] == 5
     c.parse("clone 1").run()  # a single clone is not bulk work
     assert len(calls) == 3
+
+
+def test_a_bulk_clone_under_freeze_min_leaves_its_tasks_to_the_collector(k: Kernel) -> None:
+    c = Control(k)
+    calls: list[int] = []
+    c.after_slice = lambda: calls.append(1)
+    c.freeze_min = 13
+    assert len(c.execute("clone 1 count=12").split()) == 12
+    assert calls == []
