@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pidfs_fuse import rundir
+from pidfs_fuse import client, rundir
 
 from .conftest import CLI, force_cleanup, run_cli, server_pid
 
@@ -220,3 +220,14 @@ def test_log_file_level_and_keep_log(mdir, tmp_path):
     r = run_cli("mount", str(mdir), "--log-level", "loud", check=False)
     assert r.returncode == 2 and "invalid choice: 'loud'" in r.stderr
     assert rundir.mount_at(str(mdir)) is None
+
+
+@pytest.mark.parametrize("clock", ["frozen", "real"])
+def test_status_shows_the_clock_each_mount_runs(mdir, clock):
+    args = ["mount", str(mdir)] + (["--clock", clock] if clock == "real" else [])
+    run_cli(*args)
+    try:
+        [st] = [m for m in client.mount_status() if m.mountpoint == str(mdir)]
+        assert (st.clock, st.problem) == (clock, "")
+    finally:
+        run_cli("unmount", str(mdir))

@@ -985,11 +985,11 @@ def mount_status(*, timeout: float = 2.0) -> list[MountStatus]:
         tasks = _count_tasks(mp, timeout)
         problem = "" if tasks is not None else f"does not answer within {timeout:g} s"
         if rec is None:
-            out.append(MountStatus(mp, None, tasks, "real", "", None, "?",
+            out.append(MountStatus(mp, None, tasks, "?", "", None, "?",
                                    problem or "no record of its server (started by an older pidfs-fuse?)"))
         else:
-            out.append(MountStatus(mp, rec.pid if alive else None, tasks, "real", rec.options,
-                                   rec.since, rec.source, problem))
+            out.append(MountStatus(mp, rec.pid if alive else None, tasks, rec.extra.get("clock", "?"),
+                                   rec.options, rec.since, rec.source, problem))
     return out
 
 

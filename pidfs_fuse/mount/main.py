@@ -168,6 +168,7 @@ def serve(args: argparse.Namespace, *, progress: ProgressFactory | None = None) 
 
     try:
         fs, allow_other = _build_fs(args, progress)
+        rec.extra["clock"] = fs.kernel.sched.mode  # written at on_ready, for pidfs-fuse status
         from .server import run
 
         run(mountpoint, fs, allow_other=allow_other, ready_fd=args.ready_fd, on_ready=on_ready)
