@@ -121,7 +121,7 @@ def test_mount_ctl_tree_status_unmount_as_a_normal_user(nobody, home):
         r = run_as_nobody(nobody, "status")
         assert r.returncode == 0, r.stderr
         row = next(line.split() for line in r.stdout.splitlines() if line.startswith(str(m)))
-        assert row[:5] == [str(m), str(rec.pid), row[2], "real", "-"] and int(row[2]) > 50
+        assert row[:5] == [str(m), str(rec.pid), row[2], "frozen", "-"] and int(row[2]) > 50
         # root is not this user: without allow_other the mount is closed to it, as FUSE does it
         with pytest.raises(PermissionError):
             os.listdir(m)
