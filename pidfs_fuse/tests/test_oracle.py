@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -52,11 +54,6 @@ def test_who_acts_is_the_sender_of_a_kill_and_nobody_for_the_host() -> None:
 # -- against Linux ------------------------------------------------------------------------------
 
 @real
-@pytest.mark.xfail(strict=False, reason=(
-    "open: one CI run found `clone 1 pidfd=1 set_tid=3` right after `exit 3 0` of a child of an "
-    "init that ignores SIGCHLD answered EEXIST by Linux and ok by the model, and hypothesis could "
-    "not replay it (FlakyStrategyDefinition): the real side's timing leaks into the sequence. "
-    "Reported as xfail until understood; make difftest still fails on any mismatch"))
 def test_seeded_differential_run_finds_no_difference() -> None:
     """The CI run: a few hundred operations, the same sequence every time (generation depends on
     the model's state only), compared after every step. A failure prints a replayable script."""
@@ -192,6 +189,26 @@ def test_script_zombie_leader_shows_the_sigkill_it_never_dequeued() -> None:
 def test_script_unshare_hides_pid_for_children_until_its_init_exists() -> None:
     """Found first: 'unshare 1' alone. Fixed in procfs (pidns_for_children_get)."""
     replay(["unshare 1", "thread 1", "clone 1", "exit_group 2 0"], known={})
+
+
+@real
+def test_script_a_set_tid_clone_reuses_a_number_linux_is_still_freeing() -> None:
+    """Found by CI once: ``exit 3 0`` of an autoreaped child, then ``clone 1 set_tid=3``:
+    Linux said EEXIST because release_task() frees the pid numbers after the task has left
+    /proc (free_pids() after tasklist_lock, 6.14 on). The driver retries such a clone until
+    ``settle``. The window shows when the exiting task is preempted, so busy loops on every
+    core keep it contended: without the retry this fails within a few rounds here."""
+    script = ["sigaction 1 17 ign"]
+    for _ in range(100):
+        script += ["clone 1 set_tid=2", "exit 2 0"]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range((os.cpu_count() or 1) + 1)]
+    try:
+        o = replay(script + ["clone 1 set_tid=2 pidfd=1"], settle=1.5, known={})
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert o.cov.ops["clone", "ok"] == 101
 
 
 # -- the same regressions as model tests (no root needed) -------------------------------------
