@@ -44,6 +44,12 @@ _COMMON: dict[str, Any] = {"stateful_step_count": 100, "deadline": None, "databa
 PROFILES = {"fast": 12, "fuzz": 1000}
 
 
+def fuzz_budget(fast: int, fuzz: int) -> int:
+    """How much a hand-rolled fuzz test does: ``fast`` for ``make test``, ``fuzz`` under
+    ``make fuzz`` (read at import, so it can size a parametrization too)."""
+    return fuzz if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else fast
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the profiles and load the one ``HYPOTHESIS_PROFILE`` names (default ``fast``)."""
     for name, examples in PROFILES.items():

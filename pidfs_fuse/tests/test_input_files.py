@@ -31,6 +31,7 @@ from pidfs_fuse.kernel import restore as R
 from pidfs_fuse.mount.fs import PidFs
 from pidfs_fuse.mount.inodes import NODE_BASE
 from pidfs_fuse.scenario import ScenarioError
+from pidfs_fuse.tests.conftest import fuzz_budget
 
 CTX = SimpleNamespace(uid=0, gid=0, pid=1)
 
@@ -302,7 +303,8 @@ def _set(obj: Any, path: tuple, value: int) -> None:
     obj[path[-1]] = value
 
 
-@pytest.mark.parametrize("value", [0, -1, 2**31, 2**63, 2**64])
+@pytest.mark.fuzz
+@pytest.mark.parametrize("value", [0, -1, 2**64] + fuzz_budget(0, 1) * [2**31, 2**63])
 def test_fuzz_every_integer(tmp_path: Path, value: int) -> None:
     base = tmp_path / "base.snap"
     snap.write_snapshot(_base_table(), base)

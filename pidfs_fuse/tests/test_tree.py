@@ -190,7 +190,7 @@ def test_cli_tree_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["tree", "--scenario", f, "--threads", "2", "--color", "always"]) == 0
     out = capsys.readouterr().out
     assert "\x1b[" in out and "… 99,997 more threads" in out
-    assert cli.main(["tree", "--scenario", f, "--format", "dot"]) == 0
+    assert cli.main(["tree", "--scenario", str(EXAMPLES / "daemons.toml"), "--format", "dot"]) == 0
     assert parse_dot(capsys.readouterr().out)[2] == 1
     assert cli.main(["tree"]) == 0  # the default table, not a tty: no colour
     out = capsys.readouterr().out
