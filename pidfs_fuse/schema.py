@@ -190,3 +190,16 @@ class Schema:
                 or not 0 <= v <= 1e10:
             raise self.expect(path, v, "a number of seconds >= 0")
         return round(v * 1_000_000_000)
+
+    def array(self, v: object, path: str, n: int | None = None) -> list[Any]:
+        """An array (of exactly ``n`` items when given)."""
+        if not isinstance(v, list) or (n is not None and len(v) != n):
+            raise self.expect(path, v, "an array" if n is None else f"an array of {n} items")
+        return v
+
+    def one_of(self, v: object, path: str, choices: Iterable[object]) -> Any:
+        """One of ``choices`` (compared by type too: ``1`` is not ``true``)."""
+        choices = tuple(choices)
+        if not any(type(v) is type(c) and v == c for c in choices):
+            raise self.expect(path, v, "one of " + ", ".join(self.notation.show(c) for c in choices))
+        return v

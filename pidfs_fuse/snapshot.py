@@ -1048,10 +1048,8 @@ class _Restorer(Schema):
                              f"process(es); the header says {h['tasks']} in {h['processes']}", "")
         assert k.nr_threads == self.tasks, (k.nr_threads, self.tasks)
         if self.time_state is not None:
-            try:
-                timed.restore_time(k, self.time_state, lambda ref, path: self._time_task(ref, path))
-            except ValueError as e:
-                raise self.error(".time", str(e), "") from None
+            self.where = ""  # errors name the header's time.PATH
+            timed.restore_time(k, self.time_state, self._time_task, self)
         self.report()
         return k
 

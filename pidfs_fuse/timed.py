@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from .kernel import ExitState, KernelError
 from .kernel.exit import P_PID, WEXITED, WNOHANG
 from .kernel.sched import Sched, parse_duration
+from .schema import JSON, Schema
 
 if TYPE_CHECKING:
     from .control import Args, Control
@@ -60,6 +61,10 @@ class Trigger:
     def line(self) -> str:
         return (f"{self.id} {self.op} {self.path or '/'} times={self.times} fired={self.fired} "
                 f"errors={self.errors} do {self.command}")
+
+
+def _is_pid(path: str) -> bool:
+    return path.isdigit() and path[0] != "0" and int(path) < 2**31
 
 
 def norm_path(path: str) -> str:
@@ -241,81 +246,84 @@ def time_state(kernel: Kernel, task_ref: Callable[[Task], int | None]) -> dict[s
     }
 
 
-def restore_time(kernel: Kernel, state: object, task_of: Callable[[object, str], Task]) -> None:
+def restore_time(kernel: Kernel, state: object, task_of: Callable[[object, str], Task],
+                 s: Schema) -> None:
     """Apply a snapshot's ``time`` (``task_of(ref, path)`` resolves a task reference and raises
-    the restorer's error). ValueError with a sentence naming the key for anything malformed."""
-    def ints(v: object, n: int, path: str, lo: int = 0) -> list[int]:
-        if not isinstance(v, list) or len(v) != n or not all(type(x) is int and lo <= x < 2**63
-                                                             for x in v):
-            raise ValueError(f"time.{path}: expected {n} integers >= {lo}")
-        return v
-
-    if not isinstance(state, dict) or set(state) - {"mode", "cpu_ns", "avenrun", "next_load",
-                                                     "shares", "rem", "dead", "timeline",
-                                                     "triggers", "trigger_seq"}:
-        raise ValueError("time: expected an object with mode, cpu_ns, avenrun, next_load, "
-                         "shares, rem, dead, timeline, triggers, trigger_seq")
-    s = kernel.sched
-    mode = state.get("mode")
-    if mode not in (None, "frozen", "real"):
-        raise ValueError("time.mode: expected null, 'frozen' or 'real'")
-    cpu = state.get("cpu_ns")
-    if not isinstance(cpu, list) or len(cpu) != len(s.cpu_ns):
-        raise ValueError(f"time.cpu_ns: expected {len(s.cpu_ns)} cpus")
-    cpu_ns = [ints(c, 5, f"cpu_ns[{i}]") for i, c in enumerate(cpu)]
-    avenrun = ints(state.get("avenrun"), 3, "avenrun")
-    next_load = ints([state.get("next_load")], 1, "next_load")[0]
+    the restorer's error). Every value is checked with ``s``'s getters (``schema.py``), whose
+    error names its JSON path (``time.triggers[0][4]``); nothing changes unless all are good."""
+    p = ".time"
+    if not isinstance(state, dict):
+        raise s.expect(p, state, "an object")
+    s.keys(state, TIME_KEYS, lambda key: f"{p}.{key}")
+    sched = kernel.sched
+    mode = s.one_of(state.get("mode"), f"{p}.mode", (None, "frozen", "real"))
+    cpu = s.array(state.get("cpu_ns"), f"{p}.cpu_ns", len(sched.cpu_ns))
+    cpu_ns = [[s.int_(x, f"{p}.cpu_ns[{i}][{j}]", 0, I63)
+               for j, x in enumerate(s.array(c, f"{p}.cpu_ns[{i}]", 5))] for i, c in enumerate(cpu)]
+    avenrun = [s.int_(x, f"{p}.avenrun[{i}]", 0, I63)
+               for i, x in enumerate(s.array(state.get("avenrun"), f"{p}.avenrun", 3))]
+    next_load = s.int_(state.get("next_load"), f"{p}.next_load", 0, I63)
     rows: list[tuple[str, Task, list[int]]] = []
     for key in ("shares", "rem", "dead"):
-        lst = state.get(key)
-        if not isinstance(lst, list):
-            raise ValueError(f"time.{key}: expected an array")
-        for i, row in enumerate(lst):
-            if not isinstance(row, list) or len(row) != 3:
-                raise ValueError(f"time.{key}[{i}]: expected [task, a, b]")
-            hi = 1_000_000 if key == "shares" else 2**63
-            vals = ints(row[1:], 2, f"{key}[{i}]")
-            if any(v > hi for v in vals):
-                raise ValueError(f"time.{key}[{i}]: a share is at most 1000000 ppm")
-            rows.append((key, task_of(row[0], f".time.{key}[{i}]"), vals))
-    timeline = []
-    tl = state.get("timeline")
-    if not isinstance(tl, list):
-        raise ValueError("time.timeline: expected an array")
-    for i, ev in enumerate(tl):
-        if (not isinstance(ev, list) or len(ev) != 2 or type(ev[0]) is not int or ev[0] < 0
-                or not isinstance(ev[1], list) or not all(isinstance(x, str) for x in ev[1])):
-            raise ValueError(f"time.timeline[{i}]: expected [ns, [command, ...]]")
-        timeline.append((ev[0], tuple(ev[1])))
-    if [t for t, _ in timeline] != sorted(t for t, _ in timeline):
-        raise ValueError("time.timeline: events out of time order")
-    trig = state.get("triggers")
-    if not isinstance(trig, list):
-        raise ValueError("time.triggers: expected an array")
-    seq = ints([state.get("trigger_seq")], 1, "trigger_seq")[0]
-    armed = []
-    for i, t in enumerate(trig):
-        if (not isinstance(t, list) or len(t) != 7 or t[1] not in OPS
-                or not all(isinstance(x, str) for x in t[2:4])):
-            raise ValueError(f"time.triggers[{i}]: expected [id, op, path, command, times, "
-                             "fired, errors]")
-        tid, times, fired, errors = ints([t[0], t[4], t[5], t[6]], 4, f"triggers[{i}]")
-        if not 1 <= tid <= seq or times < 1:
-            raise ValueError(f"time.triggers[{i}]: id 1..trigger_seq and times >= 1")
-        armed.append(Trigger(tid, t[1], norm_path(t[2]), t[3], times, fired, errors))
+        hi = 1_000_000 if key == "shares" else I63  # a share is in ppm
+        for i, row in enumerate(s.array(state.get(key), f"{p}.{key}")):
+            where = f"{p}.{key}[{i}]"
+            ref, a, b = s.array(row, where, 3)
+            rows.append((key, task_of(ref, where),
+                         [s.int_(a, f"{where}[1]", 0, hi), s.int_(b, f"{where}[2]", 0, hi)]))
+    timeline: list[tuple[int, tuple[str, ...]]] = []
+    for i, ev in enumerate(s.array(state.get("timeline"), f"{p}.timeline")):
+        at, lines = s.array(ev, f"{p}.timeline[{i}]", 2)
+        at = s.int_(at, f"{p}.timeline[{i}][0]", 0, I63)
+        if timeline and at < timeline[-1][0]:
+            raise s.error(f"{p}.timeline[{i}][0]", "events out of time order")
+        timeline.append((at, tuple(s.strs(lines, f"{p}.timeline[{i}][1]"))))
+    seq = s.int_(state.get("trigger_seq"), f"{p}.trigger_seq", 0, I63)
+    armed = [_trigger(kernel, row, f"{p}.triggers[{i}]", seq, s)
+             for i, row in enumerate(s.array(state.get("triggers"), f"{p}.triggers"))]
+    ids = [t.id for t in armed]
+    if ids != sorted(set(ids)):
+        raise s.error(f"{p}.triggers", f"ids must rise and differ, got {ids}")
     # -- nothing below can fail ------------------------------------------------------------
-    s.default_mode = mode
-    s.cpu_ns = cpu_ns
-    s.avenrun = avenrun
-    s.next_load = next_load
+    sched.default_mode = mode
+    sched.cpu_ns = cpu_ns
+    sched.avenrun = avenrun
+    sched.next_load = next_load
     for key, task, (a, b) in rows:
         if key == "shares":
-            s.shares[task] = (a, b)
+            sched.shares[task] = (a, b)
         elif key == "rem":
-            s.rem[task] = [a, b]
+            sched.rem[task] = [a, b]
         else:
-            s.dead_times[task.group] = [a, b]
+            sched.dead_times[task.group] = [a, b]
     kernel.timeline[:] = timeline
     kernel.trigger_seq = seq
     for t in armed:
         kernel.triggers.setdefault((t.op, t.path), []).append(t)
+
+
+I63 = 2**63 - 1
+TIME_KEYS = ("mode", "cpu_ns", "avenrun", "next_load", "shares", "rem", "dead", "timeline",
+             "triggers", "trigger_seq")
+
+
+def _trigger(kernel: Kernel, row: object, where: str, seq: int, s: Schema) -> Trigger:
+    """One saved trigger ``[id, op, path, command, times, fired, errors]``, checked as ``on``
+    checks it (the command's syntax, not its pids: they may be gone by now)."""
+    from .control import Control
+
+    tid, op, path, command, times, fired, errors = s.array(row, where, 7)
+    tid = s.int_(tid, f"{where}[0]", 1, max(seq, 1))
+    op = s.one_of(op, f"{where}[1]", OPS)
+    path = s.str_(path, f"{where}[2]")
+    if norm_path(path) != path or (op == "list" and not _is_pid(path)):
+        raise s.error(f"{where}[2]", f"{JSON.show(path)} is not a {'pid' if op == 'list' else 'path'}"
+                      " as 'triggers' writes it")
+    command = s.str_(command, f"{where}[3]")
+    try:
+        Control(kernel).parse(command)
+    except KernelError as e:
+        if e.errno != errno.ESRCH:  # a pid gone since is fine: it fails when it fires
+            raise s.error(f"{where}[3]", e.strerror or str(e)) from None
+    return Trigger(tid, op, path, command, s.int_(times, f"{where}[4]", 1, TIMES_MAX),
+                   s.int_(fired, f"{where}[5]", 0, I63), s.int_(errors, f"{where}[6]", 0, I63))

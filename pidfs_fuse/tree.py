@@ -17,6 +17,10 @@ renderings:
   in its label), one nested cluster per namespace, solid edges parent → child, dashed edges
   for descriptors holding a pidfd.
 
+Armed triggers (``on ... do ...``, timed.py) follow the tree, one line each as ``triggers``
+lists them (their pids are numbered in the mount's view, which the table does not record); the
+digraph draws them as one note.
+
 Children are shown in pid order (root-namespace numbers), threads in creation order. Processes
 that the walk from init does not reach (it always does, through reparenting; the check guards
 the picture against a model bug) are listed under their namespace as "unreachable".
@@ -44,6 +48,11 @@ class _Paint:
 
     def __call__(self, text: str, code: str | None) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.on and text and code else text
+
+
+def _armed(k: Kernel) -> list[Any]:
+    """The armed triggers by id (``timed.Trigger``s; each has ``line()``)."""
+    return sorted((t for ts in k.triggers.values() for t in ts), key=lambda t: t.id)
 
 
 def numbers(pid: Pid) -> str:
@@ -214,6 +223,11 @@ def render_text(k: Kernel, *, color: bool = False, max_threads: int | None = MAX
         r.lines.append(r.paint("unreachable from init:", "31"))
         for i, t in enumerate(lost):
             r.process(t, "", i == len(lost) - 1)
+    armed = _armed(k)
+    if armed:
+        r.lines.append(r.paint("armed triggers (as 'triggers' lists them):", "1;35"))
+        for i, trig in enumerate(armed):
+            r.emit("", i == len(armed) - 1, trig.line())
     return "\n".join(r.lines) + "\n"
 
 
@@ -268,5 +282,9 @@ def render_dot(k: Kernel) -> str:
                 label = f"fd {fd}" + (f" (thread {numbers(held.pid)})" if not held.is_leader else "")
                 out.append(f"  p{t.pid.ino} -> p{held.group.leader.pid.ino} [style=dashed, "
                            f"color=purple, label={_q(label)}];")
+    armed = _armed(k)
+    if armed:
+        text = "armed triggers:\n" + "\n".join(t.line() for t in armed)
+        out.append(f"  triggers [label={_q(text)}, shape=note, color=purple];")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -272,6 +272,78 @@ def test_a_fresh_table_snapshot_has_no_time_key(k: Kernel) -> None:
     assert "time" not in snapshot.dump(k)
 
 
+def test_snapshot_file_round_trip_of_triggers_is_exact(k: Kernel, c: Control, tmp_path) -> None:
+    """Every trigger field (ids with a gap, counts, a fired-and-failed one, the root path, a
+    quoted command) comes back, and the file written again is byte for byte the same."""
+    from pidfs_fuse import snapshot, timed
+    c.execute("clone 1")
+    c.execute("clone 1")
+    c.execute("on open 2/status times=3 do exec 2 \"comm=a b\"")
+    c.execute("on lookup 3 do exit_group 3 0")
+    c.execute("on readdir / times=2 do reap 3")  # fails when it fires: 3 is no zombie
+    c.execute("on read 3/task/3/stat times=1000000 do kill 3 STOP")
+    c.execute("cancel 2")
+    assert timed.fire(c, "readdir", "")
+    before = c.execute("triggers")
+    assert before == ("1 open 2/status times=3 fired=0 errors=0 do exec 2 'comm=a b'\n"
+                      "3 readdir / times=1 fired=1 errors=1 do reap 3\n"
+                      "4 read 3/task/3/stat times=1000000 fired=0 errors=0 do kill 3 STOP\n")
+    snapshot.write_snapshot(k, tmp_path / "a")
+    k2 = snapshot.restore_file(tmp_path / "a")
+    snapshot.write_snapshot(k2, tmp_path / "b")
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    c2 = Control(k2)
+    assert c2.execute("triggers") == before
+    assert c2.execute("on open 2/stat do exit 2") == "5\n"  # ids go on after the saved ones
+
+
+def _armed_dump(k: Kernel, c: Control) -> dict:
+    from pidfs_fuse import snapshot
+    c.execute("clone 1")
+    c.execute("on open 2/status do exit_group 2 0")
+    return snapshot.dump(k)
+
+
+@pytest.mark.parametrize(("index", "value", "message"), [
+    (0, 2, "time.triggers[0][0]: expected an integer in 1..1, got 2"),
+    (1, "write", 'time.triggers[0][1]: expected one of "lookup", "open", "read", "readdir"'),
+    (2, "/2/status", 'time.triggers[0][2]: "/2/status" is not a path as \'triggers\' writes it'),
+    (3, "frobnicate 2", "time.triggers[0][3]: unknown command 'frobnicate'"),
+    (3, 7, "time.triggers[0][3]: expected a string, got 7"),
+    (4, 0, "time.triggers[0][4]: expected an integer in 1..1000000, got 0"),
+    (4, 1_000_001, "time.triggers[0][4]: expected an integer in 1..1000000, got 1000001"),
+    (5, -1, "time.triggers[0][5]: expected an integer in 0..9223372036854775807, got -1"),
+    (6, True, "time.triggers[0][6]: expected an integer in 0..9223372036854775807, got true"),
+], ids=str)
+def test_snapshot_trigger_out_of_range_is_refused_with_its_path(k: Kernel, c: Control, index: int,
+                                                               value: object, message: str) -> None:
+    from pidfs_fuse import snapshot
+    d = _armed_dump(k, c)
+    d["time"]["triggers"][0][index] = value
+    with pytest.raises(snapshot.SnapshotError) as ei:
+        snapshot.restore(d)
+    assert ei.value.errno == errno.EINVAL
+    assert str(ei.value).startswith(f"<snapshot>: {message}"), str(ei.value)
+
+
+def test_snapshot_triggers_with_one_id_twice_are_refused(k: Kernel, c: Control) -> None:
+    from pidfs_fuse import snapshot
+    d = _armed_dump(k, c)
+    d["time"]["triggers"].append(list(d["time"]["triggers"][0]))
+    with pytest.raises(snapshot.SnapshotError) as ei:
+        snapshot.restore(d)
+    assert str(ei.value) == "<snapshot>: time.triggers: ids must rise and differ, got [1, 1]"
+
+
+def test_a_saved_trigger_whose_pid_is_gone_is_restored(k: Kernel, c: Control) -> None:
+    """The command's syntax is checked, not its pids (they may be gone, as when it fires)."""
+    from pidfs_fuse import snapshot
+    d = _armed_dump(k, c)
+    d["time"]["triggers"][0][3] = "exit_group 77 0"
+    assert Control(snapshot.restore(d)).execute("triggers") == (
+        "1 open 2/status times=1 fired=0 errors=0 do exit_group 77 0\n")
+
+
 @pytest.mark.parametrize(("key", "value", "fragment"), [
     ("avenrun", [1, "x", 3], "time.avenrun"), ("mode", "fast", "time.mode"),
     ("shares", [[999, 1, 1]], "names neither a task"), ("triggers", [[1, "write", "2", "x", 1, 0, 0]],

@@ -219,3 +219,23 @@ def test_tree_imports_the_kernel_and_the_standard_library_only() -> None:
     assert ours and all(m.startswith("pidfs_fuse.kernel") for m in ours), ours
     assert all(m.split(".")[0] in sys.stdlib_module_names or m.startswith("pidfs_fuse")
                or m == "__future__" for m in mods), mods
+
+
+def test_armed_triggers_follow_the_tree_as_triggers_lists_them(small: Kernel) -> None:
+    c = Control(small)
+    c.execute("on open 9/status times=2 do exit_group 9 0")
+    c.execute("on readdir / do reap 7")
+    c.execute("on read 2/stat do exec 2 comm=x")
+    c.execute("cancel 3")
+    assert render_text(small) == SMALL_TEXT + (
+        "armed triggers (as 'triggers' lists them):\n"
+        "├─ 1 open 9/status times=2 fired=0 errors=0 do exit_group 9 0\n"
+        "└─ 2 readdir / times=1 fired=0 errors=0 do reap 7\n")
+    dot = render_dot(small)
+    assert dot.endswith(
+        '  triggers [label="armed triggers:\\n1 open 9/status times=2 fired=0 errors=0 do '
+        'exit_group 9 0\\n2 readdir / times=1 fired=0 errors=0 do reap 7", shape=note, '
+        'color=purple];\n}\n')
+    parse_dot(dot)  # still a digraph the strict reader accepts
+    c.execute("cancel all")
+    assert render_text(small) == SMALL_TEXT and "triggers" not in render_dot(small)
