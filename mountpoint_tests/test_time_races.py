@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 
 import psutil  # type: ignore[import-untyped]
 import pytest
@@ -164,3 +165,83 @@ def test_ps_skips_the_vanished_process(pidfs):
     rows = [line.split() for line in r.stdout.splitlines()]
     assert [str(other), "stays"] in rows and not any(row[0] == str(pid) for row in rows)
     assert t.fired
+
+
+def pids_in(names):
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def test_root_listing_skips_a_pid_reaped_as_the_scan_reaches_it(quiet):
+    """``on list PID``: Linux's getdents does not return a pid reaped before its scan reaches
+    it (checked on 6.18: the reaped pid is absent, the others before and after it are listed)."""
+    a, victim, b = (quiet.clone(1) for _ in range(3))
+    t = quiet.on_list(victim, exit=0, reap=True)
+    assert pids_in(os.listdir(quiet.path)) == [1, a, b] and t.fired
+    assert not os.path.exists(quiet.path / str(victim))
+    assert pids_in(os.listdir(quiet.path)) == [1, a, b]
+
+
+def test_root_listing_returns_a_pid_that_became_a_zombie_there(quiet):
+    a, victim, b = (quiet.clone(1) for _ in range(3))
+    t = quiet.on_list(victim, exit=3)
+    r = subprocess.run(["ls", "-1", str(quiet.path)], capture_output=True, text=True, check=True)
+    assert pids_in(r.stdout.split()) == [1, a, victim, b] and t.fired
+    with open(quiet.path / str(victim) / "stat") as f:
+        assert f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_list_trigger_waits_for_the_listing_that_reaches_its_pid(quiet):
+    """Lookups, opens and reads of the pid (and listings of other directories) are not it."""
+    pid = quiet.clone(1)
+    t = quiet.on_list(pid, exit=0, reap=True, times=2)
+    os.stat(quiet.path / str(pid))
+    with open(quiet.path / str(pid) / "status") as f:
+        f.read()
+    os.listdir(quiet.path / str(pid) / "task")
+    assert quiet.triggers() == [f"{t.ids[0]} list {pid} times=2 fired=0 errors=0 do exit_group {pid} 0",
+                                f"{t.ids[1]} list {pid} times=2 fired=0 errors=0 do reap {pid}"]
+    assert pids_in(os.listdir(quiet.path)) == [1]
+    # the second listing finds no pid to fire at: the triggers stay armed, with one shot left
+    assert pids_in(os.listdir(quiet.path)) == [1]
+    assert [line.split()[3:5] for line in quiet.triggers()] == [["times=1", "fired=1"]] * 2
+
+
+def test_list_trigger_on_a_non_pid_fails_with_a_sentence_and_arms_nothing(quiet):
+    with pytest.raises(OSError) as ei:
+        quiet.command("on", "list", "1/status", "do", "exit", "1")
+    assert ei.value.errno == errno.EINVAL and "'on list' takes a pid" in str(ei.value)
+    assert quiet.triggers() == []
+
+
+def test_list_trigger_in_a_listing_of_many_requests(quiet):
+    """400 pids take several readdir requests (and getdents calls of 1 KiB): the victim, far
+    past the first, is skipped, and no other pid is lost or repeated."""
+    pids = quiet.clone(1, count=400)
+    victim = pids[300]
+    t = quiet.on_list(victim, exit=0, reap=True)
+    fd = os.open(quiet.path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = []
+        while batch := getdents(fd, 1024):
+            names += batch
+    finally:
+        os.close(fd)
+    assert pids_in(names) == [1] + [p for p in pids if p != victim] and t.fired
+
+
+def getdents(fd, size):
+    """The names of one getdents64 call with a ``size``-byte buffer."""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(size)
+    n = libc.syscall(217, fd, buf, size)  # SYS_getdents64 on x86_64
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    out, off, raw = [], 0, buf.raw[:n]
+    while off < n:
+        reclen = struct.unpack_from("H", raw, off + 16)[0]
+        out.append(raw[off + 19: off + reclen].split(b"\0", 1)[0].decode())
+        off += reclen
+    return out

@@ -515,6 +515,12 @@ class Client:
         """As ``on_open``, for the start of a listing of ``/<pid>`` or ``/<pid>/<name>``."""
         return self._on("readdir", pid, name, exit, reap, kill, do, times)
 
+    def on_list(self, pid: int, *, exit: int | None = None, reap: bool = False,
+                kill: str | int | None = None, do: str | None = None, times: int = 1) -> Trigger:
+        """As ``on_open``, for the next listing of the root about to return ``pid``'s entry
+        (``on list PID``): a pid reaped there is not returned, the listing goes on."""
+        return self._on("list", pid, "", exit, reap, kill, do, times)
+
     def triggers(self) -> list[str]:
         """The armed triggers, one ``ID OP PATH times=N fired=N errors=N do COMMAND`` each."""
         return self.command("triggers").splitlines()

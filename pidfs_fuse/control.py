@@ -690,8 +690,9 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     _cmd("tick", "DURATION", "DURATION", "move a frozen clock forward (1.5s, 250ms, 100j), applying "
          "the timeline on the way", timed.build_tick),
     _cmd("clock", "", "", "the clock's mode and seconds since boot", timed.build_clock),
-    _cmd("on", "OP PATH", "lookup|open|read|readdir PATH [times=N] do COMMAND ...",
-         "arm a trigger: COMMAND runs inside the next N such requests on PATH; prints its id",
+    _cmd("on", "OP PATH", "lookup|open|read|readdir PATH | list PID [times=N] do COMMAND ...",
+         "arm a trigger: COMMAND runs inside the next N such requests on PATH (list: the next N "
+         "root listings about to return PID, which is skipped if COMMAND reaped it); prints its id",
          timed.build_on, keys="times", tail="do"),
     _cmd("triggers", "", "", "list the armed triggers", timed.build_triggers),
     _cmd("cancel", "ID", "ID|all", "disarm a trigger (or all)", timed.build_cancel),

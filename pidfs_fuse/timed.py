@@ -9,13 +9,20 @@ A trigger runs one control command inside a file-system request, before the requ
 (``on open 42/status do exit_group 42 0``). Grammar::
 
     on lookup|open|read|readdir PATH [times=N] do COMMAND ...
+    on list PID [times=N] do COMMAND ...
     triggers                 list the armed triggers: ID OP PATH times=LEFT fired=N do COMMAND
     cancel ID|all            disarm
 
 ``PATH`` is relative to the mount's root, with pids in the view's namespace: ``42``, ``42/status``,
 ``42/task``, ``42/task/43/stat``, ``/`` (the root; ``on readdir /`` fires on the next root
 listing). ``lookup`` matches the lookup of that name in its directory, ``open`` an open of that
-file or directory, ``read`` a read of an open file, ``readdir`` the start of a listing. ``times``
+file or directory, ``read`` a read of an open file, ``readdir`` the start of a listing, and
+``list PID`` a listing of the mount's root that is about to return ``PID``'s entry: the command
+runs right there, then the scan looks at that pid again, so a pid reaped by it is not returned
+and the listing goes on with the next one (Linux's getdents, racing with a reap, does not return a
+pid that is gone before its scan reaches it); a zombie is still returned. It fires once per
+readdir request that reaches the entry (a listing whose entries span two requests, because the
+caller's buffer filled up right at that pid, may fire a times=2 trigger twice). ``times``
 defaults to 1 (one-shot). Each firing runs COMMAND as if written to ``.control``; a command that
 fails is logged and counted (``errors=N``) and the request goes on. Triggers live in
 ``Kernel.triggers`` ((op, path) -> list), so the mount's check is one dict lookup, and only when a
@@ -42,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPS = ("lookup", "open", "read", "readdir")
+OPS = ("lookup", "open", "read", "readdir", "list")
 TIMES_MAX = 1_000_000
 
 
@@ -166,6 +173,8 @@ def build_on(c: Control, a: Args) -> Callable[[], str]:
     op, path = a.pos[0], a.pos[1]
     if op not in OPS:
         raise a.fail(f"unknown request {op!r}; one of {', '.join(OPS)}")
+    if op == "list" and not _is_pid(norm_path(path)):
+        raise a.fail(f"'on list' takes a pid (the root listing's entry), got {path!r}")
     if not a.tail:
         raise a.fail("expected 'do COMMAND' after the path")
     times = a.num(a.keys["times"], 1, TIMES_MAX, "times=") if "times" in a.keys else 1

@@ -182,6 +182,16 @@ class PidFs(pyfuse3.Operations):
         if timed.fire(self.control, op, path):
             await self.settle()
 
+    def listing(self, tgid: int) -> bool:
+        """``on list TGID``: run its triggers before the root listing returns that pid; True
+        when one ran. The invalidations wait until the listing is answered (the kernel holds
+        the root's lock while it lists)."""
+        if not timed.fire(self.control, "list", str(tgid)):
+            return False
+        if self.nursery is not None:
+            self.nursery.start_soon(self.settle)
+        return True
+
     # -- requests about nodes -----------------------------------------------------------------
 
     async def lookup(self, parent_inode, name, ctx=None):

@@ -74,6 +74,7 @@ class Root(Dir):
         view = node.view
         check = fs.depends_on_caller
         nr = max(start_id - TGID_OFFSET, 0)
+        fired = 0
         while True:
             hit = fs.kernel.next_tgid(view.ns, nr, linear=fs.linear)
             if hit is None:
@@ -81,6 +82,9 @@ class Root(Dir):
             tgid, task = hit
             nr = tgid + 1
             if check and not pid_visible_in_listing(view, uid, gids, task):
+                continue
+            if fs.kernel.triggers and self.top and tgid != fired and fs.listing(tgid):
+                nr = fired = tgid  # look again: a pid reaped right here is not listed
                 continue
             if not fs.reply(token, listed_pid_dir(fs, node, task, str(tgid).encode()),
                             TGID_OFFSET + tgid + 1):
