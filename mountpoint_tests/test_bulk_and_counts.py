@@ -1,17 +1,23 @@
 """Bulk work never stalls the mount (issue 9 point 4) and the request counter (issue 13 point 2):
-``clone ... count=N`` runs in slices while other requests are answered; the server counts the
-requests it answered, by type, in an extended attribute of the mount's root."""
+``clone ... count=N`` runs in slices while other requests are answered; the table's size is
+capped (``--max-tasks``, kernel.threads-max); the server counts the requests it answered, by
+type, in an extended attribute of the mount's root."""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from pidfs_fuse import client
+from pidfs_fuse.mount.main import default_max_tasks
+
+from .conftest import run_cli, server_pid
 
 
 def test_requests_are_counted_by_type_and_reading_them_is_not(mnt):
@@ -71,3 +77,63 @@ def test_a_bulk_clone_leaves_the_mount_answering(mnt):
     assert max(during) < 1.0, max(during)
     names = set(os.listdir(mnt.path))
     assert all(str(p) in names for p in pids[:: n // 100])
+
+
+def test_the_cap_is_threads_max_and_a_clone_past_it_fails_with_eagain_and_a_sentence(mount_table):
+    m = mount_table("--max-tasks", "100")
+    assert (m / "sys/kernel/threads-max").read_text() == "100\n"
+    before = sorted(os.listdir(m.path))
+    n = sum(len(os.listdir(m / x / "task")) for x in before if x.isdigit())  # tasks, threads too
+    err, reply = m.ctl_raw(f"clone 1 count={101 - n}\n")
+    assert (err, reply) == (errno.EAGAIN, f"error: EAGAIN: count={101 - n}: the table holds {n} "
+                            f"tasks and its cap (kernel.threads-max 100) leaves room for {100 - n}\n")
+    assert sorted(os.listdir(m.path)) == before  # nothing was created
+    assert len(m.ctl("clone", "1", f"count={100 - n}").split()) == 100 - n
+    err, reply = m.ctl_raw("clone 1\n")
+    assert (err, reply) == (errno.EAGAIN, "error: EAGAIN: the table holds 100 tasks, its cap "
+                                          "(kernel.threads-max 100)\n")
+
+
+def test_the_default_cap_is_a_quarter_of_memory_at_2048_bytes_a_task(mnt):
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kb = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal:"))
+    cap = min(4 * 1024 * 1024 - 1, total_kb * 1024 // 4 // 2048)
+    assert default_max_tasks() == cap
+    assert (mnt / "sys/kernel/threads-max").read_text() == f"{cap}\n"
+
+
+@pytest.mark.parametrize("source", ["--scenario", "--restore"])
+def test_a_table_over_the_cap_is_not_mounted_and_the_sentence_names_the_file(tmp_path, mnt, source):
+    if source == "--scenario":
+        f = tmp_path / "big.toml"
+        f.write_text("[[process]]\nname = 'w'\ncount = 20\n")
+        why = f"{f}: makes 21 tasks, more than this mount's --max-tasks allows (20); nothing was built"
+    else:
+        f = tmp_path / "big.snap"
+        mnt.ctl("clone", "1", "count=20")
+        mnt.ctl("snapshot", str(f))
+        n = json.loads(f.read_text().split("\n", 1)[0])["tasks"]
+        why = (f"{f}: holds {n} tasks, more than this mount's --max-tasks allows (20); nothing was "
+               "restored")
+    d = tmp_path / "mnt"
+    d.mkdir()
+    r = run_cli("mount", str(d), source, str(f), "--max-tasks", "20", check=False)
+    try:
+        assert r.returncode == 1
+        assert r.stderr == f"pidfs-fuse: could not mount {d}: {why}\n"
+        assert not os.path.ismount(d) and os.listdir(d) == []
+        assert server_pid(str(d)) is None
+    finally:
+        if os.path.ismount(d):
+            run_cli("unmount", str(d), check=False)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "x", "4194304"])
+def test_a_bad_max_tasks_option_is_refused_with_a_sentence(tmp_path, bad):
+    d = tmp_path / "mnt"
+    d.mkdir()
+    r = run_cli("mount", str(d), f"--max-tasks={bad}", check=False)
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-1].endswith(
+        f"argument --max-tasks: {bad!r} is not a task count (1 to 4,194,303)")
+    assert not os.path.ismount(d)

@@ -199,7 +199,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     try:
         pid = client.mount(mp, progress=_progress, scenario=args.scenario, restore=args.restore,
                            options=args.options, self_pid=args.self_pid, tgid_scan=args.tgid_scan,
-                           clock=args.clock, log=args.log, keep_log=args.keep_log,
+                           clock=args.clock, max_tasks=args.max_tasks, log=args.log, keep_log=args.keep_log,
                            log_level="debug" if args.debug else args.log_level, notes=notes)
     finally:
         for note in notes:

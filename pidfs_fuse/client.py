@@ -732,9 +732,11 @@ def fuse_conf_allows_other(path: str = FUSE_CONF) -> bool:
 def server_args(*, scenario: str | os.PathLike[str] | None = None,
                 restore: str | os.PathLike[str] | None = None, options: str | None = None,
                 self_pid: int | None = None, tgid_scan: str | None = None,
-                clock: str | None = None) -> list[str]:
+                clock: str | None = None, max_tasks: int | None = None) -> list[str]:
     """The server's command-line options for a table (paths made absolute: it runs in /)."""
     args: list[str] = []
+    if max_tasks is not None:
+        args += ["--max-tasks", str(max_tasks)]
     if clock is not None:
         args += ["--clock", clock]
     if tgid_scan is not None:
@@ -1093,10 +1095,11 @@ def mount_table(scenario: str | os.PathLike[str] | None = None, *,
                 restore: str | os.PathLike[str] | None = None, options: str | None = None,
                 self_pid: int | None = None, tgid_scan: str | None = None,
                 clock: str | None = "frozen", dir: str | os.PathLike[str] | None = None,
-                timeout: float = MOUNT_TIMEOUT, prefix: str = "pidfs-") -> PidfsMount:
+                timeout: float = MOUNT_TIMEOUT, prefix: str = "pidfs-",
+                max_tasks: int | None = None) -> PidfsMount:
     """Mount a table in a child process and return once it answers: the embedded default, a
     ``scenario`` file, or a ``restore`` snapshot; ``options`` as ``mount -o``; ``self_pid`` and
-    ``tgid_scan`` as the CLI's; ``clock`` frozen (the default here: tests want time to stand still
+    ``tgid_scan`` and ``max_tasks`` as the CLI's; ``clock`` frozen (the default here: tests want time to stand still
     until they ``tick``), real, or None for the scenario's choice. The mount point is a new
     directory under ``dir`` (default: the temporary directory) named ``prefix...``. Raises
     ``MountError`` with the server's sentence (a bad scenario names the file and the entry); nothing
@@ -1105,7 +1108,7 @@ def mount_table(scenario: str | os.PathLike[str] | None = None, *,
         raise ValueError("give scenario or restore, not both")
     d = tempfile.mkdtemp(prefix=prefix, dir=dir)
     args = server_args(scenario=scenario, restore=restore, options=options, self_pid=self_pid,
-                       tgid_scan=tgid_scan, clock=clock)
+                       tgid_scan=tgid_scan, clock=clock, max_tasks=max_tasks)
     python: tuple[str, ...] = (sys.executable,)
     if threading.current_thread() is threading.main_thread():
         python = (sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()))

@@ -334,7 +334,7 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
 
     def run() -> str:
         if count > 1 and not tids:
-            _check_room(parent, count)
+            _check_room(c.kernel, parent, count)
         stop = count if c.slice is None else min(count, len(tids) + c.slice)
         for i in range(len(tids), stop):
             try:
@@ -362,10 +362,16 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
 FREEZE_MIN = 10_000
 
 
-def _check_room(parent: Task, count: int) -> None:
-    """EAGAIN before cloning ``count`` tasks that cannot all get a pid at some level, so a
-    hopeless ``count=N`` changes nothing. An upper bound only: numbers below RESERVED_PIDS that
-    wrapping skips still count as free, so a later clone may still fail (and say so)."""
+def _check_room(kernel: Kernel, parent: Task, count: int) -> None:
+    """EAGAIN before cloning ``count`` tasks that would pass the table's cap (kernel.threads-max)
+    or cannot all get a pid at some level, so a hopeless ``count=N`` changes nothing. An upper
+    bound only: numbers below RESERVED_PIDS that wrapping skips still count as free, so a later
+    clone may still fail (and say so)."""
+    cap = kernel.max_threads
+    if cap is not None and kernel.nr_threads + count > cap:
+        raise KernelError(errno.EAGAIN, f"count={count}: the table holds {kernel.nr_threads:,} "
+                          f"tasks and its cap (kernel.threads-max {cap:,}) leaves room for "
+                          f"{max(cap - kernel.nr_threads, 0):,}")
     for ns in parent.ns_for_children.ancestors:
         idr = ns.idr
         # ids at or above pid_max (left by lowering it) do not take room below it: count just

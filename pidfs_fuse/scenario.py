@@ -20,7 +20,8 @@ Top level: ``name`` and ``description`` (strings, metadata), ``[kernel]``, ``[in
     ``pid_max`` (int, the root namespace's, default 32768); ``uptime`` (seconds, int or float:
     the model's clock starts this long after boot, so ``start`` values below it lie in the past);
     ``ns_last_pid`` (int: the root namespace's cursor after init, so later pids are numbered
-    from it plus one).
+    from it plus one); ``max_tasks`` (int: the table's cap, kernel.threads-max: a clone that
+    would pass it fails with EAGAIN; a mount's ``--max-tasks`` below it wins).
 
 ``[init]`` (pid 1 of the root namespace)
     ``comm``, ``argv``, ``exe``, ``threads`` and the field keys below.
@@ -126,7 +127,7 @@ _FIELD_KEYS = {"environ": "strs", "cwd": "str", "root": "str", "state": "str", "
                "rss": "int", "vsize": "int", "utime": "int", "stime": "int", "cutime": "int",
                "cstime": "int", "tty_nr": "int", "sigign": "signals", "cpu": "share", "user": "share"}
 _TOP_KEYS = {"name", "description", "kernel", "init", "process", "at"}
-_KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid", "clock"}
+_KERNEL_KEYS = {"pid_max", "uptime", "ns_last_pid", "clock", "max_tasks"}
 _INIT_KEYS = {"comm", "argv", "exe", "threads"} | set(_FIELD_KEYS)
 _PROCESS_KEYS = ({"name", "parent", "comm", "argv", "exe", "uid", "gid", "set_tid", "newpid",
                   "pid_max_ns", "ns_last_pid_ns", "pidfd", "wait_pid", "autoreap", "setsid", "pgid",
@@ -156,8 +157,10 @@ class Scenario:
 
 
 def load(path: str | os.PathLike[str], *, listener: Listener | None = None,
-         clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
-    """Load the scenario file at ``path`` into a fresh Kernel."""
+         clock: Callable[[], int] | None = None, progress: Progress | None = None,
+         max_tasks: int | None = None) -> Scenario:
+    """Load the scenario file at ``path`` into a fresh Kernel. ``max_tasks`` (the mount's
+    ``--max-tasks``) caps the table as the ``max_tasks`` key does; with both, the smaller wins."""
     source = os.fspath(path)
     try:
         with open_input(path, what="a scenario", max_bytes=MAX_BYTES, error=ScenarioError) as f:
@@ -170,24 +173,26 @@ def load(path: str | os.PathLike[str], *, listener: Listener | None = None,
         raise ScenarioError(e.errno or errno.EIO, f"{source}: {e.strerror or e}") from None
     if len(text) > MAX_BYTES:  # it grew while being read
         raise ScenarioError(errno.EFBIG, f"{source}: a scenario is at most {MAX_BYTES:,} bytes")
-    return _load_text(text, source, listener, clock, progress, lines=True)
+    return _load_text(text, source, listener, clock, progress, lines=True, max_tasks=max_tasks)
 
 
-def load_default(*, listener: Listener | None = None,
-                 clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
+def load_default(*, listener: Listener | None = None, clock: Callable[[], int] | None = None,
+                 progress: Progress | None = None, max_tasks: int | None = None) -> Scenario:
     """The embedded default table (``pidfs_fuse/scenarios/default.toml``)."""
     text = importlib.resources.files("pidfs_fuse.scenarios").joinpath(DEFAULT).read_text("utf-8")
-    return loads(text, source=DEFAULT, listener=listener, clock=clock, progress=progress)
+    return loads(text, source=DEFAULT, listener=listener, clock=clock, progress=progress,
+                 max_tasks=max_tasks)
 
 
 def loads(text: str, *, source: str = "<string>", listener: Listener | None = None,
-          clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
+          clock: Callable[[], int] | None = None, progress: Progress | None = None,
+          max_tasks: int | None = None) -> Scenario:
     """Load a scenario from TOML text; ``source`` names it in errors."""
-    return _load_text(text, source, listener, clock, progress, lines=False)
+    return _load_text(text, source, listener, clock, progress, lines=False, max_tasks=max_tasks)
 
 
 def _load_text(text: str, source: str, listener: Listener | None, clock: Callable[[], int] | None,
-               progress: Progress | None, *, lines: bool) -> Scenario:
+               progress: Progress | None, *, lines: bool, max_tasks: int | None = None) -> Scenario:
     """``loads``; with ``lines`` (a file) errors also give the line of the entry's header."""
     try:
         data = tomllib.loads(text)
@@ -195,15 +200,17 @@ def _load_text(text: str, source: str, listener: Listener | None, clock: Callabl
         raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {e}") from None
     except RecursionError:
         raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {TOO_DEEP}") from None
-    sc = _Loader(source, progress, lines=_entry_lines(text) if lines else None).run(data, clock)
+    sc = _Loader(source, progress, lines=_entry_lines(text) if lines else None,
+                 max_tasks=max_tasks).run(data, clock)
     sc.kernel.listener = listener
     return sc
 
 
 def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listener | None = None,
-              clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Scenario:
+              clock: Callable[[], int] | None = None, progress: Progress | None = None,
+              max_tasks: int | None = None) -> Scenario:
     """Load an already parsed scenario (a dict as ``tomllib`` returns)."""
-    sc = _Loader(source, progress).run(data, clock)
+    sc = _Loader(source, progress, max_tasks=max_tasks).run(data, clock)
     sc.kernel.listener = listener  # attached last: nobody watches a table being built
     return sc
 
@@ -277,8 +284,10 @@ class _Loader(Schema):
     error_type = ScenarioError
 
     def __init__(self, source: str, progress: Progress | None = None,
-                 lines: dict[str, int] | None = None) -> None:
+                 lines: dict[str, int] | None = None, max_tasks: int | None = None) -> None:
         super().__init__(source, TOML)
+        #: the mount's cap (``--max-tasks``); the ``max_tasks`` key may lower it
+        self.max_tasks = max_tasks
         #: entry ("kernel", "init", "process[3]") -> the line of its table header, for messages
         self.lines = lines or {}
         #: progress(done, total) in tasks cloned; total from ``_count_tasks``
@@ -318,6 +327,10 @@ class _Loader(Schema):
             raise top.expect("process", "an array of tables ([[process]])")
 
         pid_max = kt.int("pid_max", 0, 2**63, PID_MAX_DEFAULT)
+        cap, cap_by = self.max_tasks, "this mount's --max-tasks"
+        key_cap = kt.int("max_tasks", 1, TASKS_MAX)
+        if key_cap is not None and (cap is None or key_cap < cap):
+            cap, cap_by = key_cap, "its [kernel] max_tasks"
         uptime = kt.seconds("uptime") or 0
         kclock = None
         if clock is not None:
@@ -326,7 +339,7 @@ class _Loader(Schema):
         comm = it.str("comm", "init") or ""
         k = self.call("kernel.pid_max" if "pid_max" in kt else "init.comm", "boot",
                       lambda: Kernel(clock=kclock, pid_max=pid_max, init_comm=comm,  # type: ignore[arg-type]
-                                     start=uptime))
+                                     start=uptime, max_threads=cap))
         self.kernel = k
         mode = kt.str("clock")
         if mode is not None and mode not in CLOCK_MODES:
@@ -343,6 +356,9 @@ class _Loader(Schema):
         if alive > TASKS_MAX:
             raise self.error("", f"makes {alive:,} tasks; a table holds at most {TASKS_MAX:,} (one "
                              "number each in the root namespace)", errno.EAGAIN)
+        if cap is not None and alive > cap:
+            raise self.error("", f"makes {alive:,} tasks, more than {cap_by} allows "
+                             f"({cap:,}); nothing was built", errno.EAGAIN)
         self._init(it)
         for i, entry in enumerate(procs):
             self._process(i, entry)

@@ -509,8 +509,10 @@ class _Restorer(Schema):
     error_type = SnapshotError
 
     def __init__(self, source: str, clock: Callable[[], int] | None,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, max_tasks: int | None = None) -> None:
         super().__init__(source, JSON)
+        #: the mount's cap (``--max-tasks``): a bigger table is refused before it is built
+        self.max_tasks = max_tasks
         self.base_clock = clock
         self.time_state: object = None  # the header's ``time`` (timed.py), applied at the end
         self.progress = progress
@@ -607,6 +609,10 @@ class _Restorer(Schema):
             "total_forks": self.int_at(h, "total_forks", 0, 2**63 - 1),
             "init": self.get(h, "init"),
         }
+        cap = self.max_tasks
+        if cap is not None and self.h["tasks"] > cap:
+            raise SnapshotError(errno.EAGAIN, f"{self.source}: holds {self.h['tasks']:,} tasks, more "
+                                f"than this mount's --max-tasks allows ({cap:,}); nothing was restored")
         self.stage = 1
         self.report()
 
@@ -790,6 +796,9 @@ class _Restorer(Schema):
         if a[13] is not None:
             self.attr(t.pid, a[13], f"{path}[13] (attr)")
         self.tasks += 1
+        if self.tasks > self.h["tasks"]:  # checked as it grows: the cap trusts the header
+            raise self.error("", f"the records hold more than {self.h['tasks']} task(s); the header "
+                             f"says {self.h['tasks']}")
         if self.progress is not None and self.tasks % PROGRESS_EVERY == 0:
             self.report()
         return t
@@ -1047,6 +1056,7 @@ class _Restorer(Schema):
             raise self.error("", f"the records hold {self.tasks} task(s) in {self.processes} "
                              f"process(es); the header says {h['tasks']} in {h['processes']}", "")
         assert k.nr_threads == self.tasks, (k.nr_threads, self.tasks)
+        k.max_threads = self.max_tasks
         if self.time_state is not None:
             self.where = ""  # errors name the header's time.PATH
             timed.restore_time(k, self.time_state, self._time_task, self)
@@ -1108,15 +1118,18 @@ class _Restorer(Schema):
 
 
 def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Listener | None = None,
-            clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Kernel:
+            clock: Callable[[], int] | None = None, progress: Progress | None = None,
+            max_tasks: int | None = None) -> Kernel:
     """Rebuild the Kernel that ``dump`` described.
 
     ``clock`` is the base clock (ns since the restore; default: monotonic time) to which the
     snapshot's clock is added, so uptime continues from the snapshot's. ``progress(done,
     total)`` is called every few thousand tasks and once at the end. Raises ``SnapshotError``
-    (EINVAL) naming ``source`` and the JSON path of the first bad entry.
+    (EINVAL) naming ``source`` and the JSON path of the first bad entry; EAGAIN, before
+    building anything, for a table of more than ``max_tasks`` tasks (the mount's cap, which the
+    restored table keeps as its kernel.threads-max).
     """
-    r = _Restorer(source, clock, progress)
+    r = _Restorer(source, clock, progress, max_tasks)
     if not isinstance(data, dict):
         raise r.expect("", data, "an object")
     records = data.get("records")
@@ -1131,11 +1144,12 @@ def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Liste
 
 
 def restore_file(path: str | os.PathLike[str], *, listener: Listener | None = None,
-                 clock: Callable[[], int] | None = None, progress: Progress | None = None) -> Kernel:
+                 clock: Callable[[], int] | None = None, progress: Progress | None = None,
+                 max_tasks: int | None = None) -> Kernel:
     """Restore from a file written by ``write_snapshot`` (or a JSON file holding ``dump``'s
     dict), reading it one line at a time. See ``restore``."""
     source = os.fspath(path)
-    r = _Restorer(source, clock, progress)
+    r = _Restorer(source, clock, progress, max_tasks)
     f = open_input(path, what="a snapshot", max_bytes=MAX_FILE_BYTES, error=SnapshotError)
     with f:
         lineno = 0
@@ -1159,7 +1173,8 @@ def restore_file(path: str | os.PathLike[str], *, listener: Listener | None = No
                                         f"{TOO_DEEP}") from None
                 if lineno == 1:
                     if isinstance(obj, dict) and "records" in obj:  # a whole dump() document
-                        k = restore(obj, source=source, listener=listener, clock=clock, progress=progress)
+                        k = restore(obj, source=source, listener=listener, clock=clock,
+                                    progress=progress, max_tasks=max_tasks)
                         if f.read(1).strip():
                             raise SnapshotError(errno.EINVAL, f"{source}: line 2: unexpected data after "
                                                 "a whole snapshot document")

@@ -131,12 +131,17 @@ class Kernel:
     ``Kernel()`` boots the root namespace (pid_max 32768) with its init as pid 1.
     ``listener`` receives ``Event``s synchronously; ``clock`` returns nanoseconds since boot (the
     source of a real clock); without it the clock is frozen at ``start`` and moves with ``sched.advance``.
+    ``max_threads`` is kernel.threads-max: clone fails with EAGAIN while that many tasks exist
+    (None: no cap).
     """
 
     def __init__(self, *, listener: Listener | None = None, clock: Callable[[], int] | None = None,
-                 init_comm: str = "init", pid_max: int = PID_MAX_DEFAULT, start: int = 0) -> None:
+                 init_comm: str = "init", pid_max: int = PID_MAX_DEFAULT, start: int = 0,
+                 max_threads: int | None = None) -> None:
         check_pid_max(pid_max)
         self.listener = listener
+        #: kernel.threads-max: the most tasks (``nr_threads``) the table holds; None: no cap
+        self.max_threads = max_threads
         #: the clock, cpu accounting and load average (sched.py): frozen at 0 without ``clock``,
         #: else real, moving with ``clock`` (ns since boot)
         self.sched = Sched(self, clock() if clock is not None else start, clock)

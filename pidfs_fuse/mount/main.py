@@ -25,6 +25,12 @@ from .. import rundir
 log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: PID_MAX_LIMIT (kernel/idr.py): every task holds a number in the root namespace
+PID_MAX_LIMIT = 4 * 1024 * 1024
+#: the memory budget of one task for the default cap: a bulk-cloned task costs the server
+#: about 1,100 bytes of RSS (bench/bulk_bench.py), a listing of the root about 700 more
+#: (nodes of the listed pids); rounded up
+BYTES_PER_TASK = 2048
 
 #: progress(label) -> a report(done, total) callback, or None to show nothing
 ProgressFactory = Callable[[str], "Callable[[int, int], None] | None"]
@@ -50,6 +56,11 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
     m.add_argument("--clock", choices=("frozen", "real"), default=None,
                    help="frozen: time moves only with 'ctl DIR tick 1.5s'; real: with wall time "
                         "(default: the scenario's 'clock' key, else frozen)")
+    m.add_argument("--max-tasks", type=_positive, metavar="N",
+                   help="the most tasks the table may hold (kernel.threads-max): a clone, load or "
+                        "restore past it fails with EAGAIN; a scenario's max_tasks below it wins "
+                        f"(default: {BYTES_PER_TASK:,} bytes each in a quarter of this machine's "
+                        "memory)")
     m.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
     m.add_argument("--log", metavar="FILE",
                    help="where the server logs (default: a file in the run directory, removed with "
@@ -60,6 +71,28 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
                    help="keep the default log file after the mount is gone")
     m.add_argument("--debug", action="store_true", help="the same as --log-level debug")
     m.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n < PID_MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a task count (1 to {PID_MAX_LIMIT - 1:,})")
+    return n
+
+
+def default_max_tasks(meminfo: str = "/proc/meminfo") -> int:
+    """The cap of a mount without ``--max-tasks``: as many tasks as fit a quarter of this
+    machine's memory at ``BYTES_PER_TASK`` each (so a full table cannot push the machine into
+    swap or the OOM killer), at most PID_MAX_LIMIT - 1 (every task has a root number)."""
+    try:
+        with open(meminfo) as f:
+            total_kb = next(int(ln.split()[1]) for ln in f if ln.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        total_kb = 4 * 1024 * 1024  # unknown: assume a 4 GiB machine
+    return max(1000, min(PID_MAX_LIMIT - 1, total_kb * 1024 // 4 // BYTES_PER_TASK))
 
 
 def parse_options(options: str) -> Any:
@@ -93,12 +126,15 @@ def _reporter(args: argparse.Namespace, label: str, progress: ProgressFactory | 
 def _load_kernel(args: argparse.Namespace, progress: ProgressFactory | None):
     from .. import scenario, snapshot
 
+    cap = args.max_tasks if args.max_tasks is not None else default_max_tasks()
     try:
         if args.restore:
-            return snapshot.restore_file(args.restore, progress=_reporter(args, "restoring", progress))
+            return snapshot.restore_file(args.restore, progress=_reporter(args, "restoring", progress),
+                                         max_tasks=cap)
         if args.scenario:
-            return scenario.load(args.scenario, progress=_reporter(args, "loading", progress)).kernel
-        return scenario.load_default().kernel
+            return scenario.load(args.scenario, progress=_reporter(args, "loading", progress),
+                                 max_tasks=cap).kernel
+        return scenario.load_default(max_tasks=cap).kernel
     except (OSError, ValueError) as e:
         raise ServerError(str(e)) from None
 
@@ -139,6 +175,8 @@ def _record(args: argparse.Namespace, mountpoint: str) -> rundir.Record:
     src = (f"restore {args.restore}" if args.restore else
            f"scenario {args.scenario}" if args.scenario else "default table")
     extra = {"tgid_scan": args.tgid_scan}
+    if args.max_tasks is not None:
+        extra["max_tasks"] = str(args.max_tasks)
     if args.self_pid is not None:
         extra["self"] = str(args.self_pid)
     return rundir.Record(mountpoint=os.path.realpath(mountpoint), pid=os.getpid(),

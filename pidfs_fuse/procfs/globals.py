@@ -285,8 +285,9 @@ def write_ns_last_pid(view: View, task: Task | None, data: bytes, uid: int) -> N
 
 
 def show_threads_max(view: View, task: Task | None = None) -> bytes:
-    """kernel.threads-max (not enforced by the model)."""
-    return f"{THREADS_MAX}\n".encode()
+    """kernel.threads-max: the table's cap (``Kernel.max_threads``), else this machine size's."""
+    cap = view.kernel.max_threads
+    return f"{THREADS_MAX if cap is None else cap}\n".encode()
 
 
 def show_osrelease(view: View, task: Task | None = None) -> bytes:

@@ -895,3 +895,29 @@ def test_a_bulk_clone_under_freeze_min_leaves_its_tasks_to_the_collector(k: Kern
     c.freeze_min = 13
     assert len(c.execute("clone 1 count=12").split()) == 12
     assert calls == []
+
+
+# -- the table's cap (kernel.threads-max; issue 9 point 4) -------------------------------------
+
+
+def test_a_clone_at_the_cap_fails_with_eagain_naming_it_and_changes_nothing() -> None:
+    c = Control(new_kernel(max_threads=3))
+    assert c.execute("clone 1 count=2") == "2\n3\n"
+    e = err(c, "clone 1")
+    assert e.errno == errno.EAGAIN
+    assert e.strerror == "the table holds 3 tasks, its cap (kernel.threads-max 3)"
+    assert err(c, "clone 2 thread").errno == errno.EAGAIN  # threads count too, as in nr_threads
+    c.execute("exit_group 3")  # a zombie still counts (nr_threads drops at release)
+    assert err(c, "clone 1").errno == errno.EAGAIN
+    c.execute("wait 1 pid=3")
+    assert c.execute("clone 1") == "4\n"
+
+
+def test_a_bulk_clone_past_the_cap_fails_before_creating_anything() -> None:
+    c = Control(new_kernel(max_threads=10))
+    c.execute("clone 1 count=4")
+    e = err(c, "clone 1 count=6")
+    assert e.errno == errno.EAGAIN
+    assert e.strerror == ("count=6: the table holds 5 tasks and its cap (kernel.threads-max 10) "
+                          "leaves room for 5")
+    assert len(c.execute("clone 1 count=5").split()) == 5

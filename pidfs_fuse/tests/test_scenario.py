@@ -491,3 +491,47 @@ def test_threads_start_with_their_process_unless_given(tmp_path) -> None:
     starts = {t.comm: [th.start_time for th in t.group.threads] for _, t in k.iter_tgids(k.root_ns)
               if t.comm in ("app", "db")}
     assert starts == {"app": [10 * 10**9] * 3, "db": [20 * 10**9, 20 * 10**9, 30 * 10**9]}
+
+
+# -- the table's cap: [kernel] max_tasks and the mount's --max-tasks (issue 9 point 4) --------
+
+_FIVE = "[[process]]\nname = 'a'\ncount = 4\n"  # init and four processes
+
+
+def test_max_tasks_key_caps_the_table_as_threads_max() -> None:
+    sc = loads("[kernel]\nmax_tasks = 5\n" + _FIVE)
+    assert sc.kernel.max_threads == 5
+    with pytest.raises(KernelError) as e:
+        sc.kernel.clone(sc.kernel.init)
+    assert e.value.errno == errno.EAGAIN
+
+
+@pytest.mark.parametrize(("key", "arg", "cap", "by"), [
+    (4, None, 4, "its [kernel] max_tasks"),
+    (None, 4, 4, "this mount's --max-tasks"),
+    (4, 100, 4, "its [kernel] max_tasks"),
+    (100, 4, 4, "this mount's --max-tasks"),
+], ids=["key", "mount", "key-below-mount", "mount-below-key"])
+def test_a_scenario_over_its_cap_fails_before_building_naming_the_file(
+        tmp_path: Path, key: int | None, arg: int | None, cap: int, by: str) -> None:
+    f = tmp_path / "big.toml"
+    f.write_text(("" if key is None else f"[kernel]\nmax_tasks = {key}\n") + _FIVE)
+    with pytest.raises(ScenarioError) as e:
+        load(f, max_tasks=arg)
+    assert e.value.errno == errno.EAGAIN
+    assert str(e.value) == f"{f}: makes 5 tasks, more than {by} allows ({cap}); nothing was built"
+
+
+def test_the_smaller_of_key_and_mount_cap_wins() -> None:
+    assert loads("[kernel]\nmax_tasks = 50\n", max_tasks=20).kernel.max_threads == 20
+    assert loads("[kernel]\nmax_tasks = 20\n", max_tasks=50).kernel.max_threads == 20
+    assert loads("", max_tasks=5).kernel.max_threads == 5
+    assert loads("").kernel.max_threads is None
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "'many'", "4194304"])
+def test_a_bad_max_tasks_key_is_refused(bad: str) -> None:
+    with pytest.raises(ScenarioError) as e:
+        loads(f"[kernel]\nmax_tasks = {bad}\n", source="s.toml")
+    assert e.value.errno == errno.EINVAL
+    assert str(e.value).startswith("s.toml: kernel.max_tasks: ")

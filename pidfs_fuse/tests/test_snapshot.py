@@ -922,3 +922,33 @@ def test_the_mount_writes_a_snapshot_off_its_serving_thread(tmp_path: Path, monk
     call = Control(k).parse(f"snapshot {f}")
     assert trio.run(run_call, call) == f"snapshot {f}: 1 tasks\n"
     assert len(writers) == 1 and writers[0] != threading.get_ident()
+
+
+def test_a_restore_over_the_cap_fails_before_building_naming_the_file(tmp_path: Path) -> None:
+    k = scenario.load_default(clock=zero).kernel
+    f = tmp_path / "t.snap"
+    n = snap.write_snapshot(k, f)
+    with pytest.raises(snap.SnapshotError) as e:
+        snap.restore_file(f, clock=zero, max_tasks=n - 1)
+    assert e.value.errno == errno.EAGAIN
+    assert str(e.value) == (f"{f}: holds {n} tasks, more than this mount's --max-tasks allows "
+                            f"({n - 1}); nothing was restored")
+    k2 = snap.restore_file(f, clock=zero, max_tasks=n)  # the cap itself fits, and stays
+    assert k2.max_threads == n
+    with pytest.raises(KernelError) as ke:
+        k2.clone(k2.init)
+    assert ke.value.errno == errno.EAGAIN
+
+
+def test_a_restore_stops_at_records_beyond_the_header_count(tmp_path: Path) -> None:
+    k = scenario.load_default(clock=zero).kernel
+    f = tmp_path / "t.snap"
+    snap.write_snapshot(k, f)
+    head, rest = f.read_text().split("\n", 1)
+    h = json.loads(head)
+    h["tasks"] = 3  # the cap trusts the header: more records than it says stop the restore
+    f.write_text(json.dumps(h) + "\n" + rest)
+    with pytest.raises(snap.SnapshotError) as e:
+        snap.restore_file(f, clock=zero, max_tasks=3)
+    assert e.value.errno == errno.EINVAL
+    assert "the records hold more than 3 task(s); the header says 3" in str(e.value)
