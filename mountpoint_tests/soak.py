@@ -14,11 +14,12 @@ One fresh mount of the default table, and for ``seconds``:
 - snapshots taken during the churn.
 
 Then every churn process exits and is reaped, and the soak asserts: no EIO anywhere, no
-process it started is left (none stuck in D state), no content of one pid shown for another
-(a status, stat, ps row or handle read naming a pid, comm or exit code not its own), every
-snapshot round-trips exactly (restored and written again, byte for byte), and the server's RSS
-after the soak within 10% of its level before. It prints its figures: RSS before, peak and
-after, requests by kind, errors, killed readers and how fast they died.
+process it started is left (none stuck in D state), no read cut short or padded, no content
+of one pid shown for another (a status, stat, ps row or handle read naming a pid, comm or
+exit code not its own), every snapshot round-trips exactly (restored and written again,
+byte for byte), and the server's RSS after the soak within 10% of its level before. It prints
+its figures: RSS before, peak and after, requests by kind, errors, killed readers and how fast
+they died.
 
 Readers killed while blocked die when their target exits (pyfuse3 has no FUSE_INTERRUPT hook:
 issue 9 point 1 is what makes them die at once); the figures say how long they took.
@@ -83,7 +84,8 @@ class Figures:
     errors: list[str] = field(default_factory=list)
     #: failures a race explains (a process gone between listing and reading it)
     benign: collections.Counter[str] = field(default_factory=collections.Counter)
-    #: reads cut short inside a line (a stale cached size): reported, not failed
+    #: reads cut short inside a line or padded with NULs (a text that does not fit the size the
+    #: kernel holds for the file): failures
     truncated: list[str] = field(default_factory=list)
     killed_readers: int = 0
     kill_latencies: list[float] = field(default_factory=list)
@@ -114,7 +116,7 @@ class Figures:
             + ", ".join(f"{k} {v:,}" for k, v in sorted(self.requests.items())) + ")",
             f"  errors: {len(self.errors)}" + "".join(f"\n    {e}" for e in self.errors[:20]),
             "  races (allowed): " + (", ".join(f"{k} {v}" for k, v in sorted(self.benign.items())) or "none"),
-            f"  reads cut short (stale size): {len(self.truncated)}"
+            f"  reads cut short or padded: {len(self.truncated)}"
             + "".join(f"\n    {t}" for t in self.truncated[:5]),
             f"  blocked handle readers killed: {self.killed_readers}, dead within 200 ms: "
             f"{sum(1 for x in lat if x <= 0.2)}; time to die p50 {pct(0.5)}, max {pct(1.0)}",
@@ -236,9 +238,9 @@ class Soak:
         return True
 
     def truncated(self, text: str, who: str) -> bool:
-        """A read that ended inside a line: the file grew past the size the kernel had cached
-        for it (a stale st_size cuts page-cache reads short). Counted, reported, not failed:
-        the content is the pid's own, only cut (see the soak's report)."""
+        """A read that ended inside a line: a text that did not fit the size the kernel had
+        for the file (a page-cache read stops at it, or pads to it with NULs). A failure: the
+        mount answers page-cache reads from the rendering whose size the kernel was given."""
         if text.endswith("\n"):
             return False
         with self.fig.lock:
@@ -484,6 +486,7 @@ def problems(fig: Figures) -> list[str]:
     """What the soak asserts, as sentences (empty: it passed)."""
     out = list(fig.errors)
     out += [f"stuck: {s}" for s in fig.stuck]
+    out += [f"read cut short: {t}" for t in fig.truncated]
     if fig.snapshots == 0 or fig.snapshots_checked != fig.snapshots:
         out.append(f"{fig.snapshots_checked} of {fig.snapshots} snapshots round-tripped")
     if fig.rss_after > fig.rss_before * 1.10:

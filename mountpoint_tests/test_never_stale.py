@@ -72,3 +72,20 @@ def test_reparenting_shows_in_ppid(mnt):
     assert f"PPid:\t{parent}" in _read(mnt / str(child) / "status")
     mnt.ctl("exit_group", str(parent), "0")
     assert "PPid:\t1" in _read(mnt / str(child) / "status")
+
+
+def test_a_file_opened_before_its_task_died_reads_whole_after(mnt):
+    """Opened alive, read once the task is a zombie and the kernel has the zombie's size (a
+    stat, an `ls -l`): the read is the zombie's text, whole, as procfs renders at read time.
+    It used to be the live text (read at open) cut at the zombie's length: a status ending in
+    "Cpus_" that the soak saw under churn."""
+    pid = mnt.new(1, "comm=opened")
+    status = mnt / str(pid) / "status"
+    live = _read(status)
+    with open(status) as f:
+        mnt.ctl("exit_group", str(pid), "0")
+        zombie_size = os.stat(status).st_size
+        text = f.read()
+    assert "State:\tZ (zombie)" in text and "VmRSS" in live and "VmRSS" not in text
+    assert len(text.encode()) == zombie_size < len(live.encode())
+    assert text == _read(status)

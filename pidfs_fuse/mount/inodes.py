@@ -39,6 +39,9 @@ class Node:
     lookups: int = 0
     static: bool = False
     content: bytes | None = None  # cached rendering (files with page cache)
+    #: the rendering whose length the kernel was last given as st_size (its i_size, where a
+    #: cached read stops): what a page-cache read is answered from
+    given: bytes | None = None
 
     @property
     def kind(self) -> str:

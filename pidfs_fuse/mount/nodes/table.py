@@ -69,9 +69,10 @@ class TableFile(NodeKind):
             owned_by(fs, a, task_of(fs, node))
         if not self.direct(node):
             try:
-                a.st_size = len(self.content(fs, node))
+                node.given = self.content(fs, node)
             except pyfuse3.FUSEError:  # a file whose open fails (a zombie's environ) still stats
-                a.st_size = 0
+                node.given = b""
+            a.st_size = len(node.given)
         return a
 
     def content(self, fs: PidFs, node: Node) -> bytes:
@@ -232,6 +233,13 @@ class OpenFile:
         data = self.data
         if data is None:
             return node.ops.read_direct(fs, node, off, size, self.uid)
+        if node.given is not None:
+            # A page-cache read stops at the size the kernel was last given, so it is answered
+            # from the rendering of that size, not from the text at open: a status opened just
+            # before its task died and read after is the zombie's once the kernel has the
+            # zombie's size (procfs renders at read time), and never a live text cut at the
+            # zombie's length or a zombie's padded with NULs to the live one's.
+            data = node.given
         return data[off: off + size]
 
     async def write(self, fs: PidFs, buf: bytes) -> int:
