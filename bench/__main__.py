@@ -17,9 +17,10 @@ import time
 from . import model
 
 MOUNT = "mount"
-#: benchmarks in their own modules, each with run(quick) -> rows; the first three need a mount
-EXTRA = {MOUNT: "mount_bench", "handles": "handles_bench", "snapshot": "snapshot_bench"}
-NEEDS_MOUNT = {MOUNT, "handles"}
+#: benchmarks in their own modules, each with run(quick) -> rows; NEEDS_MOUNT need a mount
+EXTRA = {MOUNT: "mount_bench", "handles": "handles_bench", "snapshot": "snapshot_bench",
+         "bulk": "bulk_bench"}
+NEEDS_MOUNT = {MOUNT, "handles", "bulk"}
 
 
 def machine_info() -> dict:

@@ -44,7 +44,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import timed
+from . import growth, timed
 from .kernel import (
     CLONE_AUTOREAP,
     CLONE_NEWPID,
@@ -331,10 +331,13 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
         raise a.fail("set_tid names one pid per level; it cannot be combined with count > 1")
 
     tids: list[int] = []
+    last: list[Task] = []  # the last task made, while the clone runs in slices
 
     def run() -> str:
         if count > 1 and not tids:
             _check_room(c.kernel, parent, count)
+        if last and c.slice is not None and growth.make_room(last[0], c.slice):
+            raise Unfinished(len(tids), count)  # a big dict grew: alone in this step
         stop = count if c.slice is None else min(count, len(tids) + c.slice)
         for i in range(len(tids), stop):
             try:
@@ -347,6 +350,8 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
                 raise KernelError(e.errno, f"clone {i + 1} of {count} failed after creating "
                                   f"{len(tids)} task(s) ({shown}): {e.strerror}") from e
             tids.append(c.nr(r.task.pid))
+        if c.slice is not None and len(tids) < count:
+            last[:] = [r.task]
         if c.after_slice is not None and count >= c.freeze_min:
             c.after_slice()
         if len(tids) < count:

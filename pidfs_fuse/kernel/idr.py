@@ -38,6 +38,11 @@ class Idr(Generic[T]):
     def __contains__(self, nr: int) -> bool:
         return nr in self._ptr
 
+    def numbers(self) -> dict[int, T | None]:
+        """The number -> pointer map itself (``growth.make_room`` grows it between slices of
+        bulk work); not to be changed."""
+        return self._ptr
+
     def find(self, nr: int) -> T | None:
         return self._ptr.get(nr)
 

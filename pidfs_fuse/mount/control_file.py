@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pyfuse3
 import trio
 
-from ..control import WouldBlock
+from ..control import Unfinished, WouldBlock
 from ..kernel import KernelError
 from .nodes.table import DEFAULT_POLLMASK
 
@@ -290,11 +290,15 @@ async def run_call(call: Any) -> str:
 
 
 async def finish(fs: PidFs, call: Any) -> str:
-    """Run a blocked call again after every model change until it answers."""
+    """Run a blocked call again after every model change until it answers; a bulk command's
+    next slice runs once the requests that came during this one had their turn."""
     while True:
         ev = fs.changes.any_change
         try:
             return await run_call(call)
+        except Unfinished:
+            await fs.settle()
+            await trio.lowlevel.checkpoint()  # a slice may change nothing (growth.py)
         except WouldBlock:
             await fs.settle()
             await ev.wait()
