@@ -137,3 +137,29 @@ def test_a_bad_max_tasks_option_is_refused_with_a_sentence(tmp_path, bad):
     assert r.stderr.splitlines()[-1].endswith(
         f"argument --max-tasks: {bad!r} is not a task count (1 to 4,194,303)")
     assert not os.path.ismount(d)
+
+
+def test_the_mount_answers_while_a_big_snapshot_is_encoded_and_written(mnt, tmp_path):
+    small, f = tmp_path / "small.snap", tmp_path / "big.snap"
+    n = int(mnt.ctl("snapshot", str(small)).split()[-2]) + 100_000
+    mnt.ctl("pid_max", "1", "4194304")
+    mnt.ctl("clone", "1", "count=100000")  # about 2.5 s to encode: a forked child does it
+    status = os.path.join(mnt.path, "1", "status")
+    result: dict[str, str] = {}
+    worker = threading.Thread(target=lambda: result.update(reply=mnt.ctl("snapshot", str(f))))
+    worker.start()
+    reads: list[float] = []
+    try:
+        while worker.is_alive():
+            t0 = time.monotonic()
+            with open(status, "rb") as fh:
+                assert fh.read().startswith(b"Name:")
+            reads.append(time.monotonic() - t0)
+    finally:
+        worker.join(timeout=300)
+    assert result["reply"] == f"snapshot {f}: {n} tasks\n"
+    assert json.loads(f.read_text().split("\n", 1)[0])["tasks"] == n
+    # answered all along (encoding on the serving thread answered nothing for seconds); the
+    # bound is loose for a loaded CI machine
+    assert len(reads) >= 5, reads
+    assert max(reads) < 1.0, max(reads)

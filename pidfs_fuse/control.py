@@ -84,7 +84,7 @@ from .kernel.fields import (
     set_fields,
 )
 from .kernel.terminals import parse_tty
-from .snapshot import snapshot_lines, write_lines
+from .snapshot import snapshot_lines, write_in_child, write_lines
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,8 @@ class Control:
         self.after_slice: Callable[[], None] | None = None
         #: the smallest bulk clone whose slices call ``after_slice`` (see ``FREEZE_MIN``)
         self.freeze_min = FREEZE_MIN
+        #: ``snapshot`` encodes and writes in a forked child (``snapshot.write_in_child``)
+        self.snapshot_in_child = False
 
     # -- the two steps ------------------------------------------------------------------------
 
@@ -573,13 +575,17 @@ def _snapshot(c: Control, a: Args) -> Callable[[], str]:
     symlinks resolved, only a regular file replaced, nothing inside a pidfs-fuse mount). FILE
     must be absolute: the mount's server runs with "/" as its working directory, so a relative
     name would not mean what the caller's shell meant. The table is encoded at once; the file
-    I/O is the part ``Call.split`` hands to another thread."""
+    I/O is the part ``Call.split`` hands to another thread; with ``snapshot_in_child`` (the
+    mount) a forked child encodes and writes it, and that thread only waits for the child."""
     path = a.pos[0]
     if not os.path.isabs(path):
         raise a.fail(f"FILE {_short(path)} must be an absolute path (the server's working "
                      "directory is /)")
 
     def prepare() -> Callable[[], str]:
+        if c.snapshot_in_child:
+            wait = write_in_child(c.kernel, path)
+            return lambda: f"snapshot {path}: {wait()} tasks\n"
         n, lines = snapshot_lines(c.kernel)
 
         def io() -> str:

@@ -85,6 +85,7 @@ class PidFs(pyfuse3.Operations):
         self.control = Control(kernel, self.root_view.ns)
         self.control.slice = BULK_SLICE
         self.control.after_slice = settle_heap
+        self.control.snapshot_in_child = True  # a million tasks take seconds to encode
         #: where commands that wait run on after their write was answered (set by serve())
         self.nursery: trio.Nursery | None = None
         self.waiters = Waiters()

@@ -12,8 +12,11 @@ import dataclasses
 import enum
 import errno
 import itertools
+import json
+import os
 import random
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -921,3 +924,23 @@ def test_a_bulk_clone_past_the_cap_fails_before_creating_anything() -> None:
     assert e.strerror == ("count=6: the table holds 5 tasks and its cap (kernel.threads-max 10) "
                           "leaves room for 5")
     assert len(c.execute("clone 1 count=5").split()) == 5
+
+
+def test_a_snapshot_written_in_a_child_is_the_same_file_and_its_errors_come_back(
+        c: Control, tmp_path: Path) -> None:
+    run(c, "clone 1 comm=bash", "clone 2 thread", "clone 2 count=3")
+    inline, child = tmp_path / "inline.snap", tmp_path / "child.snap"
+    assert c.execute(f"snapshot {inline}") == f"snapshot {inline}: 6 tasks\n"
+    c.snapshot_in_child = True
+    assert c.execute(f"snapshot {child}") == f"snapshot {child}: 6 tasks\n"
+    (h1, rest1), (h2, rest2) = (f.read_text().split("\n", 1) for f in (inline, child))
+    assert rest2 == rest1
+    assert json.loads(h2) == {**json.loads(h1), "clock": json.loads(h2)["clock"]}  # it ticked
+    e = err(c, f"snapshot {tmp_path}/no/dir.snap")
+    assert e.errno == errno.ENOENT
+    assert e.strerror == f"cannot write {tmp_path}/no/dir.snap: No such file or directory"
+    os.mkdir(tmp_path / "d")
+    e = err(c, f"snapshot {tmp_path}/d")
+    assert (e.errno, e.strerror) == (errno.EISDIR, f"{tmp_path}/d: is a directory; a snapshot is "
+                                     "written only to a regular file")
+    assert sorted(os.listdir(tmp_path)) == ["child.snap", "d", "inline.snap"]
