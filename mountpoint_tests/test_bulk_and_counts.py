@@ -8,6 +8,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pty
+import select
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from pidfs_fuse import client
 from pidfs_fuse.mount.main import default_max_tasks
 
-from .conftest import run_cli, server_pid
+from .conftest import CLI, run_cli, server_pid
 
 
 def test_requests_are_counted_by_type_and_reading_them_is_not(mnt):
@@ -163,3 +166,50 @@ def test_the_mount_answers_while_a_big_snapshot_is_encoded_and_written(mnt, tmp_
     # bound is loose for a loaded CI machine
     assert len(reads) >= 5, reads
     assert max(reads) < 1.0, max(reads)
+
+
+def test_a_big_restore_draws_progress_and_leaves_another_mount_answering(mnt, tmp_path):
+    """The table loads in the new mount's own server before it mounts: the serving mount only
+    shares the CPU with it, and the caller's terminal shows how far it got."""
+    f, d = tmp_path / "big.snap", tmp_path / "big"
+    d.mkdir()
+    mnt.ctl("clone", "1", "count=30000")
+    n = int(mnt.ctl("snapshot", str(f)).split()[-2])
+    status = os.path.join(mnt.path, "1", "status")
+    main, term = pty.openpty()  # the caller's terminal: progress is drawn only on one
+    proc = subprocess.Popen([*CLI, "mount", str(d), "--restore", str(f)], stdin=subprocess.DEVNULL,
+                            stdout=term, stderr=term)
+    os.close(term)
+    out = b""
+    reads: list[float] = []
+    try:
+        while True:
+            t0 = time.monotonic()
+            with open(status, "rb") as fh:
+                assert fh.read().startswith(b"Name:")
+            reads.append(time.monotonic() - t0)
+            if select.select([main], [], [], 0.01)[0]:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # EIO: the terminal's last writer is gone
+                    chunk = b""
+                if not chunk:
+                    break
+                out += chunk
+        assert proc.wait(timeout=60) == 0, out
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        try:
+            text = out.decode()
+            assert f"restoring: {n:,}/{n:,} tasks" in text, text
+            assert text.count("\rrestoring: ") >= 2, text  # it moved along, not one last line
+            assert text.rstrip().endswith(f"pidfs-fuse: mounted at {d} (server pid "
+                                          f"{server_pid(str(d))})"), text
+            assert int(client.Client(str(d)).command("snapshot", str(tmp_path / "again.snap"))
+                       .split()[-2]) == n
+        finally:
+            run_cli("unmount", str(d), check=False)
+    assert len(reads) >= 5 and max(reads) < 1.0, (len(reads), max(reads))

@@ -1,0 +1,98 @@
+"""A big ``pidfs-fuse mount --restore`` beside a mount that is serving (issue 9 point 4).
+
+Loading a table happens in the new mount's own server process, before it mounts: it cannot hold
+up another mount's requests (only share the CPU with it), and it reports its progress up the
+ready pipe, which ``pidfs-fuse mount`` draws (``restoring: 412,000/1,000,000 tasks``). This
+measures both: it writes a snapshot of N tasks (1,000,000; 100,000 with ``--quick``), then
+restores it with ``client.mount`` while a reader opens, reads and closes ``/1/status`` of another
+mount in a loop, and reports the longest and 99th-percentile read, the restore's duration, the
+progress reports it got and the longest time between two of them.
+``python -m bench.restore_bench [--quick] [--count N]`` prints the row alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from pidfs_fuse import client
+from pidfs_fuse.client import mount_table
+
+
+def _snapshot_of(count: int, path: str) -> int:
+    with mount_table(prefix="pidfs-bench-") as m:
+        m.pid_max(1, 4194304)
+        m.command("clone", 1, count=count)
+        return int(m.command("snapshot", path).split()[-2])
+
+
+def restore_beside(count: int) -> dict:
+    tmp = tempfile.mkdtemp(prefix="pidfs-bench-restore-")
+    snap = os.path.join(tmp, "big.snap")
+    target = os.path.join(tmp, "mnt")
+    os.mkdir(target)
+    try:
+        tasks = _snapshot_of(count, snap)
+        with mount_table(prefix="pidfs-bench-") as other:
+            path = os.path.join(other.path, "1", "status")
+            times: list[float] = []
+            stop = threading.Event()
+
+            def reader() -> None:
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    with open(path, "rb") as f:
+                        f.read()
+                    times.append(time.perf_counter() - t0)
+                    time.sleep(0.002)
+
+            reports: list[float] = []
+
+            def progress(label: str):
+                return lambda done, total: reports.append(time.perf_counter())
+
+            th = threading.Thread(target=reader, daemon=True)
+            th.start()
+            t0 = time.perf_counter()
+            try:
+                client.mount(target, progress=progress, restore=snap, clock="frozen")
+                took = time.perf_counter() - t0
+            finally:
+                stop.set()
+                th.join()
+            try:
+                restored = int(client.Client(target).command("snapshot", os.path.join(tmp, "again.snap"))
+                               .split()[-2])
+            finally:
+                client.unmount(target, timeout=60)
+    finally:
+        if os.path.ismount(target):
+            subprocess.run(["fusermount3", "-u", "-z", target], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    ms = sorted(t * 1000 for t in times)
+    marks = [t0, *reports, t0 + took]
+    gap = max(b - a for a, b in itertools.pairwise(marks))
+    return dict(bench=f"cat 1/status of a mount while another restores {tasks:,} tasks",
+                reads=len(ms), max_ms=ms[-1] if ms else 0.0,
+                p99_ms=ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else 0.0,
+                restore_s=took, progress_reports=len(reports), longest_silence_s=gap,
+                restored_ok=restored == tasks)
+
+
+def run(quick: bool = False, count: int | None = None) -> list[dict]:
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        return [dict(bench="restore beside a mount", skipped="needs root, /dev/fuse and fusermount3")]
+    # the default table's 74 tasks and the clones: the row shows the snapshot's own count
+    return [restore_beside((count or (100_000 if quick else 1_000_000)) - 74)]
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[sys.argv.index("--count") + 1]) if "--count" in sys.argv else None
+    for row in run("--quick" in sys.argv, n):
+        print(row)
