@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import threading
 import time
@@ -213,3 +214,36 @@ def test_a_big_restore_draws_progress_and_leaves_another_mount_answering(mnt, tm
         finally:
             run_cli("unmount", str(d), check=False)
     assert len(reads) >= 5 and max(reads) < 1.0, (len(reads), max(reads))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["INT", "KILL"])
+def test_a_signal_ends_a_wait_for_a_snapshot_and_control_writers_go_on(mnt, tmp_path, sig):
+    mnt.ctl("pid_max", "1", "4194304")
+    mnt.ctl("clone", "1", "count=100000")  # seconds to encode
+    f = tmp_path / "big.snap"
+    proc = subprocess.Popen([*CLI, "ctl", mnt.path, "snapshot", str(f)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    writer = f"/proc/{server_pid(mnt.path)}/task/{server_pid(mnt.path)}/children"
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(writer).read_text().split():  # the server forked its writer
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        assert mnt.ctl("clone", "1").strip().isdigit()  # another writer is not held up
+        assert time.monotonic() - t0 < 1.0
+        assert proc.poll() is None and not f.exists()
+        proc.send_signal(sig)
+        proc.wait(timeout=5)
+        assert time.monotonic() - t0 < 1.5  # ended by the signal, not by the snapshot's end
+        assert proc.returncode == -sig or (sig == signal.SIGINT and proc.returncode == 130)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the child writes the file all the same, whole, and leaves no temporary file
+    deadline = time.monotonic() + 120
+    while not f.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads(f.read_text().split("\n", 1)[0])["tasks"] > 100_000
+    assert [x for x in os.listdir(tmp_path) if x.endswith(".tmp")] == []

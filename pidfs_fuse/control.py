@@ -125,6 +125,11 @@ class Call:
     def run(self) -> str:
         return self._run()
 
+    @property
+    def offloaded(self) -> bool:
+        """Whether ``split`` has a part for another thread (``snapshot``)."""
+        return isinstance(self._run, Offload)
+
     def split(self) -> Callable[[], str] | None:
         """For a command whose work is mostly blocking file I/O (``snapshot``): read the model
         now and return the rest, a function that touches only files and may run on any thread

@@ -16,14 +16,16 @@ refused write runs as a command of its own. Blank lines are skipped; a write wit
 blanks fails with EINVAL. A line longer than ``MAX_LINE`` bytes fails with E2BIG as soon as
 it is known to be too long, and runs nothing (its remaining pieces are dropped).
 
-Waiting. A command that has to wait (``wait`` without ``nohang``) is accepted and finishes in
-the background: the kernel holds the file's lock for the whole of a write, so blocking there
-would stall every other writer of ``.control``. The next read from offset 0 waits for it (a
-signal to the reader ends that read with EINTR: ``interrupts.py``); a write while it runs fails
-with EBUSY. The background command is cancelled, and reaps nothing, when the file is released
-or when the process that opened it dies first (its pidfd becomes readable); its reply then
-ends with ``error: ECANCELED: ...``. Commands themselves are ``control.py``'s; this module only
-carries lines in and replies out.
+Waiting. A command that has to wait (``wait`` without ``nohang``, a bulk ``clone ... count=N``,
+``snapshot``, whose file a forked child writes) is accepted and finishes in the background:
+the kernel holds the file's lock for the whole of a write, so blocking there would stall every
+other writer of ``.control``. The next read from offset 0 waits for it (a signal to the reader
+ends that read with EINTR: ``interrupts.py``); a write while it runs fails with EBUSY. The
+background command is cancelled, and reaps nothing, when the file is released or when the
+process that opened it dies first (its pidfd becomes readable); its reply then ends with
+``error: ECANCELED: ...`` (a cancelled ``snapshot`` still writes its file: the child goes on,
+so no half-written temporary file is left behind). Commands themselves are ``control.py``'s;
+this module only carries lines in and replies out.
 """
 
 from __future__ import annotations
@@ -196,16 +198,19 @@ class ControlSession:
                 if not text.strip():
                     continue
                 call = fs.control.parse(text)
-                try:
-                    out.append(await run_call(call))
-                except WouldBlock:
-                    if fs.nursery is None:  # no server around us (tests): block in place
-                        out.append(await finish(fs, call))
+                if not (call.offloaded and fs.nursery is not None):
+                    try:
+                        out.append(await run_call(call))
                         continue
-                    self.reply = "".join(out).encode()
-                    self.pending = trio.Event()
-                    fs.nursery.start_soon(self._finish_in_background, fs, call, lines[i + 1:], out)
-                    return
+                    except WouldBlock:
+                        if fs.nursery is None:  # no server around us (tests): block in place
+                            out.append(await finish(fs, call))
+                            continue
+                assert fs.nursery is not None
+                self.reply = "".join(out).encode()
+                self.pending = trio.Event()
+                fs.nursery.start_soon(self._finish_in_background, fs, call, lines[i + 1:], out)
+                return
         except KernelError as e:
             out.append(f"error: {e.errname}: {e.reason}\n")
             self.reply = "".join(out).encode()
@@ -284,8 +289,8 @@ async def run_call(call: Any) -> str:
     """Run one call; the file I/O of one that has some (``snapshot``) runs on a worker thread,
     so this thread goes on answering requests (the file may even be on a mount it serves)."""
     io = call.split()
-    if io is not None:
-        return await trio.to_thread.run_sync(io)
+    if io is not None:  # cancelled (its file closed), the thread is left to finish alone
+        return await trio.to_thread.run_sync(io, abandon_on_cancel=True)
     return call.run()
 
 
