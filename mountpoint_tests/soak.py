@@ -79,6 +79,9 @@ class Figures:
     rss_before: int = 0
     rss_peak: int = 0
     rss_after: int = 0
+    #: what the server holds (client.held_counts) when RSS "before" and "after" are taken
+    held_before: dict[str, int] = field(default_factory=dict)
+    held_after: dict[str, int] = field(default_factory=dict)
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
     #: failures that must not happen (EIO, a pid shown with another's content, ...): each a sentence
     errors: list[str] = field(default_factory=list)
@@ -112,6 +115,8 @@ class Figures:
             f"soak: {self.seconds:.0f} s",
             f"  server RSS: before {self.rss_before:,} KiB, peak {self.rss_peak:,} KiB, "
             f"after {self.rss_after:,} KiB ({grow:+.1f}%)",
+            "  server holds: " + ", ".join(f"{k} {self.held_before.get(k, 0):,} -> {v:,}"
+                                          for k, v in self.held_after.items()),
             f"  requests: {sum(self.requests.values()):,} ("
             + ", ".join(f"{k} {v:,}" for k, v in sorted(self.requests.items())) + ")",
             f"  errors: {len(self.errors)}" + "".join(f"\n    {e}" for e in self.errors[:20]),
@@ -415,15 +420,19 @@ class Soak:
         return time.monotonic() - t0
 
     def main(self) -> Figures:
-        """A warm-up phase (a tenth of the time, 2..30 s) sets the level "before"; then the soak."""
-        self.phase(min(30.0, max(2.0, self.seconds / 10)))
-        time.sleep(1.0)
+        """A warm-up phase (a tenth of the time, 10..30 s: the server reaches its working set)
+        sets the level "before"; then the soak. Both levels are read after 3 s of quiet, when
+        the idle server has given its free heap pages back (``mount/server._housekeeping``)."""
+        self.phase(min(30.0, max(10.0, self.seconds / 10)))
+        time.sleep(3.0)
         self.fig.rss_before = self.fig.rss_peak = rss_kib(self.server)
+        self.fig.held_before = client.held_counts(self.mp)
         self.fig.seconds = self.phase(self.seconds)
         self.check_stuck()
         self.check_snapshots()
-        time.sleep(1.0)  # let the server drop what the last requests left
+        time.sleep(3.0)  # let the server go idle: it drops what the last requests left
         self.fig.rss_after = rss_kib(self.server)
+        self.fig.held_after = client.held_counts(self.mp)
         return self.fig
 
     def check_stuck(self) -> None:

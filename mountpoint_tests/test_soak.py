@@ -23,5 +23,5 @@ def test_soak(capsys) -> None:
     assert fig.requests["ctl"] > 100 and fig.requests["ls -R"] and fig.requests["ps"] and fig.requests["cat pidfd"]
     assert fig.killed_readers > 0 and fig.snapshots > 0
     if rss:  # reported as a known failure, never as a pass; make soak (300 s) fails on it
-        pytest.xfail(f"{rss[0]}: the mount layer's memory still grows under churn (issue 9 point 9 "
-                     "is open: found neither in the model nor in the frozen heap)")
+        pytest.xfail(f"{rss[0]}: what the server holds comes back (see 'server holds'), but its "
+                     "heap stays fragmented after churn (issue 9 point 9 is open)")

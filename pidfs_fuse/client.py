@@ -625,6 +625,18 @@ def request_counts(mountpoint: str | os.PathLike[str]) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split() for line in raw.splitlines())}
 
 
+#: mount/nodes/root.py MEMORY_XATTR
+MEMORY_XATTR = "user.pidfs.memory"
+
+
+def held_counts(mountpoint: str | os.PathLike[str]) -> dict[str, int]:
+    """What a mount's server holds now: ``tasks`` of the model, ``nodes`` (inodes the kernel
+    may still name), ``node_groups``, ``open_files``, ``open_dirs`` and ``stand_ins`` (entries
+    for callers outside the table). Reading it is not counted as a request."""
+    raw = os.getxattr(os.fspath(mountpoint), MEMORY_XATTR).decode()
+    return {k: int(v) for k, v in (line.split() for line in raw.splitlines())}
+
+
 def request_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """``after - before`` per request type, types with no requests left out."""
     return {k: n - before.get(k, 0) for k, n in sorted(after.items()) if n - before.get(k, 0)}

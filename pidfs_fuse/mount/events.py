@@ -12,8 +12,10 @@ answer a pending read of the same inode first).
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
+import time
 from dataclasses import dataclass, field
 
 import pyfuse3
@@ -23,6 +25,10 @@ from ..kernel import Event, EventKind
 from .inodes import InodeTable
 
 log = logging.getLogger(__name__)
+
+#: seconds after a reap when the entries naming the pid are invalidated again (``_due_again``)
+AGAIN_AFTER = 1.0
+AGAIN_MAX = 64.0
 
 
 @dataclass(slots=True)
@@ -35,6 +41,10 @@ class Changes:
     #: set (and replaced) at every model change but a pid's final release: commands that
     #: wait (``control_file.finish``) re-run when it fires
     any_change: trio.Event = field(default_factory=trio.Event)
+    #: entries of the nodes of reaped pids, invalidated again while the kernel still holds
+    #: them: (when, node, parent inode, name, delay)
+    again: collections.deque = field(default_factory=collections.deque)
+    reaped_nodes: list = field(default_factory=list)
 
     def on_event(self, ev: Event) -> None:
         kind, pid, task = ev.kind, ev.pid, ev.task
@@ -53,11 +63,42 @@ class Changes:
         if kind is EventKind.REAPED:
             for ino in list(table.group_nodes(task.group)):
                 node = table.get(ino)
-                if node is not None and node.pid is pid and node.ops.dies_with_pid:
-                    self.stale_entries.add((node.parent, node.name))
+                if node is not None and node.pid is pid:
+                    self.reaped_nodes.append(node)
+                    if node.ops.dies_with_pid:
+                        self.stale_entries.add((node.parent, node.name))
+            handle = table.find(("pidfd", pid.ino))  # a handle file outlives its pid
+            if handle is not None:
+                self.reaped_nodes.append(handle)
+
+    def _due_again(self, now: float) -> None:
+        """Move the later invalidations that are due into ``stale_entries``.
+
+        A reap invalidates the dentry ``/<pid>``, which drops its subtree, except the children
+        in use at that moment (a ``status`` being read, a ``pidfd`` a reader waits on): those
+        stay hashed under the dropped parent, and once closed they sit in the kernel's cache,
+        pinning the parent, until memory runs short, and the server keeps their nodes and
+        through them the dead task. (A lookup answered just before the reap and linked just
+        after its invalidation leaves the same.) So every node of a reaped pid has its own
+        entry invalidated ``AGAIN_AFTER`` seconds later, then again at doubling delays (up to
+        ``AGAIN_MAX``) while the kernel still holds it."""
+        for node in self.reaped_nodes:
+            self.again.append((now + AGAIN_AFTER, node, node.parent, node.name, AGAIN_AFTER))
+        self.reaped_nodes.clear()
+        later = []
+        while self.again and self.again[0][0] <= now:
+            _when, node, parent, name, delay = self.again.popleft()
+            if self.table.get(node.ino) is node:
+                self.stale_entries.add((parent, name))
+                if delay < AGAIN_MAX:
+                    later.append((now + 2 * delay, node, parent, name, 2 * delay))
+        if later:  # keep ``again`` in time order
+            self.again = collections.deque(sorted([*self.again, *later], key=lambda x: x[0]))
 
     async def settle(self) -> None:
         """Push pending invalidations into the kernel (see the module note)."""
+        if self.reaped_nodes or self.again:
+            self._due_again(time.monotonic())
         if not self.stale_inodes and not self.stale_entries:
             return
         inodes, self.stale_inodes = self.stale_inodes, set()

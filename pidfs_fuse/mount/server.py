@@ -15,6 +15,7 @@ still waiting (the blocked readers get ENOTCONN) and lets them go.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import select
@@ -25,6 +26,7 @@ import pyfuse3
 import trio
 
 from .. import rundir
+from .events import AGAIN_AFTER
 from .fs import PidFs, settle_heap
 
 log = logging.getLogger(__name__)
@@ -69,12 +71,41 @@ async def serve(mountpoint: str, fs: PidFs, *, allow_other: bool = False,
                 nursery.start_soon(_stop_on_detach, dev, nursery.cancel_scope, detached)
             if fs.kernel.sched.source is not None:
                 nursery.start_soon(_real_clock, fs)
+            nursery.start_soon(_housekeeping, fs)
             task_status.started()
             await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
             nursery.cancel_scope.cancel()  # unmounted from outside: main returned
     finally:
         # once detached, the path may hold someone else's mount by now: leave it alone
         pyfuse3.close(unmount=not detached)
+
+
+async def _housekeeping(fs: PidFs) -> None:
+    """Once a second: push the later invalidations of reaped pids' entries that fall due when
+    no request settles (``events.Changes._due_again``); and after a second without requests,
+    once, hand the heap's free pages back to the system (glibc keeps them after a burst of
+    churn: the soak's server stayed at its peak RSS without this)."""
+    last, trimmed = -1, True
+    while True:
+        await trio.sleep(AGAIN_AFTER)
+        if fs.changes.again or fs.changes.reaped_nodes:
+            await fs.changes.settle()
+        total = sum(fs.requests.values())
+        if total != last:
+            last, trimmed = total, False
+        elif not trimmed and _malloc_trim is not None:
+            trimmed = True
+            await trio.to_thread.run_sync(_malloc_trim, 0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 #: the extended attribute of the top root that holds the request counts ("TYPE N" lines);
 #: reading it is not counted (``client.request_counts``)
 REQUESTS_XATTR = "user.pidfs.requests"
+#: what the server holds, "KEY N" lines: the soak prints it before and after (memory that
+#: grows under churn shows here first)
+MEMORY_XATTR = "user.pidfs.memory"
 FIRST_PROCESS_ENTRY = 256
 TGID_OFFSET = FIRST_PROCESS_ENTRY + 2  # fs/proc/base.c
 
@@ -55,9 +58,16 @@ class Root(Dir):
         return global_child(fs, node, e) if e is not None else None
 
     def getxattr(self, fs: PidFs, node: Node, name: str, ctx: Any) -> bytes:
-        if not self.top or name != REQUESTS_XATTR:
+        if not self.top or name not in (REQUESTS_XATTR, MEMORY_XATTR):
             return super().getxattr(fs, node, name, ctx)
         fs.requests["getxattr"] -= 1  # the reading is not counted
+        if name == MEMORY_XATTR:
+            held = {"tasks": fs.kernel.nr_threads, "nodes": len(fs.table.nodes),
+                    "nodes_of_freed_pids": sum(1 for n in fs.table.nodes.values()
+                                               if n.pid is not None and not n.pid.allocated),
+                    "node_groups": len(fs.table.by_group), "open_files": len(fs.files),
+                    "open_dirs": len(fs.dir_uids), "stand_ins": len(fs.observers)}
+            return "".join(f"{k} {v}\n" for k, v in held.items()).encode()
         return "".join(f"{k} {v}\n" for k, v in sorted(fs.requests.items()) if v).encode()
 
     def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
