@@ -32,6 +32,7 @@ from ..control import Control
 from ..kernel import Event, EventKind, Kernel, KernelError, PidNamespace, Task
 from ..procfs.access import depends_on_caller
 from ..procfs.view import MountOptions, View
+from . import reaped
 from .callers import Callers
 from .events import Changes
 from .handles import Waiters
@@ -232,7 +233,12 @@ class PidFs(pyfuse3.Operations):
 
     async def getattr(self, inode, ctx=None):
         node = self._node(inode)
-        return node.ops.getattr(self, node, ctx)
+        try:
+            return node.ops.getattr(self, node, ctx)
+        except pyfuse3.FUSEError as e:
+            if e.errno != errno.ESRCH:
+                raise
+            return reaped.attr(self, node)  # fstat through a descriptor opened before the reap
 
     async def setattr(self, inode, attr, fields, fh, ctx):
         node = self._node(inode)
@@ -268,11 +274,14 @@ class PidFs(pyfuse3.Operations):
                     return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
             node.ops.readdir(self, node, start_id, token, uid, gids)
         except pyfuse3.FUSEError as e:
-            # a listing of an open task/ (or /<pid>) of a process reaped inside it is empty on
-            # Linux (kernel_facts.json: "listdir of an open /<pid>/task fd after the reap")
-            # (also its next batch, and any listing begun before the reap)
-            if not (fired or start_id > 0) or e.errno != errno.ESRCH:
+            # a listing of an open task/ (or /<pid>) of a reaped process is empty on Linux
+            # (kernel_facts.json: "listdir of an open /<pid>/task fd after the reap"), but
+            # fd/ and net/ fail (reaped.py)
+            if e.errno != errno.ESRCH or not reaped.is_reaped(node):
                 raise
+            err = reaped.listing_errno(node)
+            if err:
+                raise pyfuse3.FUSEError(err) from None
 
     async def open(self, inode, flags, ctx):
         node = self._node(inode)
@@ -293,8 +302,8 @@ class PidFs(pyfuse3.Operations):
             fi = node.ops.open(self, node, flags, ctx)
         f = self.files.get(fi.fh)
         if isinstance(f, OpenFile) and f.data is not None:  # reads must reach a read trigger
-            f.data = None
-            fi.direct_io, fi.keep_cache = True, False
+            fi.direct_io, fi.keep_cache = True, False  # (and with their offsets: see OpenFile)
+            f.seq = True
         return fi
 
     # -- requests about open files ------------------------------------------------------------
@@ -307,8 +316,7 @@ class PidFs(pyfuse3.Operations):
             # (the kernel holds the page this read fills: invalidating it now would deadlock)
             if self.nursery is not None:
                 self.nursery.start_soon(self.settle)
-            f.data = None  # this and later reads of the fd (the kernel retries a failed
-            #                readahead) render the new state: a reaped task's is ESRCH
+            f.node.content = None  # from offset 0, the read renders the new state
         return await f.read(self, off, size)
 
     async def write(self, fh, off, buf):
