@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 #: fork, not with an event about one process); writable ones (pressure/*) are always direct
 TIME_VARYING = frozenset({"uptime", "stat", "loadavg", "vmstat", "diskstats", "slabinfo",
                           "uuid", "file-nr"})
+#: per-pid files that show cpu times: with a real clock they change with every jiffy of a
+#: running task and no event says so, so they are rendered per read, after the clock's catch-up
+CPU_TIMES = frozenset({"stat", "sched", "schedstat"})
 #: poll mask of every open file but a handle: always readable and writable
 DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100  # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM
 
@@ -132,10 +135,16 @@ class PidFile(TableFile):
     for timerslack_ns, EACCES for stack) after an open the mode allowed."""
 
     def direct(self, node: Node) -> bool:
-        return node.entry is not None and node.entry.direct
+        e = node.entry
+        return e is not None and (e.direct or (e.name in CPU_TIMES
+                                               and node.view.kernel.sched.source is not None))
 
     def task(self, fs: PidFs, node: Node) -> Any:
         return task_of(fs, node)
+
+    def render(self, fs: PidFs, node: Node) -> bytes:
+        fs.kernel.clock()  # a real clock's cpu accounting catches up first (kernel/sched.py)
+        return super().render(fs, node)
 
     def read_direct(self, fs: PidFs, node: Node, off: int, size: int, uid: int) -> bytes:
         task = task_of(fs, node)
