@@ -9,6 +9,8 @@ a clear bit), so neither query ever walks the ids one by one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 _W = 64
 _FULL = (1 << _W) - 1
 
@@ -123,6 +125,27 @@ class BitSet:
             return -1
         r = _next(self._nonempty, 0, max(i, 0), False)
         return r if r < self.size else -1
+
+    def iter_from(self, i: int) -> Iterator[int]:
+        """Members >= i in ascending order, a word at a time (a listing's scan: one successor
+        query per non-empty word, not per member). The set must not change while iterating."""
+        bits = self._bits
+        size = self.size
+        while True:
+            r = self.next_set(i)
+            if r < 0:
+                return
+            j = r >> 6
+            base = j << 6
+            w = bits[j] >> (r & 63) << (r & 63)  # the word's members >= r
+            while w:
+                low = w & -w
+                n = base + low.bit_length() - 1
+                if n >= size:
+                    return
+                yield n
+                w ^= low
+            i = base + _W
 
     def next_clear(self, i: int, end: int) -> int:
         """Smallest non-member in [i, end), or -1."""

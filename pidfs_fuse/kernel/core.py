@@ -234,6 +234,20 @@ class Kernel:
             yield hit
             nr = hit[0] + 1
 
+    def scan_tgids(self, ns: PidNamespace, nr: int, *, linear: bool = False) -> Iterator[tuple[int, Task]]:
+        """``next_tgid`` from ``nr`` on, repeated, for a listing that changes nothing while it
+        runs (a readdir reply): the same leaders as ``iter_tgids`` at a fraction of the cost per
+        entry, since the id map is scanned a word at a time. The table must not change until the
+        iteration ends (``iter_tgids`` sees changes made between steps)."""
+        idr = ns.idr
+        find = idr.find
+        nr = max(check_int("pid", nr), 0)
+        for n in (idr.iter_used(nr) if linear else idr.iter_tagged(nr)):
+            pid = find(n)
+            t = pid.tgid_task if pid is not None else None
+            if t is not None:
+                yield n, t
+
     def namespaces(self) -> Iterator[PidNamespace]:
         stack = [self.root_ns]
         while stack:

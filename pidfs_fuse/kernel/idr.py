@@ -103,6 +103,15 @@ class Idr(Generic[T]):
         """idr_get_next(): first allocated id >= nr, or -1."""
         return self._used.next_set(nr)
 
+    def iter_tagged(self, nr: int) -> Iterator[int]:
+        """Tagged ids >= nr in ascending order (``next_tagged`` repeated, a word at a time);
+        the map must not change while iterating."""
+        return self._tagged.iter_from(max(nr, 0))
+
+    def iter_used(self, nr: int) -> Iterator[int]:
+        """Allocated ids >= nr in ascending order, like ``iter_tagged``."""
+        return self._used.iter_from(max(nr, 0))
+
     def items(self) -> Iterator[tuple[int, T | None]]:
         """(nr, ptr) in ascending order of nr."""
         nr = self._used.next_set(0)

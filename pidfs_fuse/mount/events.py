@@ -22,7 +22,7 @@ import pyfuse3
 import trio
 
 from ..kernel import Event, EventKind
-from .inodes import InodeTable
+from .inodes import DERIVED_BASE, InodeTable
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,12 @@ class Changes:
         entries, self.stale_entries = self.stale_entries, set()
         work_inodes = []
         for ino in inodes:
-            node = self.table.get(ino)
-            if node is None:
-                continue
-            node.content = None
-            work_inodes.append(ino)
+            node = self.table.nodes.get(ino)
+            if node is not None:
+                node.content = None
+            elif ino < DERIVED_BASE:
+                continue  # forgotten: the kernel holds nothing of it
+            work_inodes.append(ino)  # (a derived inode without node: a listing may have given it)
 
         def push() -> None:
             for ino in work_inodes:

@@ -36,9 +36,10 @@ from . import reaped
 from .callers import Callers
 from .events import Changes
 from .handles import Waiters
-from .inodes import ROOT_INODE, InodeTable, Node
+from .inodes import DERIVED_BASE, ROOT_INODE, InodeTable, Node
 from .interrupts import Interrupts
 from .nodes import ROOT
+from .nodes.piddir import derived_changes, derived_node
 from .nodes.table import DEFAULT_POLLMASK, OpenFile
 from .observers import Observers
 
@@ -72,6 +73,9 @@ class PidFs(pyfuse3.Operations):
         self.self_template = self_template
         self.table = InodeTable()
         self.views: dict[int, View] = {}
+        #: views in creation order: a view's index is its slot in derived inode numbers
+        self.view_slots: list[View] = []
+        self.slot_of: dict[int, int] = {}  # namespace inum -> slot
         self.root_view = self.view(ns or kernel.root_ns)
         self.depends_on_caller = depends_on_caller(self.options)
         self.timeout = 0.0 if self.depends_on_caller else LONG
@@ -83,6 +87,10 @@ class PidFs(pyfuse3.Operations):
         self.requests: Counter[str] = Counter()
         #: listing node ino -> a big thread group's ordered pids (``nodes.piddir.thread_pids``)
         self.listing_cache: dict[int, Any] = {}
+        #: thread group -> its owner when its task/ was last listed: the thread directories the
+        #: kernel may hold from that listing have no nodes, so an owner change invalidates them
+        #: by their derived numbers (``nodes.piddir.derived_changes``)
+        self.listed_owner: dict[Any, tuple[int, int]] = {}
         self.control = Control(kernel, self.root_view.ns)
         self.control.slice = BULK_SLICE
         self.control.after_slice = settle_heap
@@ -98,6 +106,7 @@ class PidFs(pyfuse3.Operations):
         #: a caller's own numbers when it lives in a deeper pid namespace (pidfs-fuse exec)
         self.callers = Callers()
         kernel.listener = self.on_event
+        self.table.derive = functools.partial(derived_node, self)
         root = self.table.make(("root", self.root_view.ns.inum), ROOT, ino=ROOT_INODE,
                                static=True, view=self.root_view)
         root.lookups = 1
@@ -109,7 +118,16 @@ class PidFs(pyfuse3.Operations):
         if v is None:
             v = View(kernel=self.kernel, ns=ns, options=self.options, boot_epoch=self.boot_epoch)
             self.views[ns.inum] = v
+            self.slot_of[ns.inum] = len(self.view_slots)
+            self.view_slots.append(v)
         return v
+
+    def root_ino(self, view: View) -> int:
+        """The inode of the root showing ``view`` (``/`` or ``/.pidns/<inum>``), 0 if none."""
+        if view is self.root_view:
+            return ROOT_INODE
+        node = self.table.find(("pidnsroot", view.ns.inum))
+        return node.ino if node is not None else 0
 
     def ask(self, question: Any, view: View, task: Task, ctx: Any) -> None:
         """Ask one of procfs/access.py's questions for the caller; raise its errno."""
@@ -136,6 +154,7 @@ class PidFs(pyfuse3.Operations):
         """The model's listener: runs synchronously inside whatever request changed the model."""
         self.waiters.on_event(ev)
         self.changes.on_event(ev)
+        derived_changes(self, ev)
         if ev.kind is EventKind.REAPED:
             self.observers.discard_number(ev.pid.nr)
 
@@ -157,7 +176,8 @@ class PidFs(pyfuse3.Operations):
     def _node(self, ino: int) -> Node:
         node = self.table.get(ino)
         if node is None:
-            raise pyfuse3.FUSEError(errno.ENOENT)
+            # a derived inode whose pid is gone: what its node would answer (task_of)
+            raise pyfuse3.FUSEError(errno.ESRCH if ino >= DERIVED_BASE else errno.ENOENT)
         return node
 
     def _file(self, fh: int) -> Any:

@@ -7,6 +7,14 @@ other node lives far above that range. Lookup counts follow pyfuse3's contract: 
 every ``readdir_reply`` that returned True add one, ``forget`` subtracts; a dynamic node goes
 away at zero.
 
+Pid and thread directories (``/<pid>``, ``task/<tid>``) have *derived* inode numbers
+(``derived_ino``: the view's slot and the pidfs inode number), so a listing hands them to the
+kernel (every pyfuse3 listing is a readdirplus: each entry counts as a lookup) without making a
+node: listing a million processes keeps nothing. A request that names such an inode makes its
+node from the number (``InodeTable.derive``); FORGET drops it (the kernel's count includes the
+listings' lookups, which the node never saw, so it drops at zero or below), and a later request
+makes it again. Invalidations of these inodes are derived from the ids too (``nodes.piddir``).
+
 What a node *is* (root, pid directory, handle file, ...) is its ``ops``: the node kind from
 ``mount/nodes`` that answers every request about it.
 """
@@ -14,6 +22,7 @@ What a node *is* (root, pid directory, handle file, ...) is its ``ops``: the nod
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +31,22 @@ log = logging.getLogger(__name__)
 ROOT_INODE = 1
 #: non-handle nodes are numbered from here; pidfs inode numbers (handles) stay below
 NODE_BASE = 1 << 40
+#: derived inode numbers (pid and thread directories) are at and above this: DERIVED_BASE |
+#: view slot << 41 | thread << 40 | pidfs inode number (below 1 << 40: restore.INO_LIMIT)
+DERIVED_BASE = 1 << 62
+_PIDFS_BITS = 40
+
+
+def derived_ino(slot: int, thread: bool, pidfs_ino: int) -> int:
+    """The inode number of a pid (``thread`` False) or thread directory in view ``slot``."""
+    return DERIVED_BASE | slot << (_PIDFS_BITS + 1) | int(thread) << _PIDFS_BITS | pidfs_ino
+
+
+def split_derived(ino: int) -> tuple[int, bool, int]:
+    """``derived_ino``'s (slot, thread, pidfs inode number) of a derived inode number."""
+    rest = ino - DERIVED_BASE
+    return (rest >> (_PIDFS_BITS + 1), bool(rest >> _PIDFS_BITS & 1),
+            rest & ((1 << _PIDFS_BITS) - 1))
 
 
 @dataclass(slots=True, eq=False)
@@ -56,9 +81,14 @@ class InodeTable:
     #: ThreadGroup -> inodes of nodes showing it (to invalidate on its events)
     by_group: dict[Any, set[int]] = field(default_factory=dict)
     next_ino: int = NODE_BASE
+    #: makes the node of a derived inode number (None: nothing lives there any more)
+    derive: Callable[[int], Node | None] | None = None
 
     def get(self, ino: int) -> Node | None:
-        return self.nodes.get(ino)
+        node = self.nodes.get(ino)
+        if node is None and ino >= DERIVED_BASE and self.derive is not None:
+            node = self.derive(ino)
+        return node
 
     def find(self, key: tuple) -> Node | None:
         ino = self.by_key.get(key)

@@ -234,11 +234,14 @@ def snapshot(k: Kernel) -> dict[str, Any]:
 
 
 def assert_scans_agree(k: Kernel) -> None:
-    """In every namespace, the tagged scan lists exactly what the linear scan lists."""
+    """In every namespace, the tagged scan lists exactly what the linear scan lists, and the
+    listing's word-at-a-time scan (``scan_tgids``) lists the same as the step-by-step one."""
     for ns in k.namespaces():
         tagged = list(k.iter_tgids(ns))
         linear = list(k.iter_tgids(ns, linear=True))
         assert tagged == linear, f"namespace {ns.inum}: tagged {tagged} != linear {linear}"
+        for lin in (False, True):
+            assert list(k.scan_tgids(ns, 0, linear=lin)) == tagged, f"namespace {ns.inum}"
 
 
 def tgids(k: Kernel, ns: PidNamespace | None = None) -> list[int]:

@@ -175,3 +175,17 @@ def test_idr_handles_the_largest_pid_numbers() -> None:
     assert idr.alloc_cyclic("t", 1, PID_MAX_LIMIT, True) == top
     assert idr.next_tagged(0) == top and idr.next_used(top) == top
     assert idr.alloc_cyclic("u", 1, PID_MAX_LIMIT, True) == 1
+
+
+@pytest.mark.parametrize("size", [1, 64, 65, 4097, 300_000], ids=lambda s: f"size{s}")
+def test_bitset_iter_from_yields_the_members_from_any_start_in_order(size: int) -> None:
+    rng = random.Random(size + 1)
+    b, s = BitSet(size), set()
+    for _ in range(min(size, 2000)):
+        i = rng.randrange(size)
+        b.add(i)
+        s.add(i)
+    for q in [0, 1, 63, 64, 65, size - 1, size, size + 5, *(rng.randrange(size) for _ in range(20))]:
+        assert list(b.iter_from(q)) == sorted(x for x in s if x >= q), q
+    b.add(size - 1)  # the last bit of a word that is cut short by the size
+    assert list(b.iter_from(size - 1)) == [size - 1]

@@ -172,6 +172,7 @@ def test_scan_resumes_from_any_number(start: int, expected: list[int]) -> None:
     k.clone(k.init)  # 9
     for linear in (False, True):
         assert [nr for nr, _ in k.iter_tgids(k.root_ns, start, linear=linear)] == expected
+        assert [nr for nr, _ in k.scan_tgids(k.root_ns, start, linear=linear)] == expected
 
 
 def test_scans_agree_through_a_busy_life() -> None:

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import pyfuse3
 import pytest
 
+from pidfs_fuse.control import Control
 from pidfs_fuse.kernel import CLONE_THREAD, Kernel
 from pidfs_fuse.mount.fs import PidFs
+from pidfs_fuse.mount.inodes import derived_ino
 from pidfs_fuse.mount.nodes import FIRST_PROCESS_ENTRY, TGID_OFFSET
 from pidfs_fuse.mount.nodes.piddir import PidDir, TaskDir, TidDir
 from pidfs_fuse.mount.nodes.special import ControlFile, HandleFile, PidfsDir, PidnsDir
@@ -174,3 +176,108 @@ def test_control_line_splitting_is_linear_in_the_bytes_written():
 
     small, big = feed(MAX_LINE // 4), feed(MAX_LINE)
     assert big / small < 8, (small, big)
+
+
+def _attrs(a) -> tuple:
+    return (a.st_ino, a.st_mode, a.st_nlink, a.st_uid, a.st_gid, a.st_mtime_ns, a.st_ctime_ns,
+            a.entry_timeout, a.attr_timeout)
+
+
+def _big_table():
+    k, svc = _table()
+    for _ in range(50):
+        k.clone(k.init, comm="p")
+    for _ in range(70):
+        k.clone(svc, comm="w", flags=CLONE_THREAD)
+    return k, svc
+
+
+async def test_listings_of_pids_and_threads_make_no_node_and_a_request_makes_it(monkeypatch) -> None:
+    """Issue 13: the root and ``task/`` list pid and thread directories under derived inode
+    numbers and keep nothing per entry; a request that names a listed inode (the kernel holds it
+    from the readdirplus) makes its node with the attributes the listing gave, FORGET drops it,
+    and the next request makes it again."""
+    k, svc = _big_table()
+    fs = PidFs(k)
+    got: dict[str, tuple] = {}
+
+    def reply(token, name, attr, next_id):
+        got[name.decode()] = _attrs(attr)
+        return True
+
+    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    pid_ino = (await fs.lookup(ROOT, str(svc.pid.nr).encode(), CTX)).st_ino
+    task_ino = (await fs.lookup(pid_ino, b"task", CTX)).st_ino
+    await fs.readdir(ROOT, 0, None)  # the root's own rows are static nodes, made once
+    nodes = len(fs.table.nodes)
+    got.clear()
+    await fs.readdir(ROOT, 0, None)
+    pids = {n: a for n, a in got.items() if n.isdigit()}
+    got.clear()
+    await fs.readdir(task_ino, 0, None)
+    tids = {n: a for n, a in got.items() if n.isdigit()}
+    assert len(fs.table.nodes) == nodes
+    assert len(pids) == 52 and len(tids) == 72  # svc, its worker and 70 more
+    assert len({a[0] for a in [*pids.values(), *tids.values()]}) == 52 + 72
+    for attrs in [*pids.values(), *tids.values()]:
+        assert _attrs(await fs.getattr(attrs[0], CTX)) == attrs
+    assert len(fs.table.nodes) == nodes + 52 + 72 - 1  # svc's pid directory was looked up
+    for name, attrs in pids.items():
+        assert _attrs(await fs.lookup(ROOT, name.encode(), CTX))[:7] == attrs[:7]
+    for name, attrs in tids.items():
+        assert _attrs(await fs.lookup(task_ino, name.encode(), CTX))[:7] == attrs[:7]
+    ino = pids["1"][0]
+    await fs.forget([(ino, 3)])  # the kernel's count: the lookup and two listings
+    assert ino not in fs.table.nodes
+    assert _attrs(await fs.getattr(ino, CTX)) == pids["1"]
+    got.clear()
+    await fs.readdir(ino, 0, None)  # a node made from its number lists as the looked-up one did
+    assert "status" in got and "task" in got
+
+
+async def test_derived_inodes_of_a_reaped_pid_answer_esrch_and_listings_resume(monkeypatch) -> None:
+    k, svc = _big_table()
+    fs = PidFs(k)
+    got: list[tuple[str, int]] = []
+
+    def reply(token, name, attr, next_id):
+        got.append((name.decode(), attr.st_ino))
+        return True
+
+    monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+    await fs.readdir(ROOT, 0, None)
+    ino = dict(got)[str(svc.pid.nr)]
+    Control(k).execute(f"kill {svc.pid.nr} KILL")
+    Control(k).execute(f"wait 1 pid={svc.pid.nr}")
+    for request in (fs.getattr(ino, CTX), fs.lookup(ino, b"status", CTX), fs.opendir(ino, CTX)):
+        with pytest.raises(pyfuse3.FUSEError) as e:
+            await request
+        assert e.value.errno == errno.ESRCH
+    await fs.forget([(ino, 1)])  # forgetting what has no node is nothing
+
+
+async def test_a_reap_or_an_owner_change_reaches_listed_directories_without_nodes(monkeypatch) -> None:
+    """A listed directory has no node to mark stale, so the event's invalidations are derived
+    from the ids: a reap drops ``<nr>`` from the root and from ``task/``; an owner change
+    re-reads the attributes of the group's pid and thread directories."""
+    k, svc = _big_table()
+    fs = PidFs(k)
+    monkeypatch.setattr(pyfuse3, "readdir_reply", lambda token, name, attr, next_id: True)
+    pid_ino = (await fs.lookup(ROOT, str(svc.pid.nr).encode(), CTX)).st_ino
+    task_ino = (await fs.lookup(pid_ino, b"task", CTX)).st_ino
+    await fs.readdir(ROOT, 0, None)
+    await fs.readdir(task_ino, 0, None)
+    worker = list(svc.group.threads)[-1]
+    slot = fs.slot_of[k.root_ns.inum]
+    c = Control(k)
+    fs.changes.stale_inodes.clear()
+    c.execute(f"set {svc.pid.nr} uid=1234")
+    assert {derived_ino(slot, True, worker.pid.ino), derived_ino(slot, False, svc.pid.ino),
+            derived_ino(slot, True, svc.pid.ino)} <= fs.changes.stale_inodes
+    fs.changes.stale_inodes.clear()
+    c.execute(f"set {svc.pid.nr} nice=3")  # the owner is unchanged: threads stay cached
+    assert derived_ino(slot, True, worker.pid.ino) not in fs.changes.stale_inodes
+    fs.changes.stale_entries.clear()
+    c.execute(f"exit {worker.pid.nr}")
+    name = str(worker.pid.nr).encode()
+    assert {(ROOT, name), (task_ino, name)} <= fs.changes.stale_entries

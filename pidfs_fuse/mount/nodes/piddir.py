@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyfuse3
 
-from ...kernel import Kernel, Pid, PidNamespace, Task, ThreadGroup
+from ...kernel import EventKind, Kernel, Pid, PidNamespace, Task, ThreadGroup
 from ...kernel.errors import KernelError
 from ...procfs import files as F
 from ...procfs import perpid as PP
@@ -29,6 +29,7 @@ from ...procfs.access import (
     pid_dir_lookup_errno,
     pid_getattr_errno,
 )
+from ..inodes import derived_ino, split_derived
 from .base import DOTS, OBSERVER, Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
@@ -150,21 +151,32 @@ class TaskDir(PidTableDir):
         """Threads in creation order at offsets from their pidfs inode numbers (``DOT_ENTRIES`` +
         ino; the numbers grow with creation, and exec's leader keeps the lowest), so a resumed
         listing neither skips nor repeats a surviving thread, and finding where to resume is a
-        bisection of the group's ordered pids (``thread_pids``), not a walk."""
+        bisection of the group's ordered pids (``thread_pids``), not a walk. Entries carry
+        derived inode numbers and make no node (``mount/inodes.py``)."""
         group = task_of(fs, node).group
         inos, pids = thread_pids(fs, node.ino, group)
-        ns = node.view.ns
-        i = bisect.bisect_left(inos, start_id - DOT_ENTRIES)
-        for j in range(i, len(pids)):
+        view = node.view
+        ns = view.ns
+        a = listing_attr(fs, TID_DIR.nlink)
+        # a thread directory (0555) belongs to its group's owner (task_owner), like its pid's
+        a.st_uid, a.st_gid = owner = (group.uid, group.gid)
+        fs.listed_owner[group] = owner
+        base = derived_ino(fs.slot_of[ns.inum], True, 0)
+        boot = fs.boot_ns
+        level = ns.level
+        reply = pyfuse3.readdir_reply
+        for j in range(bisect.bisect_left(inos, start_id - DOT_ENTRIES), len(pids)):
             pid = pids[j]
             t = pid.task
             if t is None or t.group is not group:  # gone since the pids were ordered
                 continue
-            nr = pid.nr_in(ns)
-            if not nr:
+            # pid.nr_in(ns), inlined: a thread's pid lives in its group's namespaces
+            if not pid.allocated or pid.ns.level < level or pid.ns.ancestors[level] is not ns:
                 continue
-            if not fs.reply(token, tid_dir(fs, node, t, str(nr).encode()),
-                            DOT_ENTRIES + inos[j] + 1):
+            ino = inos[j]
+            a.st_ino = base + ino
+            a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + t.start_time
+            if not reply(token, str(pid.numbers[level]).encode(), a, DOT_ENTRIES + ino + 1):
                 return
 
 
@@ -344,14 +356,113 @@ def pid_dir(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
 
 def listed_pid_dir(fs: PidFs, parent: Node, task: Task, name: bytes) -> Node:
     view = parent.view
-    return fs.table.make(("pid", view.ns.inum, task.pid.ino), PID_DIR, view=view, pid=task.pid,
-                         parent=parent.ino, name=name, group_key=task.group)
+    pid = task.pid
+    return fs.table.make(("pid", view.ns.inum, pid.ino), PID_DIR,
+                         ino=derived_ino(fs.slot_of[view.ns.inum], False, pid.ino), view=view,
+                         pid=pid, parent=parent.ino, name=name, group_key=task.group)
 
 
 def tid_dir(fs: PidFs, parent: Node, t: Task, name: bytes) -> Node:
-    view = parent.view
-    return fs.table.make(("tid", view.ns.inum, t.pid.ino), TID_DIR, view=view, pid=t.pid,
-                         parent=parent.ino, name=name, group_key=t.group)
+    return _tid_node(fs, parent.view, parent.ino, t, name)
+
+
+def _tid_node(fs: PidFs, view: Any, parent_ino: int, t: Task, name: bytes) -> Node:
+    pid = t.pid
+    return fs.table.make(("tid", view.ns.inum, pid.ino), TID_DIR,
+                         ino=derived_ino(fs.slot_of[view.ns.inum], True, pid.ino), view=view,
+                         pid=pid, parent=parent_ino, name=name, group_key=t.group)
+
+
+def listing_attr(fs: PidFs, nlink: int) -> pyfuse3.EntryAttributes:
+    """The attributes a listing of pid or thread directories fills in per entry (inode number,
+    owner, times); ``readdir_reply`` copies them at once, so one serves the whole listing."""
+    a = pyfuse3.EntryAttributes()
+    a.generation = 0
+    a.entry_timeout = fs.timeout
+    a.attr_timeout = fs.timeout
+    a.st_blksize = 1024
+    a.st_blocks = 0
+    a.st_mode = S.S_IFDIR | 0o555
+    a.st_nlink = nlink
+    return a
+
+
+def derived_node(fs: PidFs, ino: int) -> Node | None:
+    """The node of a derived inode number (``mount/inodes.py``), made again from the ids: None
+    once its pid has no task, or when its view shows the pid no more."""
+    slot, thread, pidfs_ino = split_derived(ino)
+    if slot >= len(fs.view_slots):
+        return None
+    view = fs.view_slots[slot]
+    pid = fs.kernel.find_pidfs(pidfs_ino)
+    if pid is None or pid.task is None:
+        return None
+    t = pid.task
+    nr = pid.nr_in(view.ns)
+    if not nr:
+        return None
+    name = str(nr).encode()
+    if not thread:
+        key = ("pid", view.ns.inum, pidfs_ino)
+        return fs.table.make(key, PID_DIR, ino=ino, view=view, pid=pid,
+                             parent=fs.root_ino(view), name=name, group_key=t.group)
+    parent = _task_dir_of(fs, view, t)
+    return _tid_node(fs, view, parent.ino if parent is not None else 0, t, name)
+
+
+def _task_dir_of(fs: PidFs, view: Any, t: Task) -> Node | None:
+    """The ``task/`` node (if any) whose listing holds ``t``: its leader's, else its own pid's."""
+    inum = view.ns.inum
+    leader = t.group.leader
+    for p in ((leader.pid,) if leader is not None else ()) + (t.pid,):
+        node = fs.table.find(("pid", inum, p.ino, "task"))
+        if node is not None:
+            return node
+    return None
+
+
+def derived_changes(fs: PidFs, ev: Any) -> None:
+    """The invalidations of a model event that nodes cannot name: pid and thread directories a
+    listing gave the kernel without a node (``mount/inodes.py``). A reap drops the dentries
+    naming the pid (``/<nr>`` in every view, ``<nr>`` in its group's ``task/`` listings); an
+    owner change re-reads the attributes of the group's directories (a 0555 pid directory's
+    attributes change with nothing else: its times and link count are fixed)."""
+    task = ev.task
+    if task is None or ev.kind is EventKind.CREATED or ev.kind is EventKind.CHILD:
+        return
+    changes = fs.changes
+    group = task.group
+    pid = ev.pid
+    if ev.kind is EventKind.REAPED:
+        for view in fs.view_slots:
+            lvl = view.ns.level  # pid_nr_ns() without the allocated test: the pid may be freed
+            if lvl > pid.ns.level or pid.ns.ancestors[lvl] is not view.ns:
+                continue
+            name = str(pid.numbers[lvl]).encode()
+            root = fs.root_ino(view)
+            if root:
+                changes.stale_entries.add((root, name))
+            for ino in fs.table.group_nodes(group):
+                n = fs.table.nodes.get(ino)
+                if n is not None and n.ops is TASK_DIR and n.view is view:
+                    changes.stale_entries.add((n.ino, name))
+        if task is group.leader:
+            fs.listed_owner.pop(group, None)
+        return
+    owner = (group.uid, group.gid)
+    for view in fs.view_slots:
+        leader = group.leader
+        if leader is not None and leader.pid.nr_in(view.ns):
+            changes.stale_inodes.add(derived_ino(fs.slot_of[view.ns.inum], False, leader.pid.ino))
+    listed = fs.listed_owner.get(group)
+    if listed is not None and listed != owner:
+        fs.listed_owner[group] = owner
+        for view in fs.view_slots:
+            slot = fs.slot_of[view.ns.inum]
+            for th in group.threads:
+                if th.pid.nr_in(view.ns):
+                    changes.stale_inodes.add(derived_ino(slot, True, th.pid.ino))
+                    changes.stale_inodes.add(derived_ino(slot, False, th.pid.ino))
 
 
 def pid_child(fs: PidFs, parent: Node, e: T.Entry, task: Task) -> Node:

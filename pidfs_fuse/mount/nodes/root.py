@@ -11,17 +11,20 @@ resumed after exits neither skips nor repeats.
 from __future__ import annotations
 
 import stat as S
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyfuse3
 
 from ...procfs import tables as T
 from ...procfs.access import pid_visible_in_listing
+from ..inodes import derived_ino
 from .base import DOTS, Dir, new_attr
-from .piddir import listed_pid_dir, pid_dir
+from .piddir import PID_DIR, listing_attr, pid_dir
 from .table import global_child
 
 if TYPE_CHECKING:
+    from ...kernel import Task
     from ..fs import PidFs
     from ..inodes import Node
 
@@ -81,10 +84,37 @@ class Root(Dir):
                 continue
             if not fs.reply(token, global_child(fs, node, e), offset):
                 return
+        # the pid directories: derived inode numbers, no node per entry (mount/inodes.py)
         view = node.view
+        ns = view.ns
         check = fs.depends_on_caller
+        a = listing_attr(fs, PID_DIR.nlink)
+        base = derived_ino(fs.slot_of[ns.inum], False, 0)
+        boot = fs.boot_ns
+        reply = pyfuse3.readdir_reply
         nr = max(start_id - TGID_OFFSET, 0)
+        if fs.kernel.triggers and self.top:  # commands may run inside: step by step
+            hits = self._stepwise(fs, view, nr, uid, gids)
+        else:  # nothing changes until the reply is built: a word of the id map at a time
+            hits = fs.kernel.scan_tgids(ns, nr, linear=fs.linear)
+        for tgid, task in hits:
+            if check and not pid_visible_in_listing(view, uid, gids, task):
+                continue
+            g = task.group
+            a.st_ino = base + task.pid.ino
+            a.st_uid = g.uid  # a 0555 pid directory belongs to its group's owner (task_owner)
+            a.st_gid = g.gid
+            a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + task.start_time
+            if not reply(token, str(tgid).encode(), a, TGID_OFFSET + tgid + 1):
+                return
+
+    @staticmethod
+    def _stepwise(fs: PidFs, view: Any, nr: int, uid: int,
+                  gids: list[int]) -> Iterator[tuple[int, Task]]:
+        """The leaders from ``nr`` on while triggers are armed: ``on list TGID`` runs before
+        the listing returns that pid, and the scan then looks at that number again."""
         fired = 0
+        check = fs.depends_on_caller
         while True:
             hit = fs.kernel.next_tgid(view.ns, nr, linear=fs.linear)
             if hit is None:
@@ -93,12 +123,10 @@ class Root(Dir):
             nr = tgid + 1
             if check and not pid_visible_in_listing(view, uid, gids, task):
                 continue
-            if fs.kernel.triggers and self.top and tgid != fired and fs.listing(tgid):
+            if tgid != fired and fs.listing(tgid):
                 nr = fired = tgid  # look again: a pid reaped right here is not listed
                 continue
-            if not fs.reply(token, listed_pid_dir(fs, node, task, str(tgid).encode()),
-                            TGID_OFFSET + tgid + 1):
-                return
+            yield tgid, task
 
 
 ROOT = Root(top=True)
