@@ -19,8 +19,8 @@ from . import model
 MOUNT = "mount"
 #: benchmarks in their own modules, each with run(quick) -> rows; NEEDS_MOUNT need a mount
 EXTRA = {MOUNT: "mount_bench", "handles": "handles_bench", "snapshot": "snapshot_bench",
-         "bulk": "bulk_bench", "restore": "restore_bench"}
-NEEDS_MOUNT = {MOUNT, "handles", "bulk", "restore"}
+         "bulk": "bulk_bench", "restore": "restore_bench", "listing": "listing_bench"}
+NEEDS_MOUNT = {MOUNT, "handles", "bulk", "restore", "listing"}
 
 
 def machine_info() -> dict:

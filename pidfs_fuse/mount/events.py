@@ -88,21 +88,28 @@ class Changes:
         later = []
         while self.again and self.again[0][0] <= now:
             _when, node, parent, name, delay = self.again.popleft()
-            if self.table.get(node.ino) is node:
+            if self.table.nodes.get(node.ino) is node:  # (get would make a derived one)
                 self.stale_entries.add((parent, name))
                 if delay < AGAIN_MAX:
                     later.append((now + 2 * delay, node, parent, name, 2 * delay))
         if later:  # keep ``again`` in time order
             self.again = collections.deque(sorted([*self.again, *later], key=lambda x: x[0]))
 
-    async def settle(self) -> None:
-        """Push pending invalidations into the kernel (see the module note)."""
+    async def settle(self, held: int = 0) -> bool:
+        """Push pending invalidations into the kernel (see the module note). ``held``: a
+        directory the kernel keeps locked until this request is answered (a lookup in it, a
+        listing of it); invalidating an entry in it would wait for that lock forever, so those
+        entries stay pending. True when some did (the caller pushes them after answering)."""
         if self.reaped_nodes or self.again:
             self._due_again(time.monotonic())
         if not self.stale_inodes and not self.stale_entries:
-            return
+            return False
         inodes, self.stale_inodes = self.stale_inodes, set()
         entries, self.stale_entries = self.stale_entries, set()
+        kept = {e for e in entries if e[0] == held} if held else set()
+        if kept:
+            entries -= kept
+            self.stale_entries |= kept
         work_inodes = []
         for ino in inodes:
             node = self.table.nodes.get(ino)
@@ -128,3 +135,4 @@ class Changes:
 
         if work_inodes or entries:
             await trio.to_thread.run_sync(push)
+        return bool(kept)

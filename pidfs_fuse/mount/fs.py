@@ -169,9 +169,12 @@ class PidFs(pyfuse3.Operations):
         if self.nursery is not None and self.changes.stale_entries:
             self.nursery.start_soon(self.settle)
 
-    async def settle(self) -> None:
-        """Push pending invalidations into the kernel before answering (``events.py``)."""
-        await self.changes.settle()
+    async def settle(self, held: int = 0) -> None:
+        """Push pending invalidations into the kernel before answering (``events.py``); those
+        of entries in the directory ``held`` (locked by the kernel until this request is
+        answered) go in the background, after the answer."""
+        if await self.changes.settle(held) and self.nursery is not None:
+            self.nursery.start_soon(self.changes.settle)
 
     def _node(self, ino: int) -> Node:
         node = self.table.get(ino)
@@ -201,11 +204,12 @@ class PidFs(pyfuse3.Operations):
             node = up
         return "/".join(reversed(parts))
 
-    async def fire(self, op: str, path: str) -> None:
+    async def fire(self, op: str, path: str, held: int = 0) -> None:
         """Run the triggers armed on ``op`` ``path`` in this request's moment, then push the
-        invalidations their commands caused, so the request answers from the new state."""
+        invalidations their commands caused, so the request answers from the new state
+        (``held``: the directory the kernel keeps locked meanwhile, see ``settle``)."""
         if timed.fire(self.control, op, path):
-            await self.settle()
+            await self.settle(held)
 
     def listing(self, tgid: int) -> bool:
         """``on list TGID``: run its triggers before the root listing returns that pid; True
@@ -224,7 +228,7 @@ class PidFs(pyfuse3.Operations):
         if self.kernel.triggers:
             p = self.path_of(parent)
             await self.fire("lookup", f"{p}/{name.decode(errors='replace')}" if p else
-                            name.decode(errors="replace"))
+                            name.decode(errors="replace"), held=parent_inode)
         node = self._lookup(parent, name, ctx)
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
@@ -287,7 +291,7 @@ class PidFs(pyfuse3.Operations):
         fired = self.kernel.triggers and start_id == 0 and timed.fire(self.control, "readdir",
                                                                       self.path_of(node))
         if fired:
-            await self.settle()
+            await self.settle(held=inode)
         try:
             for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
                 if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
