@@ -238,10 +238,14 @@ class Kernel:
         """``next_tgid`` from ``nr`` on, repeated, for a listing that changes nothing while it
         runs (a readdir reply): the same leaders as ``iter_tgids`` at a fraction of the cost per
         entry, since the id map is scanned a word at a time. The table must not change until the
-        iteration ends (``iter_tgids`` sees changes made between steps)."""
-        idr = ns.idr
-        find = idr.find
+        iteration ends (``iter_tgids`` sees changes made between steps). A bad ``nr`` fails
+        here, not at the first step."""
         nr = max(check_int("pid", nr), 0)
+        return self._scan_tgids(ns.idr, nr, linear)
+
+    @staticmethod
+    def _scan_tgids(idr: Idr[Pid], nr: int, linear: bool) -> Iterator[tuple[int, Task]]:
+        find = idr.find
         for n in (idr.iter_used(nr) if linear else idr.iter_tagged(nr)):
             pid = find(n)
             t = pid.tgid_task if pid is not None else None

@@ -157,6 +157,7 @@ CASES: list[tuple[str, Call, int, str]] = [
     ("get-task-nr-str", c("get_task", "@ns", "1"), EINVAL, "'1'"),
     ("get-task-ns-none", c("get_task", None, 1), EINVAL, "None"),
     ("next-tgid-nr-str", c("next_tgid", "@ns", "1"), EINVAL, "'1'"),
+    ("scan-tgids-nr-str", c("scan_tgids", "@ns", "1"), EINVAL, "'1'"),
     # xattrs
     ("setxattr-name-int", c("setxattr", "@cpid", 5, b"v"), EINVAL, "5"),
     ("setxattr-value-str", c("setxattr", "@cpid", "trusted.y", "v"), EINVAL, "'v'"),

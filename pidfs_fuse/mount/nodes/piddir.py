@@ -165,6 +165,7 @@ class TaskDir(PidTableDir):
         boot = fs.boot_ns
         level = ns.level
         reply = pyfuse3.readdir_reply
+        start = None  # the start time ``a`` holds: set again only when it differs
         for j in range(bisect.bisect_left(inos, start_id - DOT_ENTRIES), len(pids)):
             pid = pids[j]
             t = pid.task
@@ -175,7 +176,9 @@ class TaskDir(PidTableDir):
                 continue
             ino = inos[j]
             a.st_ino = base + ino
-            a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + t.start_time
+            if t.start_time != start:
+                start = t.start_time
+                a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + start
             if not reply(token, str(pid.numbers[level]).encode(), a, DOT_ENTRIES + ino + 1):
                 return
 

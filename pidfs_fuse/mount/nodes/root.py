@@ -97,14 +97,17 @@ class Root(Dir):
             hits = self._stepwise(fs, view, nr, uid, gids)
         else:  # nothing changes until the reply is built: a word of the id map at a time
             hits = fs.kernel.scan_tgids(ns, nr, linear=fs.linear)
+        owner = start = None  # what ``a`` holds: set again only when it differs (most do not)
         for tgid, task in hits:
             if check and not pid_visible_in_listing(view, uid, gids, task):
                 continue
             g = task.group
             a.st_ino = base + task.pid.ino
-            a.st_uid = g.uid  # a 0555 pid directory belongs to its group's owner (task_owner)
-            a.st_gid = g.gid
-            a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + task.start_time
+            if (g.uid, g.gid) != owner:  # a 0555 pid directory is its group's owner's
+                a.st_uid, a.st_gid = owner = (g.uid, g.gid)
+            if task.start_time != start:
+                start = task.start_time
+                a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + start
             if not reply(token, str(tgid).encode(), a, TGID_OFFSET + tgid + 1):
                 return
 
