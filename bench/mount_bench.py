@@ -44,6 +44,16 @@ def _read(p: str) -> None:
         f.read()
 
 
+def _gone_ok(op: Callable[[str], object]) -> Callable[[str], object]:
+    """``op`` on a real /proc path, where a process listed a moment ago may have exited."""
+    def run(p: str) -> object:
+        try:
+            return op(p)
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+    return run
+
+
 def real_pids() -> list[str]:
     return [n for n in os.listdir("/proc") if n.isdigit() and os.path.exists(f"/proc/{n}/stat")]
 
@@ -89,11 +99,11 @@ def bench_files(quick: bool) -> list[dict]:
                 _read(p)
             for what, op in (("open+read+close", _read), ("stat", os.stat)):
                 tm = best(lambda: _per_op(mp, op, n), reps)
-                tr = best(lambda: _per_op(rp, op, n), reps)
+                tr = best(lambda: _per_op(rp, _gone_ok(op), n), reps)
                 goal = 5.0 if what != "stat" else 2.0
                 rows.append(dict(bench=f"{what} /<pid>/{fname}", mount_us=tm * 1e6, proc_us=tr * 1e6,
                                  ratio=tm / tr, goal=f"<= {goal:g}x", ok=tm / tr <= goal))
-        tr = best(lambda: _per_op([f"/proc/{p}/status" for p in rpids], _read, n), reps)
+        tr = best(lambda: _per_op([f"/proc/{p}/status" for p in rpids], _gone_ok(_read), n), reps)
     tf = _floor_time(n, reps)
     if tf is not None:
         rows.append(dict(bench="open+read+close, do-nothing pyfuse3 server (floor)", mount_us=tf * 1e6,
