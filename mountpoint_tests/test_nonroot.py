@@ -25,6 +25,8 @@ import pytest
 from pidfs_fuse import client, rundir
 from pidfs_fuse import exec as pexec
 
+from .conftest import run_cli
+
 NOBODY = 65534
 REPO = Path(__file__).resolve().parent.parent
 DEV_FUSE_LOCK = "/run/pidfs-fuse-test-dev-fuse.lock"
@@ -148,6 +150,35 @@ def test_exec_as_a_normal_user_runs_in_its_own_user_and_pid_namespace(nobody, ho
         assert (r.returncode, r.stdout) == (0, "systemd-journal\n"), r.stderr
     finally:
         run_as_nobody(nobody, "unmount", str(m))
+
+
+PS_SELF = "ps -e -o pid=,comm=; echo rc=$?; stat -c %u:%g /proc/self/; grep ^Uid /proc/self/status"
+
+
+def test_an_unprivileged_ps_works_on_a_hidepid_2_mount_as_on_linux(nobody, home, mount_table):
+    """Linux lets a task see itself whatever hidepid says (ptrace_may_access): on a real procfs
+    mounted with hidepid=2, uid 65534's ps lists itself. On a root's hidepid=2,allow_other
+    mount, where no table process is uid 65534's, its own entry is what ps lists, with its
+    uid, never another's (root ran the same number 4000000 just before)."""
+    if pexec.userns_refusal() is not None:
+        pytest.skip(f"unprivileged user namespaces are off: {pexec.userns_refusal()}")
+    real = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           "mount -t proc -o hidepid=2 proc /proc && exec " +
+                           " ".join(SETPRIV) + f" sh -c '{PS_SELF}'"],
+                          capture_output=True, text=True, timeout=60)
+    assert real.returncode == 0, real.stderr
+    rows = real.stdout.splitlines()
+    comms = [r.split()[1] for r in rows[:-3]]  # uid 65534's processes only (others may run)
+    assert comms[-2:] == ["sh", "ps"] and "systemd" not in comms
+    assert rows[-3:] == ["rc=0", "65534:65534", "Uid:\t65534\t65534\t65534\t65534"]
+    m = mount_table("-o", "hidepid=2,allow_other", public=True)
+    r = run_cli("exec", m.path, "--", "sh", "-c", "grep ^Uid /proc/self/status", check=False)
+    assert (r.returncode, r.stdout) == (0, "Uid:\t0\t0\t0\t0\n"), r.stderr
+    r = run_as_nobody(nobody, "exec", m.path, "--", "sh", "-c", PS_SELF)
+    assert r.returncode == 0, r.stderr
+    # ps lists itself; sh, another process outside the table, is not its own entry: unlisted
+    assert r.stdout.splitlines() == ["4000001 observer", "rc=0",
+                                     "65534:65534", "Uid:\t65534\t65534\t65534\t65534"]
 
 
 def test_the_pytest_plugin_as_a_normal_user(nobody, home):

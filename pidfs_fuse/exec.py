@@ -15,7 +15,10 @@ first): with ``--as PID`` that number is PID, so ``getpid()`` and ``/proc/self``
 answers ``self`` with the caller's number in its own pid namespace, as a procfs mounted there
 would) both name the table's process PID; without ``--as`` it is a number the table does not
 hold (4,000,000 where possible), so CMD sees itself as a stand-in entry, never as a table
-process. Every other table pid is ESRCH to ``kill``, ``pidfd_open``, ``getpriority``... The one
+process. Before the bind, the real /proc is bound on the mount's empty ``.host-proc`` (in this
+namespace only), so it stays reachable as ``/proc/.host-proc``: the links of a stand-in's
+``fd/`` lead there, and ``cat <(echo hi)``, ``/dev/stdin`` and ``/dev/fd/N`` open
+(``mount/callers.py``). Every other table pid is ESRCH to ``kill``, ``pidfd_open``, ``getpriority``... The one
 exception is 1: every pid namespace has an init, and here it is ``init`` above, which ignores
 signals sent from inside (the kernel does not deliver a default-action signal to a namespace's
 init), so ``kill -0 1`` succeeds and reaches nothing.
@@ -49,6 +52,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import rundir
+from .mount.callers import HOST_PROC_DIR
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -200,7 +204,9 @@ def _init(mountpoint: str, as_pid: int | None, exe: str, argv: Sequence[str], er
         nr = as_pid if as_pid is not None else base
         # kept open: once DIR covers /proc this is the only way to the namespace's counter
         last_pid = os.open("/proc/sys/kernel/ns_last_pid", os.O_WRONLY | os.O_CLOEXEC)
-        _mount(mountpoint, "/proc", MS_BIND)
+        # the real /proc stays reachable at /proc/.host-proc: a stand-in's fd/ links open there
+        _mount("/proc", os.path.join(mountpoint, HOST_PROC_DIR), MS_BIND | MS_REC)
+        _mount(mountpoint, "/proc", MS_BIND | MS_REC)
     except ExecError as e:
         _report(err_w, str(e), e.status)
     except OSError as e:

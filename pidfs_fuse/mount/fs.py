@@ -29,7 +29,7 @@ import trio
 
 from .. import timed
 from ..control import Control
-from ..kernel import Event, EventKind, Kernel, KernelError, PidNamespace, Task
+from ..kernel import Event, EventKind, ExitState, Kernel, KernelError, PidNamespace, Task
 from ..procfs.access import depends_on_caller
 from ..procfs.view import MountOptions, View
 from . import reaped
@@ -83,6 +83,7 @@ class PidFs(pyfuse3.Operations):
         self.files: dict[int, Any] = {}
         self.next_fh = 1
         self.dir_uids: dict[int, tuple[int, int, list[int]]] = {}  # opendir fh -> dir and caller
+        self.dir_callers: dict[int, int] = {}  # opendir fh of a root -> its opener's FUSE pid
         #: requests answered since the server started, by type (``nodes.root.REQUESTS_XATTR``)
         self.requests: Counter[str] = Counter()
         #: listing node ino -> a big thread group's ordered pids (``nodes.piddir.thread_pids``)
@@ -101,10 +102,14 @@ class PidFs(pyfuse3.Operations):
         #: blocked reads that a signal to their caller ends with EINTR (its nursery: serve())
         self.interrupts = Interrupts()
         self.changes = Changes(self.table)
-        #: (namespace inum, number) -> the stand-in task of a caller the view has no process for
-        self.observers = Observers()
-        #: a caller's own numbers when it lives in a deeper pid namespace (pidfs-fuse exec)
+        #: a caller's own numbers (pidfs-fuse exec: a deeper pid namespace) and real self
         self.callers = Callers()
+        #: (namespace inum, number, host tgid) -> the stand-in of a caller the view has no
+        #: process for (``nodes/standin.py``)
+        self.observers = Observers(real=self.callers.enabled)
+        #: the caller whose listing of a root is being answered (FUSE pid, 0 for none): under
+        #: hidepid=invisible/ptraceable its own entry is listed, as Linux lists it
+        self.listing_caller = 0
         kernel.listener = self.on_event
         self.table.derive = functools.partial(derived_node, self)
         root = self.table.make(("root", self.root_view.ns.inum), ROOT, ino=ROOT_INODE,
@@ -134,7 +139,9 @@ class PidFs(pyfuse3.Operations):
         if not self.depends_on_caller or ctx is None:
             return
         err = question(view, ctx.uid, _caller_gids(ctx), task)
-        if err:
+        if err and not (task.exit_state is not ExitState.DEAD
+                        and self.callers.is_caller(ctx.pid, task.pid.nr_in(view.ns))):
+            # ptrace_may_access() lets a task at itself: its own entry whatever hidepid says
             raise pyfuse3.FUSEError(err)
 
     def add_file(self, f: Any) -> int:
@@ -162,8 +169,8 @@ class PidFs(pyfuse3.Operations):
         """Free the stand-ins of callers that are gone (``observers.py``) and have the kernel
         drop their entries, so their nodes are forgotten too. The invalidation runs in the
         background: this is called inside a lookup in the root, whose lock it needs."""
-        for inum, nr in self.observers.sweep():
-            node = self.table.find(("obs", inum, nr))
+        for key in self.observers.sweep():
+            node = self.table.find(("obs", *key))
             if node is not None:
                 self.changes.stale_entries.add((node.parent, node.name))
         if self.nursery is not None and self.changes.stale_entries:
@@ -280,10 +287,13 @@ class PidFs(pyfuse3.Operations):
         fh = self.next_fh
         self.next_fh += 1
         self.dir_uids[fh] = (inode, ctx.uid, _caller_gids(ctx) if self.depends_on_caller else [])
+        if self.depends_on_caller and node.ops.lists_caller:
+            self.dir_callers[fh] = ctx.pid
         return fh
 
     async def releasedir(self, fh):
         self.dir_uids.pop(fh, None)
+        self.dir_callers.pop(fh, None)
 
     async def readdir(self, fh, start_id, token):
         inode, uid, gids = self.dir_uids.get(fh, (fh, 0, []))
@@ -296,6 +306,7 @@ class PidFs(pyfuse3.Operations):
             for name, ino, next_id in ((b".", node.ino, 1), (b"..", node.ops.dotdot_ino(self, node), 2)):
                 if start_id < next_id and not pyfuse3.readdir_reply(token, name, _dot_attr(ino), next_id):
                     return  # the kernel takes no lookup for dots (fuse_direntplus_link skips them)
+            self.listing_caller = self.dir_callers.get(fh, 0)
             node.ops.readdir(self, node, start_id, token, uid, gids)
         except pyfuse3.FUSEError as e:
             # a listing of an open task/ (or /<pid>) of a reaped process is empty on Linux
@@ -306,6 +317,8 @@ class PidFs(pyfuse3.Operations):
             err = reaped.listing_errno(node)
             if err:
                 raise pyfuse3.FUSEError(err) from None
+        finally:
+            self.listing_caller = 0
 
     async def open(self, inode, flags, ctx):
         node = self._node(inode)

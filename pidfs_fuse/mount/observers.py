@@ -1,11 +1,13 @@
 """Stand-in tasks for callers the view has no process for, freed when their caller is gone.
 
 procps reads ``/proc/<getpid()>/stat``; a caller that is not in the table (every ``cat``, ``ls``
-and ``ps`` of a host) gets a hidden ``/<pid>`` entry backed by a stand-in task that never enters
-the model (``nodes/piddir.make_observer``). Callers come and go by the thousand, so each
-stand-in is kept with the identity of its host process (the pid FUSE gives and that process's
-start time in ``/proc/<pid>/stat``), and ``sweep`` frees those whose process has exited or
-whose pid now names another process. The mount sweeps whenever the number of stand-ins has
+and ``ps`` of a host) gets a ``/<pid>`` entry backed by a stand-in task that never enters the
+model (``nodes/piddir.make_observer``). A stand-in is keyed by the number the caller knows
+itself by *and* its host process (two ``pidfs-fuse exec`` commands both know themselves as
+4000000), so no caller ever reaches another's. Callers come and go by the thousand, so each
+stand-in is kept with the identity of its host process (its host pid and that process's start
+time in ``/proc/<pid>/stat``), and ``sweep`` frees those whose process has exited or whose pid
+now names another process. The mount sweeps whenever the number of stand-ins has
 doubled since the last sweep (so the cost is constant per stand-in made), and asks the kernel
 to drop the dentries of the freed ones, so their nodes are forgotten too.
 """
@@ -15,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-#: (pid namespace inum, number): the key of a stand-in
-Key = tuple[int, int]
+#: (pid namespace inum, number the caller knows itself by, host tgid): the key of a stand-in
+Key = tuple[int, int, int]
 
 
 def host_starttime(pid: int, proc: str = "/proc") -> int | None:
@@ -33,8 +35,11 @@ def host_starttime(pid: int, proc: str = "/proc") -> int | None:
 class Observers:
     """The stand-ins by key, each with its host process's start time (dict-like for lookups)."""
 
-    def __init__(self, proc: str = "/proc") -> None:
+    def __init__(self, proc: str = "/proc", *, real: bool = True) -> None:
         self.proc = proc
+        #: whether ``proc`` is a real procfs that may be read (never a pidfs-fuse mount: the
+        #: read could be a request to this very server); without it every sweep frees all
+        self.real = real
         self._tasks: dict[Key, Any] = {}
         self._born: dict[Key, int | None] = {}
         self._by_nr: dict[int, set[Key]] = {}
@@ -54,9 +59,9 @@ class Observers:
         return key in self._tasks
 
     def add(self, key: Key, task: Any) -> None:
-        """Remember ``task`` as the stand-in of host process ``key[1]`` (as it is now)."""
+        """Remember ``task`` as the stand-in of host process ``key[2]`` (as it is now)."""
         self._tasks[key] = task
-        self._born[key] = host_starttime(key[1], self.proc)
+        self._born[key] = host_starttime(key[2], self.proc) if self.real else None
         self._by_nr.setdefault(key[1], set()).add(key)
 
     def pop(self, key: Key) -> Any:
@@ -82,7 +87,7 @@ class Observers:
         """Free the stand-ins whose host process is gone (or whose pid was reused); return their
         keys. The next automatic sweep comes when the number left has doubled (at least 64)."""
         gone = [key for key, born in self._born.items()
-                if host_starttime(key[1], self.proc) != born or born is None]
+                if born is None or host_starttime(key[2], self.proc) != born]
         for key in gone:
             self.pop(key)
         self.next_sweep = max(64, 2 * len(self._tasks))

@@ -244,11 +244,13 @@ def _global_rows() -> tuple[Entry, ...]:
 ROOT_FILES: tuple[Entry, ...] = _global_rows()
 
 #: the mount's own entries in the top root (special: the mount implements them): the control
-#: file, handles by pidfs inode number, and the tree seen from other pid namespaces
+#: file, handles by pidfs inode number, the tree seen from other pid namespaces, and an empty
+#: directory where ``pidfs-fuse exec`` mounts the real /proc (a stand-in's fd/ links reach it)
 MOUNT_ROWS: tuple[Entry, ...] = (
     Entry(".control", FILE, 0o600, special="control"),
     Entry(".pidfs", DIR, 0o555, special="pidfs"),
     Entry(".pidns", DIR, 0o555, special="pidns"),
+    Entry(".host-proc", DIR, 0o555, special="host-proc"),
 )
 
 #: /self and /thread-self: resolved for the caller by the mount; procfs lists them just before

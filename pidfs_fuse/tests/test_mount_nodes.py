@@ -15,7 +15,7 @@ from pidfs_fuse.mount.fs import PidFs
 from pidfs_fuse.mount.inodes import derived_ino
 from pidfs_fuse.mount.nodes import FIRST_PROCESS_ENTRY, TGID_OFFSET
 from pidfs_fuse.mount.nodes.piddir import PidDir, TaskDir, TidDir
-from pidfs_fuse.mount.nodes.special import ControlFile, HandleFile, PidfsDir, PidnsDir
+from pidfs_fuse.mount.nodes.special import ControlFile, HandleFile, HostProcDir, PidfsDir, PidnsDir
 from pidfs_fuse.mount.nodes.table import GlobalFile, PidFile, SelfLink, SysctlFile, TableDir
 from pidfs_fuse.procfs.tables import ROOT_FILES
 from pidfs_fuse.procfs.view import parse_mount_options
@@ -59,21 +59,22 @@ async def test_root_lists_its_rows_then_self_then_pids_at_stable_offsets(listed)
     names = [n for n, _ in got]
     assert names[:7] == ["cpuinfo", "loadavg", "meminfo", "stat", "uptime", "version", "sys"]
     n = len(ROOT_FILES)
-    assert names[n:n + 5] == [".control", ".pidfs", ".pidns", "self", "thread-self"]
+    assert names[n:n + 6] == [".control", ".pidfs", ".pidns", ".host-proc", "self", "thread-self"]
     got = got[n - 7:]  # as if the root had its first seven rows only
-    assert got[10:12] == [("self", FIRST_PROCESS_ENTRY + 1), ("thread-self", FIRST_PROCESS_ENTRY + 2)]
-    assert got[12:] == [("1", TGID_OFFSET + 2), (str(svc.pid.nr), TGID_OFFSET + svc.pid.nr + 1)]
+    assert got[11:13] == [("self", FIRST_PROCESS_ENTRY + 1), ("thread-self", FIRST_PROCESS_ENTRY + 2)]
+    assert got[13:] == [("1", TGID_OFFSET + 2), (str(svc.pid.nr), TGID_OFFSET + svc.pid.nr + 1)]
     # resuming after thread-self starts at the first pid; after pid 1 at the next
     assert [n for n, _ in await listed(fs, ROOT, FIRST_PROCESS_ENTRY + 2)] == ["1", str(svc.pid.nr)]
     assert [n for n, _ in await listed(fs, ROOT, TGID_OFFSET + 2)] == [str(svc.pid.nr)]
-    assert [n for n, _ in await listed(fs, ROOT, n + 4)][:2] == [".pidns", "self"]
+    assert [n for n, _ in await listed(fs, ROOT, n + 4)][:3] == [".pidns", ".host-proc", "self"]
 
 
 async def test_every_listed_root_name_resolves_to_the_listed_node_and_kind(listed) -> None:
     k, _ = _table()
     fs = PidFs(k)
     kinds = {"cpuinfo": GlobalFile, "sys": TableDir, ".control": ControlFile, ".pidfs": PidfsDir,
-             ".pidns": PidnsDir, "self": SelfLink, "thread-self": SelfLink, "1": PidDir}
+             ".pidns": PidnsDir, ".host-proc": HostProcDir, "self": SelfLink,
+             "thread-self": SelfLink, "1": PidDir}
     for name, _ in (await listed(fs, ROOT))[2:]:  # after . and ..
         attr = await fs.lookup(ROOT, name.encode(), CTX)
         node = fs.table.get(attr.st_ino)
@@ -86,7 +87,7 @@ async def test_subset_pid_root_has_no_global_rows_but_keeps_the_mounts_own(liste
     k, _ = _table()
     fs = PidFs(k, options=parse_mount_options("subset=pid"))
     names = [n for n, _ in await listed(fs, ROOT)]
-    assert names[:7] == [".", "..", ".control", ".pidfs", ".pidns", "self", "thread-self"]
+    assert names[:8] == [".", "..", ".control", ".pidfs", ".pidns", ".host-proc", "self", "thread-self"]
     with pytest.raises(pyfuse3.FUSEError) as e:
         await fs.lookup(ROOT, b"meminfo", CTX)
     assert e.value.errno == errno.ENOENT

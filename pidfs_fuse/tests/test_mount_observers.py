@@ -29,24 +29,33 @@ def test_host_starttime_reads_field_22(tmp_path: Path) -> None:
 
 def test_sweep_frees_exited_and_reused_callers_only(tmp_path: Path) -> None:
     obs = Observers(str(tmp_path))
+    # keyed by (namespace, the number the caller knows itself by, its host tgid)
     for pid in (10, 11, 12):
         _fake_proc(tmp_path, pid, 100 + pid)
-        obs.add((1, pid), f"task{pid}")
+        obs.add((1, 4_000_000, pid), f"task{pid}")
     (tmp_path / "10" / "stat").unlink()
     (tmp_path / "10").rmdir()  # exited
     _fake_proc(tmp_path, 11, 999)  # the pid now names another process
-    assert sorted(obs.sweep()) == [(1, 10), (1, 11)]
-    assert list(obs) == [(1, 12)] and obs.get((1, 12)) == "task12" and obs.get((1, 10)) is None
+    assert sorted(obs.sweep()) == [(1, 4_000_000, 10), (1, 4_000_000, 11)]
+    assert list(obs) == [(1, 4_000_000, 12)] and obs.get((1, 4_000_000, 12)) == "task12"
+    assert obs.get((1, 4_000_000, 10)) is None
     assert obs.next_sweep == 64 and not obs.due()
-    obs.discard_number(12)
+    obs.discard_number(4_000_000)
     assert len(obs) == 0
+
+
+def test_without_a_real_proc_nothing_is_read_and_every_sweep_frees_all(tmp_path: Path) -> None:
+    _fake_proc(tmp_path, 10, 5)
+    obs = Observers(str(tmp_path / "missing"), real=False)
+    obs.add((1, 10, 10), "task")
+    assert obs.sweep() == [(1, 10, 10)] and len(obs) == 0
 
 
 def test_sweeps_come_when_the_count_doubles(tmp_path: Path) -> None:
     obs = Observers(str(tmp_path))
     for pid in range(100, 200):  # all alive
         _fake_proc(tmp_path, pid, 5)
-        obs.add((1, pid), pid)
+        obs.add((1, pid, pid), pid)
         if obs.due():
             assert obs.sweep() == []
     assert len(obs) == 100 and obs.next_sweep == 128
@@ -78,10 +87,10 @@ def test_a_live_caller_keeps_its_stand_in() -> None:
         ctx = SimpleNamespace(uid=0, gid=0, pid=p.pid)
         fs._lookup(fs._node(pyfuse3.ROOT_INODE), str(p.pid).encode(), ctx)
         fs.sweep_observers()
-        t = fs.observers.get((fs.root_view.ns.inum, p.pid))
+        t = fs.observers.get((fs.root_view.ns.inum, p.pid, p.pid))
         assert t is not None and t.pid.nr == p.pid
     finally:
         p.kill()
         p.wait()
     fs.sweep_observers()
-    assert fs.observers.get((fs.root_view.ns.inum, p.pid)) is None
+    assert fs.observers.get((fs.root_view.ns.inum, p.pid, p.pid)) is None

@@ -134,9 +134,9 @@ def test_subset_pid_hides_every_global_file() -> None:
 
 
 @pytest.mark.parametrize(("options", "top", "names"), [
-    ("", True, [e.name for e in ROOT_FILES] + [".control", ".pidfs", ".pidns", "self", "thread-self"]),
+    ("", True, [e.name for e in ROOT_FILES] + [".control", ".pidfs", ".pidns", ".host-proc", "self", "thread-self"]),
     ("", False, [e.name for e in ROOT_FILES] + ["self", "thread-self"]),
-    ("subset=pid", True, [".control", ".pidfs", ".pidns", "self", "thread-self"]),
+    ("subset=pid", True, [".control", ".pidfs", ".pidns", ".host-proc", "self", "thread-self"]),
     ("subset=pid", False, ["self", "thread-self"]),
 ], ids=["top", "pidns-root", "top-subset-pid", "pidns-root-subset-pid"])
 def test_root_rows_are_one_list_in_readdir_order(options, top, names) -> None:
@@ -146,7 +146,8 @@ def test_root_rows_are_one_list_in_readdir_order(options, top, names) -> None:
     assert rows[-len(SELF_ROWS):] == SELF_ROWS  # listed last, at FIRST_PROCESS_ENTRY
     assert {e.name: (e.kind, e.mode, e.special) for e in MOUNT_ROWS + SELF_ROWS} == {
         ".control": ("file", 0o600, "control"), ".pidfs": ("dir", 0o555, "pidfs"),
-        ".pidns": ("dir", 0o555, "pidns"), "self": ("link", 0o777, "self"),
+        ".pidns": ("dir", 0o555, "pidns"), ".host-proc": ("dir", 0o555, "host-proc"),
+        "self": ("link", 0o777, "self"),
         "thread-self": ("link", 0o777, "thread-self")}
     for e in rows:
         assert lookup(rows, e.name) is e

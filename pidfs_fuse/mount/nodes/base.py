@@ -60,8 +60,8 @@ def owned_by(fs: PidFs, a: pyfuse3.EntryAttributes, task: Task, *, dated: bool =
 
 def task_of(fs: PidFs, node: Node) -> Task:
     """The live (or zombie) task a pid node shows; ESRCH once reaped (as procfs)."""
-    if node.extra == OBSERVER:
-        t = fs.observers.get((node.view.ns.inum, node.pid.nr))
+    if node.key[0] == "obs":  # a stand-in's node: ("obs", inum, nr, host tgid, ...)
+        t = fs.observers.get(node.key[1:4])
         if t is None:
             raise pyfuse3.FUSEError(errno.ESRCH)
         return t
@@ -81,6 +81,8 @@ class NodeKind:
     volatile_children = False
     #: open(O_TRUNC) is accepted (nothing to truncate) instead of EPERM
     truncatable = False
+    #: a listing that can hold the caller's own entry (a root): ``PidFs.listing_caller``
+    lists_caller = False
 
     def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""A process's directories: ``/<pid>/``, ``/<pid>/task/<tid>/``, the caller's hidden entry, and
+"""A process's directories: ``/<pid>/``, ``/<pid>/task/<tid>/``, the caller's own entry, and
 the directories inside them (``task/``, ``fd/``, ``fdinfo/``, ``ns/``) with their dynamic rows.
 
 Every decision about the caller is a question to ``procfs/access.py``: resolving and stat-ing a
@@ -30,7 +30,7 @@ from ...procfs.access import (
     pid_getattr_errno,
 )
 from ..inodes import derived_ino, split_derived
-from .base import DOTS, OBSERVER, Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
+from .base import DOTS, Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ class TidDir(PidDir):
 
 class ObserverDir(PidDir):
     """``/<P>`` for a caller P the view has no process for (procps reads
-    ``/proc/<getpid()>/stat``): a stand-in task that never enters the model, not listed, with
-    no handle file, shown to its caller whatever ``hidepid`` says."""
+    ``/proc/<getpid()>/stat``): a stand-in task that never enters the model, with no handle
+    file, shown to its caller whatever ``hidepid`` says (``standin.py``)."""
 
     dies_with_pid = False
 
@@ -333,7 +333,6 @@ class FdInfoFile(PidFile):
 
 PID_DIR = PidDir()
 TID_DIR = TidDir()
-OBSERVER_DIR = ObserverDir()
 PID_TABLE_DIR = PidTableDir()
 TASK_DIR = TaskDir()
 FD_DIR = FdDir()
@@ -352,7 +351,9 @@ def pid_dir(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
     view = parent.view
     t = fs.kernel.find_task(view.ns, nr)
     if t is None:
-        return _observer(fs, parent, nr, ctx)
+        from .standin import standin_dir
+
+        return standin_dir(fs, parent, nr, ctx)
     fs.ask(pid_dir_lookup_errno, view, t, ctx)
     return listed_pid_dir(fs, parent, t, str(nr).encode())
 
@@ -470,6 +471,10 @@ def derived_changes(fs: PidFs, ev: Any) -> None:
 
 def pid_child(fs: PidFs, parent: Node, e: T.Entry, task: Task) -> Node:
     """The node of row ``e`` in a pid's directory ``parent``."""
+    if parent.key[0] == "obs":
+        from .standin import child
+
+        return child(fs, parent, e, task)
     if e.special == "pidfd":
         if not parent.ops.has_handle(parent):
             raise pyfuse3.FUSEError(errno.ENOENT)
@@ -485,25 +490,7 @@ def pid_child(fs: PidFs, parent: Node, e: T.Entry, task: Task) -> Node:
         ops = PID_FILE
     return fs.table.make(parent.key + (e.name,), ops, view=parent.view, pid=parent.pid, entry=e,
                          parent=parent.ino, name=e.name.encode(), extra=parent.extra,
-                         group_key=None if parent.ops is OBSERVER_DIR else task.group)
-
-
-def _observer(fs: PidFs, parent: Node, nr: int, ctx: Any) -> Node | None:
-    """The caller itself when the view has no process with its number: a hidden entry shaped
-    after ``--self`` or init's child, owned by the caller's real uid and gid (so that the policy
-    lets it see its own entry whatever ``hidepid`` says, as Linux does)."""
-    if ctx is None or not fs.callers.is_caller(ctx.pid, nr):
-        return None
-    view = parent.view
-    key = (view.ns.inum, nr)
-    t = fs.observers.get(key)
-    if t is None or (t.group.uid, t.group.gid) != (ctx.uid, ctx.gid):  # a reused host pid
-        if fs.observers.due():
-            fs.sweep_observers()
-        t = make_observer(fs.kernel, view.ns, nr, fs.self_template, uid=ctx.uid, gid=ctx.gid)
-        fs.observers.add(key, t)
-    return fs.table.make(("obs", view.ns.inum, nr), OBSERVER_DIR, view=view, pid=t.pid,
-                         parent=parent.ino, name=str(nr).encode(), extra=OBSERVER)
+                         group_key=task.group)
 
 
 def make_observer(kernel: Kernel, ns: PidNamespace, nr: int, template: int | None, *,

@@ -18,9 +18,11 @@ import pyfuse3
 
 from ...procfs import tables as T
 from ...procfs.access import pid_visible_in_listing
+from ...procfs.view import HIDEPID_INVISIBLE, HIDEPID_NOT_PTRACEABLE
 from ..inodes import derived_ino
 from .base import DOTS, Dir, new_attr
 from .piddir import PID_DIR, listing_attr, pid_dir
+from .standin import own_entry
 from .table import global_child
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ TGID_OFFSET = FIRST_PROCESS_ENTRY + 2  # fs/proc/base.c
 
 
 class Root(Dir):
+    lists_caller = True
+
     def __init__(self, *, top: bool) -> None:
         self.top = top  # the mount's own root (it alone has .control, .pidfs, .pidns)
 
@@ -98,7 +102,12 @@ class Root(Dir):
         else:  # nothing changes until the reply is built: a word of the id map at a time
             hits = fs.kernel.scan_tgids(ns, nr, linear=fs.linear)
         owner = start = None  # what ``a`` holds: set again only when it differs (most do not)
+        own = own_listed(fs, node, nr, uid, gids)
         for tgid, task in hits:
+            if own is not None and tgid > own[0]:
+                if not fs.reply(token, own[1], TGID_OFFSET + own[0] + 1):
+                    return
+                own = None
             if check and not pid_visible_in_listing(view, uid, gids, task):
                 continue
             g = task.group
@@ -110,6 +119,8 @@ class Root(Dir):
                 a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = boot + start
             if not reply(token, str(tgid).encode(), a, TGID_OFFSET + tgid + 1):
                 return
+        if own is not None:
+            fs.reply(token, own[1], TGID_OFFSET + own[0] + 1)
 
     @staticmethod
     def _stepwise(fs: PidFs, view: Any, nr: int, uid: int,
@@ -130,6 +141,23 @@ class Root(Dir):
                 nr = fired = tgid  # look again: a pid reaped right here is not listed
                 continue
             yield tgid, task
+
+
+def own_listed(fs: PidFs, node: Node, start: int, uid: int,
+               gids: list[int]) -> tuple[int, Node] | None:
+    """The caller's own stand-in, listed at its number (from ``start`` on) where Linux's
+    listing would otherwise leave the caller out: under hidepid=invisible or ptraceable, for a
+    caller the table has no process for (ptrace_may_access() lets a task at itself). Without
+    those options the listing is the table's alone (``ps -e`` shows exactly its processes)."""
+    pid = fs.listing_caller
+    if not pid or node.view.options.hidepid not in (HIDEPID_INVISIBLE, HIDEPID_NOT_PTRACEABLE):
+        return None
+    c = fs.callers.who(pid)
+    if c.tgid < start or fs.kernel.find_task(node.view.ns, c.tgid) is not None:
+        return None
+    if not c.real:
+        return None
+    return c.tgid, own_entry(fs, node, c.tgid, c, uid, gids[0] if gids else uid)
 
 
 ROOT = Root(top=True)

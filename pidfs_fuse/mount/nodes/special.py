@@ -46,6 +46,11 @@ class MountDir(Dir):
         return new_attr(fs, node, S.S_IFDIR | node.entry.mode, 2)
 
 
+class HostProcDir(MountDir):
+    """``/.host-proc``: empty; where ``pidfs-fuse exec`` mounts the real /proc in its own mount
+    namespace, so the links of a stand-in's ``fd/`` open there (``callers.py``)."""
+
+
 class PidfsDir(MountDir):
     """``/.pidfs/<ino>``: a handle file reopened by pidfs inode number while the pid lives
     (the file-handle analogue). Looked up, never listed; a name stops resolving the moment the
@@ -139,6 +144,7 @@ class HandleFile(NodeKind):
 CONTROL_FILE = ControlFile()
 PIDFS_DIR = PidfsDir()
 PIDNS_DIR = PidnsDir()
+HOST_PROC = HostProcDir()
 HANDLE_FILE = HandleFile()
 
 
