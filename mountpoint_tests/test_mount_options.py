@@ -31,12 +31,15 @@ def test_hidepid_invisible_hides_other_users_processes(users_table):
     m, alice = users_table("hidepid=invisible,allow_other")
     r = as_user(1000, "ls", m.path)
     assert r.returncode == 0, r.stderr
-    mine = _pids(r.stdout)
+    listed = _pids(r.stdout)
+    table = _pids(" ".join(os.listdir(m.path)))  # root's listing: the table's processes
+    mine = listed & table
     assert alice in mine and 1 not in mine
+    assert len(listed - table) == 1  # ls itself, its own entry (Linux lists a task to itself)
     for p in mine:  # only uid 1000's processes
         with open(f"{m.path}/{p}/status") as f:
             assert "Uid:\t1000\t" in f.read()
-    assert len(mine) < len(_pids(" ".join(os.listdir(m.path))))
+    assert len(mine) < len(table)
     r = as_user(1000, "cat", f"{m.path}/1/status")
     assert r.returncode != 0 and "No such file" in r.stderr
     r = as_user(1000, "cat", f"{m.path}/{alice}/comm")
