@@ -208,3 +208,15 @@ def test_no_other_process_reaches_a_callers_stand_in(mnt):
         p.stdin.close()
         p.wait(timeout=10)
         p.stdout.close()
+
+
+def test_with_a_trigger_armed_the_host_files_are_still_the_callers(mnt):
+    """An armed trigger makes every open render per read: a stand-in's reads stay the host's."""
+    mnt.client.on("read", "1/status", "set 1 comm=x", times=1)
+    r = _py("""
+        import sys
+        m = sys.argv[1]
+        real = open("/proc/self/mountinfo").read()
+        print(open(m + "/self/mountinfo").read() == real)
+        """, mnt.path)
+    assert (r.returncode, r.stdout) == (0, "True\n"), r.stderr
