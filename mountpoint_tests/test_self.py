@@ -113,7 +113,40 @@ def test_process_substitution_dev_stdin_and_dev_fd_work_inside_exec(mnt):
     links lead (relative to the mount, so the walk stays in the caller's copy of it)."""
     r = _exec(mnt, "bash", "-c", SHELL_FDS, stdin=subprocess.DEVNULL)
     assert (r.returncode, r.stderr) == (0, "")
-    assert r.stdout == "hi\nx\n0\n1\n2\n3\n../../.host-proc/thread-self/fd/0\n5\n"
+    assert r.stdout == "hi\nx\n0\n1\n2\n3\n/dev/null\n5\n"
+
+
+FILES = """
+    import json, os, psutil
+    d = os.environ["D"]
+    with open(d + "/kept", "w") as f:
+        f.write("kept")
+    kept = os.open(d + "/kept", os.O_RDONLY)
+    gone = os.open(d + "/gone", os.O_RDWR | os.O_CREAT)
+    os.write(gone, b"deleted but open")
+    os.unlink(d + "/gone")
+    r, w = os.pipe()
+    links = {n: os.readlink(f"/proc/self/fd/{fd}") for n, fd in (("kept", kept), ("gone", gone),
+                                                                  ("pipe", r))}
+    data = {n: open(f"/proc/self/fd/{fd}", "rb").read().decode() for n, fd in
+            (("kept", kept), ("gone", gone))}
+    print(json.dumps([os.getpid(), links, data, [f.path for f in psutil.Process().open_files()]]))
+"""
+
+
+def test_a_files_link_is_its_name_and_a_deleted_ones_still_opens_inside_exec(mnt, tmp_path):
+    """Where the name leads the caller to the same file it is the link (lsof, psutil's
+    open_files() and ls -l read it); a deleted file, a pipe go through the real procfs."""
+    r = _exec(mnt, PY, "-c", textwrap.dedent(FILES), env={**os.environ, "D": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    pid, links, data, open_files = json.loads(r.stdout)
+    assert pid == 4_000_000
+    fds = {n: int(link.rsplit("/", 1)[1]) for n, link in links.items() if n != "kept"}
+    assert links == {"kept": f"{tmp_path}/kept",
+                     "gone": f"../../.host-proc/thread-self/fd/{fds['gone']}",
+                     "pipe": f"../../.host-proc/thread-self/fd/{fds['pipe']}"}
+    assert data == {"kept": "kept", "gone": "deleted but open"}
+    assert open_files == [f"{tmp_path}/kept"]
 
 
 def test_a_manual_bind_over_proc_works_with_the_real_proc_on_host_proc(mnt):
@@ -122,7 +155,7 @@ def test_a_manual_bind_over_proc_works_with_the_real_proc_on_host_proc(mnt):
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, "")
-    assert r.stdout == "hi\nx\n0\n1\n2\n3\n../../.host-proc/thread-self/fd/0\n5\n"
+    assert r.stdout == "hi\nx\n0\n1\n2\n3\n/dev/null\n5\n"
 
 
 def test_a_bare_bind_over_proc_gives_the_hosts_link_text(mnt):
@@ -220,3 +253,29 @@ def test_with_a_trigger_armed_the_host_files_are_still_the_callers(mnt):
         print(open(m + "/self/mountinfo").read() == real)
         """, mnt.path)
     assert (r.returncode, r.stdout) == (0, "True\n"), r.stderr
+
+
+def test_every_entry_of_a_stand_in_answers_without_an_internal_error(mnt):
+    """Each row of the caller's own directory is read, listed or followed by the caller; none
+    fails with EIO (the mount's answer to a bug)."""
+    r = _py("""
+        import errno, os, sys
+        m = sys.argv[1] + "/self"
+        bad = []
+        for name in sorted(os.listdir(m)):
+            p = f"{m}/{name}"
+            try:
+                if os.path.islink(p):
+                    os.readlink(p)
+                elif os.path.isdir(p):
+                    for sub in os.listdir(p):
+                        os.lstat(f"{p}/{sub}")
+                else:
+                    with open(p, "rb") as f:
+                        f.read()
+            except OSError as e:
+                if e.errno == errno.EIO:
+                    bad.append(name)
+        print(sorted(os.listdir(m + "/map_files")), bad)
+        """, mnt.path)
+    assert (r.returncode, r.stdout) == (0, "[] []\n"), r.stderr

@@ -17,10 +17,13 @@ and ``root`` links, its threads and its open descriptors. Those are read here fr
 
 A descriptor link cannot be served as what it is on Linux (a "magic" link that reaches the
 open file itself, so that ``cat <(echo hi)``, ``/dev/stdin`` and ``/dev/fd/N`` open pipes,
-sockets and deleted files): FUSE can only answer a path. So ``fd/<n>`` is a link into a real
-procfs that the caller reaches, whose ``thread-self/fd/<n>`` is the caller's own magic link
-(``thread-self`` names the thread that follows the link, and the thread that follows it is
-the one that read it; it resolves in any procfs of the caller's pid namespace or an ancestor's).
+sockets and deleted files): FUSE can only answer a path. A file with a name that leads the
+caller to the same file as the server (``fd_path``) is linked by that name, as Linux's
+``readlink`` shows it (``ls -l /dev/fd``, lsof and psutil's ``open_files()`` read it). Any
+other ``fd/<n>`` is a link into a real procfs that the caller reaches, whose
+``thread-self/fd/<n>`` is the caller's own magic link (``thread-self`` names the thread that
+follows the link, and the thread that follows it is the one that read it; it resolves in any
+procfs of the caller's pid namespace or an ancestor's).
 ``real_proc`` finds one in the caller's mount namespace, from its ``mountinfo``: ``/proc``
 itself when that is a procfs; else a procfs mounted on ``.host-proc`` of a pidfs-fuse mount,
 where ``pidfs-fuse exec`` puts the real /proc before it binds the mount over ``/proc`` (the
@@ -39,6 +42,7 @@ import ctypes
 import errno
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -126,10 +130,10 @@ class Callers:
 
     # -- the caller's real self, read from the host once per request ---------------------------
 
-    def _path(self, host_pid: int, name: str) -> str:
+    def _path(self, host_pid: int | str, name: str) -> str:
         return f"{self.proc}/{host_pid}/{name}"
 
-    def read(self, host_pid: int, name: str) -> bytes:
+    def read(self, host_pid: int | str, name: str) -> bytes:
         """The host's ``/proc/<host_pid>/<name>`` (maps, mounts, mountinfo, status)."""
         with open(self._path(host_pid, name), "rb") as f:
             return f.read()
@@ -165,6 +169,25 @@ class Callers:
                 out.append((c.tid, host_tid))
         return out
 
+    def fd_path(self, host_pid: int, fd: int) -> str | None:
+        """The name of the caller's descriptor ``fd`` when that name opens the same file for
+        the caller as for the server, else None: an absolute path (not a pipe, socket or
+        deleted file), the caller's root is the server's, and the path's deepest mount is the
+        same one (device, root, type) at the same place in both mount tables (``exec``'s
+        private copy of the host's mounts has them all but /proc)."""
+        text = self.readlink(host_pid, f"fd/{fd}")
+        if not text.startswith("/") or text.endswith(" (deleted)"):
+            return None
+        if self.readlink(host_pid, "root") != "/":
+            return None
+        path = os.fsencode(text)
+        theirs = _top_mounts(self.read(host_pid, "mountinfo"))
+        mine = _top_mounts(self.read("self", "mountinfo"))
+        at = _deepest(theirs, path)
+        if at is None or at != _deepest(mine, path) or theirs[at] != mine[at]:
+            return None
+        return text
+
     def real_proc(self, host_pid: int) -> str | None:
         """Where the caller reaches a real procfs: ``"/proc"``, ``HOST_PROC_DIR`` (on a
         pidfs-fuse mount, reached relative to it), or None (see the module's note)."""
@@ -194,6 +217,33 @@ class Callers:
         if any(parent in fuse_ids for parent in hosted):
             return HOST_PROC_DIR
         return None
+
+
+def _unescape(b: bytes) -> bytes:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040...)."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), b)
+
+
+def _top_mounts(mountinfo: bytes) -> dict[bytes, tuple[bytes, bytes, bytes]]:
+    """Mount point -> (device, root, type) of the mount on top there (the last listed)."""
+    out = {}
+    for line in mountinfo.splitlines():
+        f = line.split()
+        try:
+            sep = f.index(b"-", 6)
+            out[_unescape(f[4])] = (f[2], f[3], f[sep + 1])
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def _deepest(mounts: dict[bytes, tuple[bytes, bytes, bytes]], path: bytes) -> bytes | None:
+    """The deepest mount point holding ``path``."""
+    best = None
+    for m in mounts:
+        if (m == b"/" or path == m or path.startswith(m + b"/")) and (best is None or len(m) > len(best)):
+            best = m
+    return best
 
 
 def host_errno(e: OSError) -> int:

@@ -98,3 +98,22 @@ def test_the_host_answers_for_this_process() -> None:
         os.close(r)
         os.close(w)
     assert c.threads(c.who(me))[0] == (me, me)
+
+
+def test_a_descriptor_is_named_by_its_path_only_where_that_path_is_the_file(tmp_path: Path) -> None:
+    c = Callers()
+    me = os.getpid()
+    (tmp_path / "kept").write_text("x")
+    kept = os.open(tmp_path / "kept", os.O_RDONLY)
+    gone = os.open(tmp_path / "gone", os.O_RDWR | os.O_CREAT)
+    os.unlink(tmp_path / "gone")
+    r, w = os.pipe()
+    try:
+        assert c.fd_path(me, kept) == str(tmp_path / "kept")
+        assert c.fd_path(me, gone) is None  # "... (deleted)"
+        assert c.fd_path(me, r) is None  # "pipe:[N]"
+        with pytest.raises(FileNotFoundError):
+            c.fd_path(me, 9999)
+    finally:
+        for fd in (kept, gone, r, w):
+            os.close(fd)

@@ -13,8 +13,10 @@ the stand-in's model cannot know comes from the host's /proc, read once per requ
 - ``status``: the model's, with the host's ``Uid:``, ``Gid:`` and ``Groups:`` lines;
 - ``maps``, ``mounts``, ``mountinfo``: the host's, as they are;
 - ``exe``, ``cwd``, ``root``: links to what the host's links name;
-- ``fd/``: the caller's open descriptors, each a link into a real procfs the caller reaches,
-  so it opens (``callers.Callers.real_proc``);
+- ``fd/``: the caller's open descriptors, each a link that opens: the file's name where it
+  leads the caller to the same file, else into a real procfs the caller reaches
+  (``callers.Callers.fd_path``, ``real_proc``);
+- ``fdinfo/``: the host's, one file per descriptor;
 - ``task/``: the caller's threads by their numbers in its namespace (``thread-self`` resolves);
   a thread's directory shows the process's stand-in, with the same host rows.
 
@@ -121,7 +123,14 @@ class StandinRowDir(type(PID_TABLE_DIR)):  # type: ignore[misc]
 
     def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
         caller_of(fs, node, ctx)
+        if node.entry.dynamic is not None:  # map_files/: the model's, empty
+            return None
         return super().lookup(fs, node, name, ctx)
+
+    def readdir(self, fs: PidFs, node: Node, start_id: int, token: Any, uid: int,
+                gids: list[int]) -> None:
+        if node.entry.dynamic is None:
+            super().readdir(fs, node, start_id, token, uid, gids)
 
 
 class StandinTaskDir(StandinRowDir):
@@ -197,10 +206,45 @@ class StandinFdDir(StandinRowDir):
                 return
 
 
+class StandinFdInfoDir(StandinFdDir):
+    """``/<nr>/fdinfo/``: one file per descriptor of the caller (psutil's ``open_files()``
+    reads each one's position and flags)."""
+
+    def link(self, fs: PidFs, node: Node, fd: int) -> Node:
+        return fs.table.make(node.key + (fd,), STANDIN_FD_INFO_FILE, view=node.view,
+                             pid=node.pid, extra=fd, parent=node.ino, name=str(fd).encode())
+
+
+class StandinFdInfoFile(PidFile):
+    """``/<nr>/fdinfo/<n>``: the host's (0444, as Linux's)."""
+
+    def mode(self, node: Node) -> int:
+        return 0o444
+
+    def direct(self, node: Node) -> bool:
+        return True
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return _zero_timeouts(super().attr(fs, node, ctx))
+
+    def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        c = caller_of(fs, node, ctx)
+        if c is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise pyfuse3.FUSEError(errno.EACCES)
+        try:
+            data = fs.callers.read(c.host_tgid, f"fdinfo/{node.extra}")
+        except OSError as e:
+            raise pyfuse3.FUSEError(errno.ENOENT if e.errno == errno.ENOENT else host_errno(e)) from None
+        fh = fs.add_file(OpenFile(node, data, ctx.uid))
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+
+
 class StandinFdLink(TableLink):
-    """``/<nr>/fd/<n>``: a link into a real procfs the caller reaches, whose
-    ``thread-self/fd/<n>`` is the descriptor itself; its mode is the host's (``lr-x------``
-    for a descriptor open for reading...)."""
+    """``/<nr>/fd/<n>``: the file's name where that name leads the caller to it, else a link
+    into a real procfs the caller reaches, whose ``thread-self/fd/<n>`` is the descriptor
+    itself; its mode is the host's (``lr-x------`` for a descriptor open for reading...)."""
 
     def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
         mode = 0o700
@@ -220,8 +264,11 @@ class StandinFdLink(TableLink):
         fd = node.extra
         try:
             host_text = fs.callers.readlink(c.host_tgid, f"fd/{fd}")
+            path = fs.callers.fd_path(c.host_tgid, fd)
         except OSError as e:
             raise pyfuse3.FUSEError(errno.ENOENT if e.errno == errno.ENOENT else host_errno(e)) from None
+        if path is not None:
+            return path.encode()
         where = fs.callers.real_proc(c.host_tgid)
         if where == "/proc":
             return f"/proc/thread-self/fd/{fd}".encode()
@@ -296,6 +343,8 @@ STANDIN_ROW_DIR = StandinRowDir()
 STANDIN_TASK_DIR = StandinTaskDir()
 STANDIN_FD_DIR = StandinFdDir()
 STANDIN_FD_LINK = StandinFdLink()
+STANDIN_FD_INFO_DIR = StandinFdInfoDir()
+STANDIN_FD_INFO_FILE = StandinFdInfoFile()
 STANDIN_LINK = StandinLink()
 STANDIN_FILE = StandinFile()
 
@@ -304,9 +353,8 @@ def child(fs: PidFs, parent: Node, e: T.Entry, task: Any) -> Node:
     """The node of row ``e`` in a stand-in's directory ``parent``."""
     ops: Any
     if e.kind == T.DIR:
-        ops = {"task": STANDIN_TASK_DIR, "fd": STANDIN_FD_DIR}.get(e.dynamic or "", STANDIN_ROW_DIR)
-        if e.dynamic in ("fdinfo", "map_files"):
-            ops = STANDIN_ROW_DIR  # the model's (none): the host's would need ptrace of the caller
+        ops = {"task": STANDIN_TASK_DIR, "fd": STANDIN_FD_DIR,
+               "fdinfo": STANDIN_FD_INFO_DIR}.get(e.dynamic or "", STANDIN_ROW_DIR)
     elif e.kind == T.LINK:
         ops = STANDIN_LINK if e.name in HOST_LINKS else TABLE_LINK
     else:
