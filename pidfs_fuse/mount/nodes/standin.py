@@ -315,14 +315,17 @@ class StandinFile(PidFile):
                             for line in data.splitlines())
         return data
 
-    def read_direct(self, fs: PidFs, node: Node, off: int, size: int, uid: int) -> bytes:
-        """A read rendered on its own (a file open for writing, or a trigger armed): for the
+    def content(self, fs: PidFs, node: Node) -> bytes:
+        """A rendering on its own (a file open for writing, or a trigger armed): for the
         process the node belongs to, which alone may open it."""
         c = fs.callers.who(host_of(node)) if fs.callers.enabled else None
         try:
-            return self.render_for(fs, node, c if c is not None and c.real else None)[off: off + size]
+            return self.render_for(fs, node, c if c is not None and c.real else None)
         except OSError as e:
             raise pyfuse3.FUSEError(host_errno(e)) from None
+
+    def read_direct(self, fs: PidFs, node: Node, off: int, size: int, uid: int) -> bytes:
+        return self.content(fs, node)[off: off + size]
 
     def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         c = caller_of(fs, node, ctx)
