@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -142,7 +143,15 @@ def _load_kernel(args: argparse.Namespace, progress: ProgressFactory | None):
 def _build_fs(args: argparse.Namespace, progress: ProgressFactory | None):
     opts = parse_options(args.options)
     allow_other = "allow_other" in [o.strip() for o in args.options.split(",")]
-    kernel = _load_kernel(args, progress)
+    # no cyclic collection while loading: each full one walks every task made so far (seconds
+    # at a million, during which no progress is reported); server.run freezes the loaded
+    # table and turns the collector back on
+    gc.disable()
+    try:
+        kernel = _load_kernel(args, progress)
+    except BaseException:
+        gc.enable()
+        raise
     mode = args.clock or kernel.sched.default_mode or "frozen"
     if mode == "real" and kernel.sched.source is None:
         kernel.sched.go_real(time.monotonic_ns)  # the mount feeds the model its time

@@ -16,6 +16,7 @@ still waiting (the blocked readers get ENOTCONN) and lets them go.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import select
@@ -27,7 +28,7 @@ import trio
 
 from .. import rundir
 from .events import AGAIN_AFTER
-from .fs import PidFs, settle_heap
+from .fs import PidFs
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,12 @@ def run(mountpoint: str, fs: PidFs, *, allow_other: bool = False, ready_fd: int 
         on_ready: Callable[[], None] | None = None) -> None:
     """Serve in this process until unmounted or detached; once mounted, call ``on_ready`` and
     write "ready" to ``ready_fd``."""
-    settle_heap()  # the loaded table: no full collection walks it while serving
+    # the loaded table out of the collector's sight, so no full collection walks it while
+    # serving; without collecting first (settle_heap): loading made a few dozen cyclic
+    # garbage objects, and a collection over a million tasks kept the caller waiting, with no
+    # progress shown, for seconds (11 s, bench/restore_bench.py)
+    gc.freeze()
+    gc.enable()  # off while loading (main._build_fs)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
