@@ -68,11 +68,21 @@ def _exec(mnt, *cmd: str, as_pid: int | None = None, **kw) -> subprocess.Complet
 
 
 @pytest.fixture
-def decoy(tmp_path):
+def decoy(tmp_path, mnt):
+    """A host process whose pid the table does not hold yet (the test gives it one): one that
+    drew a number of the default table (pid 456 once) is ended and another started."""
     log = tmp_path / "decoy.log"
     log.write_text("")
-    p = subprocess.Popen([PY, "-c", DECOY, str(log)], stdout=subprocess.PIPE, text=True)
-    pid = int(p.stdout.readline())
+    for _ in range(50):
+        p = subprocess.Popen([PY, "-c", DECOY, str(log)], stdout=subprocess.PIPE, text=True)
+        pid = int(p.stdout.readline())
+        if not os.path.exists(mnt / str(pid)):
+            break
+        p.terminate()
+        p.wait(timeout=10)
+        p.stdout.close()
+    else:
+        pytest.fail("50 decoys in a row drew pids the table holds")
     yield pid, log
     p.terminate()
     p.wait(timeout=10)
