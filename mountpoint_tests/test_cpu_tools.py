@@ -1,5 +1,5 @@
-"""Real CPU% tools read the share a task was given (issue 11, point 2): ``top``, ``pidstat`` and
-psutil's ``cpu_percent()`` on a task set to ``cpu=75% user=0.8``.
+"""Real CPU% tools read the share a task was given (issue 11, point 2): ``top``, ``pidstat``,
+psutil's ``cpu_percent()`` and ``htop`` on a task set to ``cpu=75% user=0.8``.
 
 How each measures elapsed time (checked on this machine, procps-ng 4.0.2, sysstat 12.6.1,
 psutil 7.2): ``top`` and ``pidstat`` divide the task's tick delta by the delta of
@@ -17,11 +17,14 @@ loaded machine's 60 ms of skew stays within 3 points; at 1 s pidstat read 77.00 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
 import psutil  # type: ignore[import-untyped]
 import pytest
+
+from .conftest import CLI
 
 USER_HZ = 100
 
@@ -120,3 +123,42 @@ def test_top_and_pidstat_on_a_real_clock(spin_real):
     assert pidstat.returncode == 0, err
     avg = next(ln.split() for ln in out.splitlines() if ln.startswith("Average:"))
     assert float(avg[7]) == pytest.approx(75, abs=3), out
+
+
+#: htoprc: PID USER PRI NI VIRT RES SHR S CPU% MEM% TIME+ Command, refreshed every second
+HTOPRC = """fields=0 48 17 18 38 39 40 2 46 47 49 1
+hide_kernel_threads=1
+hide_userland_threads=1
+tree_view=0
+sort_key=0
+sort_direction=1
+delay=10
+"""
+
+
+def test_htop_on_a_real_clock(spin_real, tmp_path):
+    """htop (under tmux, through ``pidfs-fuse exec``) shows the task's share in CPU%: it
+    divides the task's tick delta by the delta of /proc/stat's cpu time per cpu."""
+    m = spin_real
+    (tmp_path / ".config" / "htop").mkdir(parents=True)
+    (tmp_path / ".config" / "htop" / "htoprc").write_text(HTOPRC)
+    sock = f"pidfs-i11-{os.getpid()}"
+    cmd = " ".join([*CLI, "exec", str(m.path), "--", "htop"])
+    env = {**os.environ, "TERM": "xterm"}
+    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-x", "200", "-y", "40",
+                    f"env HOME={tmp_path} TERM=xterm {cmd}"], check=True, timeout=30, env=env)
+    shares = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(shares) < 3 and time.monotonic() < deadline:  # three frames after the first
+            time.sleep(1.0)
+            screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p"], capture_output=True,
+                                    text=True, timeout=30, env=env).stdout
+            row = next((ln.split() for ln in screen.splitlines()
+                        if ln.split()[:1] == [str(m.pid)] and ln.rstrip().endswith("spin")), None)
+            if row is not None and float(row[8]) > 0:
+                shares.append(float(row[8]))
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=30, env=env)
+    assert len(shares) == 3, f"htop never showed the task's share: {shares}"
+    assert shares == pytest.approx([75] * 3, abs=3), shares
