@@ -98,6 +98,18 @@ def test_read_of_an_open_status_after_the_reap_is_esrch(pidfs):
     assert t.fired
 
 
+def test_a_read_trigger_on_a_file_opened_before_it_was_armed_reads_the_new_state(pidfs):
+    """The descriptor reads through the page cache (opened with no trigger armed); the read
+    the trigger fires in still answers the state the trigger made."""
+    pid = pidfs.clone(1, comm="before")
+    status = pidfs.path / str(pid) / "status"
+    os.stat(status)  # the kernel has the size of the "before" text
+    with open(status) as f:
+        t = pidfs.on_read(pid, "status", do=f"exec {pid} comm=after")
+        text = f.read()
+    assert t.fired and "Name:\tafter\n" in text and text.endswith("\n"), text
+
+
 def test_open_racing_with_the_reap_is_enoent(pidfs):
     pid = pidfs.clone(1)
     os.stat(pidfs.path / str(pid) / "status")  # the names are resolved before the race

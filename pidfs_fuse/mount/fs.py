@@ -353,7 +353,10 @@ class PidFs(pyfuse3.Operations):
             # (the kernel holds the page this read fills: invalidating it now would deadlock)
             if self.nursery is not None:
                 self.nursery.start_soon(self.settle)
-            f.node.content = None  # from offset 0, the read renders the new state
+            # this read renders the new state (a descriptor opened before the trigger was armed
+            # reads through the page cache: a longer new text is cut at the size the kernel
+            # still holds; a shorter one shrinks it)
+            f.node.content = f.node.given = None
         return await f.read(self, off, size)
 
     async def write(self, fh, off, buf):

@@ -264,13 +264,13 @@ class OpenFile:
             return data[off: off + size]
         if off == 0 and node.pid is not None:
             task_of(fs, node)  # a reaped pid's file is ESRCH from the start (environ: empty)
-        if node.given is not None:
-            # A page-cache read stops at the size the kernel was last given, so it is answered
-            # from the rendering of that size, not from the text at open: a status opened just
-            # before its task died and read after is the zombie's once the kernel has the
-            # zombie's size (procfs renders at read time), and never a live text cut at the
-            # zombie's length or a zombie's padded with NULs to the live one's.
-            data = node.given
+        # A page-cache read stops at the size the kernel was last given, so it is answered
+        # from the rendering of that size, not from the text at open: a status opened just
+        # before its task died and read after is the zombie's once the kernel has the
+        # zombie's size (procfs renders at read time), and never a live text cut at the
+        # zombie's length or a zombie's padded with NULs to the live one's. (No size given
+        # since a read trigger fired: the state now.)
+        data = node.given if node.given is not None else node.ops.content(fs, node)
         return data[off: off + size]
 
     async def write(self, fs: PidFs, buf: bytes) -> int:
