@@ -398,11 +398,21 @@ def write_in_child(kernel: Kernel, path: str) -> Callable[[], int]:
     and changing the table, meanwhile; only the fork runs on its thread (about 1 ms per
     100,000 tasks: page tables). The child may touch as much memory again as the table takes."""
     r, w = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as e:  # ENOMEM, EAGAIN: a big server cannot always fork
+        os.close(r)
+        os.close(w)
+        raise KernelError(e.errno or errno.EIO, f"cannot start the process that writes "
+                          f"{path}: {e.strerror or e}") from None
     if pid == 0:  # the child: no trio, no FUSE, no other thread; out through os._exit only
         status = 1
         try:
-            os.close(r)
+            # keep only stdio and the reply pipe: above all not /dev/fuse, whose connection
+            # must end with the server (a server killed now would leave every client of the
+            # mount waiting until this child is done)
+            os.closerange(3, w)
+            os.closerange(w + 1, os.sysconf("SC_OPEN_MAX"))
             import gc
             import signal
 

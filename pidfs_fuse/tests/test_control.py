@@ -944,3 +944,19 @@ def test_a_snapshot_written_in_a_child_is_the_same_file_and_its_errors_come_back
     assert (e.errno, e.strerror) == (errno.EISDIR, f"{tmp_path}/d: is a directory; a snapshot is "
                                      "written only to a regular file")
     assert sorted(os.listdir(tmp_path)) == ["child.snap", "d", "inline.snap"]
+
+
+def test_snapshot_in_a_child_that_cannot_fork_fails_with_a_sentence_and_leaks_nothing(
+        k: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = Control(k)
+    c.snapshot_in_child = True
+    fds = set(os.listdir("/proc/self/fd"))
+
+    def no_fork() -> int:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    e = err(c, f"snapshot {tmp_path}/x.snap")
+    assert (e.errno, e.strerror) == (errno.ENOMEM, f"cannot start the process that writes "
+                                     f"{tmp_path}/x.snap: Cannot allocate memory")
+    assert set(os.listdir("/proc/self/fd")) == fds and os.listdir(tmp_path) == []
