@@ -421,19 +421,30 @@ class Soak:
 
     def main(self) -> Figures:
         """A warm-up phase (a tenth of the time, 10..30 s: the server reaches its working set)
-        sets the level "before"; then the soak. Both levels are read after 3 s of quiet, when
-        the idle server has given its free heap pages back (``mount/server._housekeeping``)."""
+        sets the level "before"; then the soak. Both levels are read once the server is quiet
+        (``quiet``)."""
         self.phase(min(30.0, max(10.0, self.seconds / 10)))
-        time.sleep(3.0)
+        self.quiet()
         self.fig.rss_before = self.fig.rss_peak = rss_kib(self.server)
         self.fig.held_before = client.held_counts(self.mp)
         self.fig.seconds = self.phase(self.seconds)
         self.check_stuck()
         self.check_snapshots()
-        time.sleep(3.0)  # let the server go idle: it drops what the last requests left
+        self.quiet()
         self.fig.rss_after = rss_kib(self.server)
         self.fig.held_after = client.held_counts(self.mp)
         return self.fig
+
+    def quiet(self, limit: float = 30.0) -> None:
+        """Wait until the server holds no node of a freed pid (it invalidates their entries
+        again 1, 3, 7... s after the reap: ``mount/events.py``), then for two of its
+        housekeeping ticks without requests, after which an idle server has handed its free
+        heap pages back once (``mount/server._housekeeping``; reading the counts is not a
+        request)."""
+        deadline = time.monotonic() + limit
+        while client.held_counts(self.mp)["nodes_of_freed_pids"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.5)
 
     def check_stuck(self) -> None:
         deadline = time.monotonic() + 5

@@ -231,11 +231,11 @@ def test_a_signal_ends_a_wait_for_a_snapshot_and_control_writers_go_on(mnt, tmp_
             time.sleep(0.05)
         t0 = time.monotonic()
         assert mnt.ctl("clone", "1").strip().isdigit()  # another writer is not held up
-        assert time.monotonic() - t0 < 1.0
-        assert proc.poll() is None and not f.exists()
+        assert time.monotonic() - t0 < 2.0  # (4.5 s when writers waited for the snapshot)
+        assert proc.poll() is None  # the snapshot takes ~3 s here: its reply is still awaited
         proc.send_signal(sig)
         proc.wait(timeout=5)
-        assert time.monotonic() - t0 < 1.5  # ended by the signal, not by the snapshot's end
+        assert time.monotonic() - t0 < 2.5  # ended by the signal, not by the snapshot's end
         assert proc.returncode == -sig or (sig == signal.SIGINT and proc.returncode == 130)
     finally:
         if proc.poll() is None:

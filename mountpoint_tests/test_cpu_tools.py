@@ -125,14 +125,15 @@ def test_top_and_pidstat_on_a_real_clock(spin_real):
     assert float(avg[7]) == pytest.approx(75, abs=3), out
 
 
-#: htoprc: PID USER PRI NI VIRT RES SHR S CPU% MEM% TIME+ Command, refreshed every second
+#: htoprc: PID USER PRI NI VIRT RES SHR S CPU% MEM% TIME+ Command, refreshed every 2 s (as for
+#: top and pidstat above, 1 s frames let a loaded machine's skew past the tolerance)
 HTOPRC = """fields=0 48 17 18 38 39 40 2 46 47 49 1
 hide_kernel_threads=1
 hide_userland_threads=1
 tree_view=0
 sort_key=0
 sort_direction=1
-delay=10
+delay=20
 """
 
 
@@ -149,9 +150,9 @@ def test_htop_on_a_real_clock(spin_real, tmp_path):
                     f"env HOME={tmp_path} TERM=xterm {cmd}"], check=True, timeout=30, env=env)
     shares = []
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 40
         while len(shares) < 3 and time.monotonic() < deadline:  # three frames after the first
-            time.sleep(1.0)
+            time.sleep(2.0)
             screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p"], capture_output=True,
                                     text=True, timeout=30, env=env).stdout
             row = next((ln.split() for ln in screen.splitlines()
