@@ -94,7 +94,7 @@ def test_the_cap_is_threads_max_and_a_clone_past_it_fails_with_eagain_and_a_sent
     assert sorted(os.listdir(m.path)) == before  # nothing was created
     assert len(m.ctl("clone", "1", f"count={100 - n}").split()) == 100 - n
     err, reply = m.ctl_raw("clone 1\n")
-    assert (err, reply) == (errno.EAGAIN, "error: EAGAIN: the table holds 100 tasks, its cap "
+    assert (err, reply) == (errno.EAGAIN, "error: EAGAIN: the table holds 100 tasks, which is its cap "
                                           "(kernel.threads-max 100)\n")
 
 

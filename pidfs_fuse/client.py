@@ -631,8 +631,10 @@ MEMORY_XATTR = "user.pidfs.memory"
 
 def held_counts(mountpoint: str | os.PathLike[str]) -> dict[str, int]:
     """What a mount's server holds now: ``tasks`` of the model, ``nodes`` (inodes the kernel
-    may still name), ``node_groups``, ``open_files``, ``open_dirs`` and ``stand_ins`` (entries
-    for callers outside the table). Reading it is not counted as a request."""
+    may still name), ``nodes_of_freed_pids`` (of those, the ones about pids gone: the kernel
+    has not forgotten them yet), ``node_groups``, ``open_files``, ``open_dirs`` and
+    ``stand_ins`` (entries for callers outside the table). Reading it is not counted as a
+    request."""
     raw = os.getxattr(os.fspath(mountpoint), MEMORY_XATTR).decode()
     return {k: int(v) for k, v in (line.split() for line in raw.splitlines())}
 

@@ -127,7 +127,7 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
     # retval -EAGAIN (kernel/fork.c), the errno its RLIMIT_NPROC check just before it gives too
     max_threads = self.max_threads
     if max_threads is not None and self.nr_threads >= max_threads:
-        raise KernelError(errno.EAGAIN, f"the table holds {self.nr_threads:,} tasks, its cap "
+        raise KernelError(errno.EAGAIN, f"the table holds {self.nr_threads:,} tasks, which is its cap "
                           f"(kernel.threads-max {max_threads:,})")
     ns = parent.pid_ns_for_children or parent.pid.ns  # ns_for_children
     new_ns: PidNamespace | None = None

@@ -7,13 +7,16 @@ and a reap also marks the dentries naming the reaped pid's directories. The requ
 the change (a control write, a handle write, a sysctl write) calls ``settle`` before answering,
 which drops the cached renderings and pushes the invalidations into the kernel from a worker
 thread (invalidating from the serving thread can deadlock: the kernel may need this loop to
-answer a pending read of the same inode first).
+answer a pending read of the same inode first). Entries in the directory the request itself
+holds locked (a lookup in it, a listing of it: a trigger that reaps there) are pushed after the
+answer instead, and the entries of a reaped pid's nodes again later (``_due_again``).
 """
 
 from __future__ import annotations
 
-import collections
 import errno
+import heapq
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,7 +46,8 @@ class Changes:
     any_change: trio.Event = field(default_factory=trio.Event)
     #: entries of the nodes of reaped pids, invalidated again while the kernel still holds
     #: them: (when, node, parent inode, name, delay)
-    again: collections.deque = field(default_factory=collections.deque)
+    again: list = field(default_factory=list)  # a heap
+    again_seq: itertools.count = field(default_factory=itertools.count)  # heap tie-breaker
     reaped_nodes: list = field(default_factory=list)
 
     def on_event(self, ev: Event) -> None:
@@ -82,18 +86,20 @@ class Changes:
         after its invalidation leaves the same.) So every node of a reaped pid has its own
         entry invalidated ``AGAIN_AFTER`` seconds later, then again at doubling delays (up to
         ``AGAIN_MAX``) while the kernel still holds it."""
+        again, seq = self.again, self.again_seq
         for node in self.reaped_nodes:
-            self.again.append((now + AGAIN_AFTER, node, node.parent, node.name, AGAIN_AFTER))
+            heapq.heappush(again, (now + AGAIN_AFTER, next(seq), node, node.parent, node.name,
+                                   AGAIN_AFTER))
         self.reaped_nodes.clear()
         later = []
-        while self.again and self.again[0][0] <= now:
-            _when, node, parent, name, delay = self.again.popleft()
+        while again and again[0][0] <= now:
+            _when, _seq, node, parent, name, delay = heapq.heappop(again)
             if self.table.nodes.get(node.ino) is node:  # (get would make a derived one)
                 self.stale_entries.add((parent, name))
                 if delay < AGAIN_MAX:
-                    later.append((now + 2 * delay, node, parent, name, 2 * delay))
-        if later:  # keep ``again`` in time order
-            self.again = collections.deque(sorted([*self.again, *later], key=lambda x: x[0]))
+                    later.append((now + 2 * delay, next(seq), node, parent, name, 2 * delay))
+        for item in later:
+            heapq.heappush(again, item)
 
     async def settle(self, held: int = 0) -> bool:
         """Push pending invalidations into the kernel (see the module note). ``held``: a

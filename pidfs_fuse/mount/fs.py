@@ -36,7 +36,7 @@ from . import reaped
 from .callers import Callers
 from .events import Changes
 from .handles import Waiters
-from .inodes import DERIVED_BASE, ROOT_INODE, InodeTable, Node
+from .inodes import DERIVED_BASE, MAX_VIEW_SLOTS, ROOT_INODE, InodeTable, Node
 from .interrupts import Interrupts
 from .nodes import ROOT
 from .nodes.piddir import derived_changes, derived_node
@@ -121,6 +121,10 @@ class PidFs(pyfuse3.Operations):
     def view(self, ns: PidNamespace) -> View:
         v = self.views.get(ns.inum)
         if v is None:
+            if len(self.view_slots) >= MAX_VIEW_SLOTS:  # derived inode numbers would collide
+                log.error("this mount has shown %d pid namespaces, the most it can number",
+                          len(self.view_slots))
+                raise pyfuse3.FUSEError(errno.ENOSPC)
             v = View(kernel=self.kernel, ns=ns, options=self.options, boot_epoch=self.boot_epoch)
             self.views[ns.inum] = v
             self.slot_of[ns.inum] = len(self.view_slots)

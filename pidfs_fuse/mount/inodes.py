@@ -35,6 +35,9 @@ NODE_BASE = 1 << 40
 #: view slot << 41 | thread << 40 | pidfs inode number (below 1 << 40: restore.INO_LIMIT)
 DERIVED_BASE = 1 << 62
 _PIDFS_BITS = 40
+#: view slots that fit below DERIVED_BASE (a mount that has shown this many pid namespaces
+#: refuses to show another: ``PidFs.view``)
+MAX_VIEW_SLOTS = 1 << (62 - _PIDFS_BITS - 1)
 
 
 def derived_ino(slot: int, thread: bool, pidfs_ino: int) -> int:
@@ -44,7 +47,7 @@ def derived_ino(slot: int, thread: bool, pidfs_ino: int) -> int:
 
 def split_derived(ino: int) -> tuple[int, bool, int]:
     """``derived_ino``'s (slot, thread, pidfs inode number) of a derived inode number."""
-    rest = ino - DERIVED_BASE
+    rest = ino & (DERIVED_BASE - 1)
     return (rest >> (_PIDFS_BITS + 1), bool(rest >> _PIDFS_BITS & 1),
             rest & ((1 << _PIDFS_BITS) - 1))
 

@@ -29,8 +29,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 #: PID_MAX_LIMIT (kernel/idr.py): every task holds a number in the root namespace
 PID_MAX_LIMIT = 4 * 1024 * 1024
 #: the memory budget of one task for the default cap: a bulk-cloned task costs the server
-#: about 1,100 bytes of RSS (bench/bulk_bench.py), a listing of the root about 700 more
-#: (nodes of the listed pids); rounded up
+#: about 1,100 bytes of RSS (bench/bulk_bench.py; a listing costs it nothing per entry since
+#: listed directories have derived inode numbers), with room for what lookups and open files
+#: keep; rounded up
 BYTES_PER_TASK = 2048
 
 #: progress(label) -> a report(done, total) callback, or None to show nothing

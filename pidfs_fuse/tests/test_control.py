@@ -908,7 +908,7 @@ def test_a_clone_at_the_cap_fails_with_eagain_naming_it_and_changes_nothing() ->
     assert c.execute("clone 1 count=2") == "2\n3\n"
     e = err(c, "clone 1")
     assert e.errno == errno.EAGAIN
-    assert e.strerror == "the table holds 3 tasks, its cap (kernel.threads-max 3)"
+    assert e.strerror == "the table holds 3 tasks, which is its cap (kernel.threads-max 3)"
     assert err(c, "clone 2 thread").errno == errno.EAGAIN  # threads count too, as in nr_threads
     c.execute("exit_group 3")  # a zombie still counts (nr_threads drops at release)
     assert err(c, "clone 1").errno == errno.EAGAIN

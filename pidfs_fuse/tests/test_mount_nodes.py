@@ -282,3 +282,14 @@ async def test_a_reap_or_an_owner_change_reaches_listed_directories_without_node
     c.execute(f"exit {worker.pid.nr}")
     name = str(worker.pid.nr).encode()
     assert {(ROOT, name), (task_ino, name)} <= fs.changes.stale_entries
+
+
+def test_derived_inode_numbers_round_trip_at_the_edges() -> None:
+    from pidfs_fuse.mount.inodes import DERIVED_BASE, MAX_VIEW_SLOTS, NODE_BASE, split_derived
+
+    for slot in (0, 1, MAX_VIEW_SLOTS - 1):
+        for thread in (False, True):
+            for ino in (2, NODE_BASE - 1):
+                n = derived_ino(slot, thread, ino)
+                assert DERIVED_BASE <= n < 1 << 63 and split_derived(n) == (slot, thread, ino)
+    assert derived_ino(MAX_VIEW_SLOTS - 1, True, NODE_BASE - 1) == (1 << 63) - 1
