@@ -7,7 +7,10 @@ process group's and session's members, a group's threads) that copy costs about 
 same clone: 280 ms in one step of ``clone 1 count=1000000``, during which the mount answers
 nothing (bench/bulk_bench.py). So before each slice the bulk clone asks ``make_room`` whether
 any of them would grow during the slice, and if one would, grows it right then, alone in a step
-of its own.
+of its own. A ``cat`` is four or five requests, each of which may wait for the step under way,
+so two dicts growing in consecutive steps still made one read wait for both (four 28 ms steps
+in a row at 700,000 tasks: a 120 ms read): a dict grows only ``GAP`` slices after the last one
+did, and early enough (``margin``) that each of them gets its turn before it would fill.
 
 A dict does not say how full it is, nor can it be grown in advance, so ``_room`` reads its
 capacity off ``sys.getsizeof`` (CPython's table layout, calibrated at import on two small dicts;
@@ -25,6 +28,9 @@ from .kernel import Task
 
 #: a dict smaller than this grows in well under a millisecond: not worth a look
 SMALL = 50_000
+#: slices of ordinary work between two growth steps (about 4 ms each on a quiet machine: a
+#: ``cat`` that met one growth step meets none of the next)
+GAP = 8
 
 
 def _layout() -> tuple[int, int] | None:
@@ -88,22 +94,30 @@ def _grow(d: dict[Any, Any], limit: int) -> None:
         _left[id(d)] = (sys.getsizeof(d), len(keys))
 
 
-def _grows_now(d: dict[Any, Any], n: int) -> bool:
-    """Grow ``d`` now if ``n`` more keys might make it grow (with a margin for keys deleted
-    since it last grew); True if it grew."""
+def _grows_now(d: dict[Any, Any], n: int, margin: int | None = None) -> bool:
+    """Grow ``d`` now if it has room for fewer than ``margin`` more keys (default ``2 * n``,
+    leaving room for keys deleted since it last grew); True if it grew."""
     if len(d) < SMALL:
         return False
     room = _room(d)
-    if room is None or room >= 2 * n:
+    if room is None or room >= (2 * n if margin is None else margin):
         return False
     _grow(d, room + 2 * n + 1)
     return True
 
 
+def margin(n: int, dicts: int) -> int:
+    """Room under which a dict grows, with slices of ``n`` clones, ``dicts`` dicts that may all
+    be about to fill at once, and ``GAP`` slices between two growth steps: the last one's turn
+    comes ``GAP * (dicts - 1)`` slices after the first's, and it must still have room for
+    that and two more slices."""
+    return (GAP * dicts + 2) * n
+
+
 def make_room(task: Task, n: int) -> bool:
     """Before ``n`` more clones like ``task`` (a task the bulk clone made): grow the first dict
-    they would fill that needs to grow for them. True if one grew (end the step there; call
-    again before the next slice, which grows the next one, if any)."""
+    they would fill that needs to grow soon (``margin``). True if one grew (end the step there;
+    call again after ``GAP`` slices, which grows the next one, if any)."""
     g = task.group
     dicts: list[dict[Any, Any] | None] = [g.threads]
     if g.parent is not None:
@@ -113,4 +127,5 @@ def make_room(task: Task, n: int) -> bool:
     if g.session is not None:
         dicts.append(g.session.session_tasks)
     dicts.extend(ns.idr.numbers() for ns in task.pid.ns.ancestors)
-    return any(d is not None and _grows_now(d, n) for d in dicts)
+    m = margin(n, len(dicts))
+    return any(d is not None and _grows_now(d, n, m) for d in dicts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import pytest
@@ -50,19 +51,68 @@ def test_a_dict_with_room_or_small_is_left_alone(n: int) -> None:
     assert (sys.getsizeof(d), list(d)) == (size, keys)
 
 
-def test_a_sliced_bulk_clone_grows_each_dict_in_a_step_of_its_own() -> None:
+def test_a_dict_under_the_margin_grows_early_and_keeps_its_keys_and_order() -> None:
+    d = filled(EDGE - 5_000)
+    keys, size = list(d), sys.getsizeof(d)
+    assert not growth._grows_now(d, 250)  # room for 5,000 more: not yet by the default
+    assert (sys.getsizeof(d), list(d)) == (size, keys)
+    assert growth._grows_now(d, 250, growth.margin(250, 5))  # 10,500: now
+    assert sys.getsizeof(d) > size and list(d) == keys
+    assert growth._room(d) == 174_762 - (EDGE - 5_000) - growth._left[id(d)][1]
+
+
+def test_the_margin_leaves_room_for_every_dict_s_turn_and_two_slices() -> None:
+    assert growth.margin(250, 5) == (growth.GAP * 5 + 2) * 250
+    assert growth.margin(10, 1) == (growth.GAP + 2) * 10
+
+
+def test_a_sliced_bulk_clone_grows_each_dict_in_a_step_of_its_own_gap_slices_apart() -> None:
     k = Kernel(pid_max=4194304)
     c = Control(k)
     c.slice = 250
+    init = k.find_task(k.root_ns, 1)
+    assert init is not None
+    g = init.group
+    assert g.pgrp is not None and g.session is not None
+
+    def dicts() -> list[dict]:
+        return [k.root_ns.idr.numbers(), init.children or {}, g.pgrp.pgrp_tasks or {},
+                g.session.session_tasks or {}]
     call = c.parse(f"clone 1 count={EDGE + 500}")
-    done, empty_steps = 0, 0
+    done, growth_steps, step = 0, [], 0
     while True:
+        sizes = [sys.getsizeof(d) for d in dicts()]
+        big = [len(d) >= growth.SMALL for d in dicts()]  # smaller ones grow as they fill
         try:
             out = call.run()
             break
         except Unfinished as u:
-            empty_steps += u.done == done  # a step that only grew a dict
+            grown = [b and sys.getsizeof(d) != s for d, s, b in zip(dicts(), sizes, big, strict=True)]
+            if u.done == done:  # a step that only grew a dict: exactly one
+                assert grown.count(True) == 1
+                growth_steps.append(step)
+            else:  # a slice of clones never grows one
+                assert grown.count(True) == 0
             done = u.done
-    # the idr, init's children, its process group and its session: one step each
-    assert empty_steps == 4
-    assert len(out.split()) == EDGE + 500
+            step += 1
+    # the idr, init's children, its process group and its session: one step each, each after
+    # GAP slices of clones
+    assert len(growth_steps) == 4
+    assert all(b - a == growth.GAP + 1 for a, b in itertools.pairwise(growth_steps))
+    assert out == "".join(f"{p}\n" for p in sorted(k.root_ns.idr.numbers())[-(EDGE + 500):])
+
+
+def test_a_sliced_bulk_clone_answers_as_an_unsliced_one() -> None:
+    replies = []
+    for slice_ in (None, 7):
+        c = Control(Kernel())
+        c.slice = slice_
+        call = c.parse("clone 1 count=100")
+        while True:
+            try:
+                replies.append(call.run())
+                break
+            except Unfinished:
+                pass
+    assert replies[0] == replies[1]
+    assert len(replies[0].split("\n")) == 101
