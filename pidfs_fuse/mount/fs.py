@@ -360,7 +360,9 @@ class PidFs(pyfuse3.Operations):
             # this read renders the new state (a descriptor opened before the trigger was armed
             # reads through the page cache: a longer new text is cut at the size the kernel
             # still holds; a shorter one shrinks it)
-            f.node.content = f.node.given = None
+            f.node.content = None
+            if not f.seq:
+                f.data = None
         return await f.read(self, off, size)
 
     async def write(self, fh, off, buf):

@@ -268,9 +268,9 @@ class OpenFile:
         # from the rendering of that size, not from the text at open: a status opened just
         # before its task died and read after is the zombie's once the kernel has the
         # zombie's size (procfs renders at read time), and never a live text cut at the
-        # zombie's length or a zombie's padded with NULs to the live one's. (No size given
-        # since a read trigger fired: the state now.)
-        data = node.given if node.given is not None else node.ops.content(fs, node)
+        # zombie's length or a zombie's padded with NULs to the live one's.
+        if node.given is not None:
+            data = node.given
         return data[off: off + size]
 
     async def write(self, fs: PidFs, buf: bytes) -> int:
