@@ -2,8 +2,9 @@
 
 A reader thread opens, reads and closes ``/1/status`` in a loop while ``clone 1 count=N`` runs
 through ``.control`` (N = 1,000,000; 100,000 with ``--quick``); the figures are the longest and
-the 99th-percentile read, the number of reads, the clone's duration and the server's RSS growth
-per task. ``python -m bench.bulk_bench [--quick] [--count N]`` prints the same row alone.
+the 99th-percentile read, the number of reads, the clone's duration, the server's RSS growth
+per task and the load average at the end (the figures depend on it: other work shares the
+CPU). ``python -m bench.bulk_bench [--quick] [--count N]`` prints the same row alone.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def bulk_clone(count: int) -> dict:
     worst = ms[-1] if ms else 0.0
     return dict(bench=f"cat 1/status during clone 1 count={count:,}", reads=len(ms),
                 max_ms=worst, p99_ms=p99, clone_s=took,
-                bytes_per_task=(rss1 - rss0) * 1024 / count, goal=f"max <= {GOAL_MS:g} ms",
+                bytes_per_task=(rss1 - rss0) * 1024 / count,
+                load=" ".join(f"{x:.2f}" for x in os.getloadavg()),
+                goal=f"max <= {GOAL_MS:g} ms",
                 ok=worst <= GOAL_MS)
 
 
