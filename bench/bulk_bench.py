@@ -12,53 +12,29 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import threading
 import time
 
 from pidfs_fuse.client import mount_table
 
+from .probes import ReadLatency, status_kib
+
 GOAL_MS = 100.0
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def bulk_clone(count: int) -> dict:
     with mount_table(prefix="pidfs-bench-") as m:
         m.pid_max(1, 4194304)
-        path = os.path.join(m.path, "1", "status")
-        times: list[float] = []
-        stop = threading.Event()
-
-        def reader() -> None:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                with open(path, "rb") as f:
-                    f.read()
-                times.append(time.perf_counter() - t0)
-                time.sleep(0.002)  # a reader, not a second load: leave the server its slices
-
-        rss0 = _rss_kib(m.server_pid)
-        th = threading.Thread(target=reader, daemon=True)
-        th.start()
+        rss0 = status_kib(m.server_pid)
         t0 = time.perf_counter()
-        try:
-            m.command("clone", 1, count=count)
-        finally:
-            took = time.perf_counter() - t0
-            stop.set()
-            th.join()
-        rss1 = _rss_kib(m.server_pid)
-    ms = sorted(t * 1000 for t in times)
-    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else 0.0
-    worst = ms[-1] if ms else 0.0
-    return dict(bench=f"cat 1/status during clone 1 count={count:,}", reads=len(ms),
-                max_ms=worst, p99_ms=p99, clone_s=took,
+        with ReadLatency(os.path.join(m.path, "1", "status")) as lat:
+            try:
+                m.command("clone", 1, count=count)
+            finally:
+                took = time.perf_counter() - t0
+        rss1 = status_kib(m.server_pid)
+    worst = lat.max_ms
+    return dict(bench=f"cat 1/status during clone 1 count={count:,}", reads=lat.reads,
+                max_ms=worst, p99_ms=lat.p99_ms, clone_s=took,
                 bytes_per_task=(rss1 - rss0) * 1024 / count,
                 load=" ".join(f"{x:.2f}" for x in os.getloadavg()),
                 goal=f"max <= {GOAL_MS:g} ms",

@@ -265,14 +265,6 @@ def bench_mass(quick: bool) -> list[dict]:
     return rows
 
 
-def _vmrss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def _blocked_threads(pid: int) -> int:
     n = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -285,6 +277,8 @@ def _blocked_threads(pid: int) -> int:
 
 
 def bench_memory(quick: bool) -> list[dict]:
+    from .probes import status_kib  # here: this module also runs as the poller script
+
     n = 1000
     with Mounted() as m:
         init = m.ctl("clone 1 newpid comm=meminit").split()[0]
@@ -295,13 +289,13 @@ def bench_memory(quick: bool) -> list[dict]:
         server = m.server_pid
         helper = Helper("readers")
         try:
-            rss0 = _vmrss_kib(server)
+            rss0 = status_kib(server)
             helper.say(" ".join(paths))
             assert helper.hear() == "opened"
-            rss1 = _vmrss_kib(server)
+            rss1 = status_kib(server)
             helper.say("go")
             _until(lambda: _blocked_threads(helper.proc.pid) >= n, f"{n} readers sleep in the server")
-            rss2 = _vmrss_kib(server)
+            rss2 = status_kib(server)
             t0 = time.perf_counter()
             os.listdir(m.path)
             with open(f"{m.path}/1/status", "rb") as f:

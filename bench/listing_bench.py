@@ -24,6 +24,8 @@ from pathlib import Path
 
 from pidfs_fuse.client import mount_table, request_counts, request_delta
 
+from .probes import status_kib
+
 ROUNDS = 5
 REAL_THREADS = 2000
 SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "threads-100k.toml"
@@ -57,11 +59,6 @@ def _requests(mount: str | os.PathLike[str], path: str) -> str:
     _ls(path)
     d = request_delta(before, request_counts(mount))
     return f"{sum(d.values())}: " + " ".join(f"{k} {v}" for k, v in d.items())
-
-
-def _status_kib(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 
 
 class _RealThreads:
@@ -112,13 +109,13 @@ def bench_root(quick: bool) -> list[dict]:
         m.clone(1, comm="many", count=count)
         server = m.server_pid
         os.listdir(m.path / "1")  # the server has served a listing and a lookup
-        before = _status_kib(server, "VmRSS")
+        before = status_kib(server, "VmRSS")
         with open(f"/proc/{server}/clear_refs", "w") as f:
             f.write("5")  # VmHWM := VmRSS: the peak from here on is the listings'
         cold, _ = _ls(m.path)  # the first listing: the kernel makes a dentry per entry
         row = _rounds(str(m.path), "/proc")
-        peak = _status_kib(server, "VmHWM") - before
-        after = _status_kib(server, "VmRSS") - before
+        peak = status_kib(server, "VmHWM") - before
+        after = status_kib(server, "VmRSS") - before
         requests = _requests(m.path, str(m.path))
     goal_s = 6.0 if not quick else 0.6
     return [dict(bench=f"ls -f /, {count:,} processes", **row, cold_s=cold,

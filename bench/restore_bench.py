@@ -18,11 +18,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from pidfs_fuse import client
 from pidfs_fuse.client import mount_table
+
+from .probes import ReadLatency
 
 
 def _snapshot_of(count: int, path: str) -> int:
@@ -40,32 +41,15 @@ def restore_beside(count: int) -> dict:
     try:
         tasks = _snapshot_of(count, snap)
         with mount_table(prefix="pidfs-bench-") as other:
-            path = os.path.join(other.path, "1", "status")
-            times: list[float] = []
-            stop = threading.Event()
-
-            def reader() -> None:
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    with open(path, "rb") as f:
-                        f.read()
-                    times.append(time.perf_counter() - t0)
-                    time.sleep(0.002)
-
             reports: list[float] = []
 
             def progress(label: str):
                 return lambda done, total: reports.append(time.perf_counter())
 
-            th = threading.Thread(target=reader, daemon=True)
-            th.start()
             t0 = time.perf_counter()
-            try:
+            with ReadLatency(os.path.join(other.path, "1", "status")) as lat:
                 client.mount(target, progress=progress, restore=snap, clock="frozen")
                 took = time.perf_counter() - t0
-            finally:
-                stop.set()
-                th.join()
             try:
                 restored = int(client.Client(target).command("snapshot", os.path.join(tmp, "again.snap"))
                                .split()[-2])
@@ -75,12 +59,10 @@ def restore_beside(count: int) -> dict:
         if os.path.ismount(target):
             subprocess.run(["fusermount3", "-u", "-z", target], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    ms = sorted(t * 1000 for t in times)
     marks = [t0, *reports, t0 + took]
     gap = max(b - a for a, b in itertools.pairwise(marks))
     return dict(bench=f"cat 1/status of a mount while another restores {tasks:,} tasks",
-                reads=len(ms), max_ms=ms[-1] if ms else 0.0,
-                p99_ms=ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else 0.0,
+                reads=lat.reads, max_ms=lat.max_ms, p99_ms=lat.p99_ms,
                 restore_s=took, progress_reports=len(reports), longest_silence_s=gap,
                 restored_ok=restored == tasks)
 
