@@ -133,6 +133,25 @@ class Dir(NodeKind):
             fs.ask(pid_access, node.view, task_of(fs, node), ctx)
 
 
+class PidLink(NodeKind):
+    """A link in a pid's directory (a table row, ``fd/<n>``, ``map_files/<range>``): owned by
+    the task, not dated; its readlink starts with ``entered_task`` (the policy's pid_access)."""
+
+    kind = "link"
+    link_mode = 0o777
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = new_attr(fs, node, S.S_IFLNK | self.link_mode, 1)
+        owned_by(fs, a, task_of(fs, node), dated=False)
+        return a
+
+    def entered_task(self, fs: PidFs, node: Node, ctx: Any) -> Task:
+        """The task, once the caller may look into its directory."""
+        task = task_of(fs, node)
+        fs.ask(pid_access, node.view, task, ctx)
+        return task
+
+
 def readdir_rows(fs: PidFs, node: Node, rows: Any, start_id: int, token: Any, make: Any) -> None:
     """List table rows at offsets ``DOTS + index + 1`` (stable: a table does not change)."""
     for i, e in enumerate(rows):

@@ -30,7 +30,7 @@ from ...procfs.access import (
     pid_getattr_errno,
 )
 from ..inodes import derived_ino, split_derived
-from .base import DOTS, Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
+from .base import DOTS, Dir, NodeKind, PidLink, fuse_error, new_attr, owned_by, readdir_rows, task_of
 from .table import PID_FILE, TABLE_LINK, PidFile, TableDir
 
 if TYPE_CHECKING:
@@ -277,19 +277,13 @@ class MapFilesDir(PidTableDir):
                 return
 
 
-class MapFileLink(NodeKind):
+class MapFileLink(PidLink):
     """``/<pid>/map_files/<start-end>``: the mapped file (readlink needs uid 0: EPERM)."""
 
-    kind = "link"
-
-    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        a = new_attr(fs, node, S.S_IFLNK | 0o400, 1)
-        owned_by(fs, a, task_of(fs, node), dated=False)
-        return a
+    link_mode = 0o400
 
     def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
-        task = task_of(fs, node)
-        fs.ask(pid_access, node.view, task, ctx)
+        task = self.entered_task(fs, node, ctx)
         err = map_file_access(ctx.uid, task)
         if err:
             raise pyfuse3.FUSEError(err)
@@ -299,19 +293,11 @@ class MapFileLink(NodeKind):
             raise fuse_error(e) from None
 
 
-class FdLink(NodeKind):
+class FdLink(PidLink):
     """``/<pid>/fd/<n>``: every descriptor is a pidfd here."""
 
-    kind = "link"
-
-    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        a = new_attr(fs, node, S.S_IFLNK | 0o777, 1)
-        owned_by(fs, a, task_of(fs, node), dated=False)
-        return a
-
     def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
-        task = task_of(fs, node)
-        fs.ask(pid_access, node.view, task, ctx)
+        task = self.entered_task(fs, node, ctx)
         fd = node.extra
         if not task.group.files or fd not in task.group.files:
             raise pyfuse3.FUSEError(errno.ENOENT)

@@ -20,7 +20,7 @@ from ...kernel import KernelError
 from ...procfs import perpid as PP
 from ...procfs import tables as T
 from ...procfs.access import entry_access, pid_access, read_access, wchan_visible
-from .base import Dir, NodeKind, fuse_error, new_attr, owned_by, readdir_rows, task_of
+from .base import Dir, NodeKind, PidLink, fuse_error, new_attr, owned_by, readdir_rows, task_of
 
 if TYPE_CHECKING:
     from ..fs import PidFs
@@ -171,20 +171,12 @@ class PidFile(TableFile):
         return info
 
 
-class TableLink(NodeKind):
+class TableLink(PidLink):
     """A per-pid link row (``cwd``, ``exe``, ``root``, ``ns/pid``): ptrace-guarded rows say
     EACCES to other users."""
 
-    kind = "link"
-
-    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        a = new_attr(fs, node, S.S_IFLNK | 0o777, 1)
-        owned_by(fs, a, task_of(fs, node), dated=False)
-        return a
-
     def readlink(self, fs: PidFs, node: Node, ctx: Any) -> bytes:
-        task = task_of(fs, node)
-        fs.ask(pid_access, node.view, task, ctx)
+        task = self.entered_task(fs, node, ctx)
         if entry_access(ctx.uid, node.entry, task):
             raise pyfuse3.FUSEError(errno.EACCES)
         try:
