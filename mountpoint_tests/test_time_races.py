@@ -18,6 +18,8 @@ import subprocess
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from pidfs_fuse.tests.reference.race_facts import getdents
+
 from .conftest import in_private_proc
 
 USER_HZ = 100
@@ -239,24 +241,6 @@ def test_list_trigger_in_a_listing_of_many_requests(quiet):
     finally:
         os.close(fd)
     assert pids_in(names) == [1] + [p for p in pids if p != victim] and t.fired
-
-
-def getdents(fd, size):
-    """The names of one getdents64 call with a ``size``-byte buffer."""
-    import ctypes
-    import struct
-    libc = ctypes.CDLL(None, use_errno=True)
-    buf = ctypes.create_string_buffer(size)
-    n = libc.syscall(217, fd, buf, size)  # SYS_getdents64 on x86_64
-    if n < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    out, off, raw = [], 0, buf.raw[:n]
-    while off < n:
-        reclen = struct.unpack_from("H", raw, off + 16)[0]
-        out.append(raw[off + 19: off + reclen].split(b"\0", 1)[0].decode())
-        off += reclen
-    return out
 
 
 #: where the mount answers otherwise than Linux, and why: the kernel reads a FUSE file by whole
