@@ -84,6 +84,13 @@ soak: setup
 bench: setup
 	$(RUN_ENV) $(VPY) -m bench $(BENCH_ARGS)
 
+# Three whole runs, one after another, then whether their ratios agree within 20%
+# (bench/compare.py; issue 13 point 5): bench-run1.json .. bench-run3.json stay for a look.
+.PHONY: bench-runs
+bench-runs: setup
+	for i in 1 2 3; do $(RUN_ENV) $(VPY) -m bench --json $(BENCH_ARGS) > bench-run$$i.json; done
+	$(RUN_ENV) $(VPY) -m bench.compare bench-run1.json bench-run2.json bench-run3.json
+
 tour: setup
 	$(RUN_ENV) bash examples/tour.sh
 

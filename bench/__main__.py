@@ -1,8 +1,12 @@
-"""``python -m bench [--quick] [--json] [--only NAME ...] [--no-mount]``: run the benchmarks.
+"""``python -m bench [--quick] [--json] [--rounds N] [--only NAME ...] [--no-mount]``: run the
+benchmarks.
 
 Prints a header with the machine (nproc, Python, platform) and one table per benchmark; with
 ``--json`` prints one JSON document instead (``{"machine": {...}, "results": [rows]}``). Rows
 carrying a goal have ``ok``; the exit status is 0 either way (a benchmark is not a test).
+Figures are medians of interleaved rounds (``rounds.py``); columns ending in ``spread`` are
+``(max - min) / median`` over those rounds, printed as percentages, kept as fractions in JSON.
+``python -m bench.compare A.json B.json C.json`` checks the ratios of several runs agree.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import platform
 import sys
 import time
 
-from . import model
+from . import model, rounds
 
 MOUNT = "mount"
 #: benchmarks in their own modules, each with run(quick) -> rows; NEEDS_MOUNT need a mount
@@ -47,7 +51,9 @@ def machine_info() -> dict:
     return info
 
 
-def _fmt(v) -> str:
+def _fmt(v, key: str = "") -> str:
+    if key.endswith("spread") and isinstance(v, float):
+        return f"{v:.0%}"
     if isinstance(v, bool):
         return "yes" if v else "NO"
     if isinstance(v, float):
@@ -72,7 +78,7 @@ def print_table(rows: list[dict], out=sys.stdout) -> None:
             for key in r:
                 if key != "bench" and key not in cols:
                     cols.append(key)
-        cells = [[_fmt(r.get(c, "")) for c in cols] for r in rs]
+        cells = [[_fmt(r.get(c, ""), c) for c in cols] for r in rs]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
         print(f"\n== {name}", file=out)
         print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)), file=out)
@@ -87,18 +93,27 @@ def main(argv: list[str] | None = None) -> int:
                                  "model, and a real mount beside this machine's /proc.")
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
     ap.add_argument("--json", action="store_true", help="print machine-readable results")
+    ap.add_argument("--rounds", type=int, default=rounds.ROUNDS, metavar="N",
+                    help="interleaved rounds per figure (default %(default)s; figures are their "
+                         "medians, spread is (max - min) / median)")
     ap.add_argument("--only", nargs="+", choices=names, metavar="NAME",
                     help=f"run only these ({', '.join(names)})")
     ap.add_argument("--no-mount", action="store_true",
                     help="skip the benchmarks through a real FUSE mount (they need root and /dev/fuse)")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, not {args.rounds}")
+    rounds.ROUNDS = args.rounds
     selected = args.only or [n for n in names if not (n in NEEDS_MOUNT and args.no_mount)]
     info = machine_info()
     info["quick"] = args.quick
+    info["rounds"] = args.rounds
     if not args.json:
         print(f"pidfs_fuse benchmarks{' (--quick)' if args.quick else ''}: nproc {info['nproc']}, "
               f"Python {info['python']} ({info['implementation']}), {info['platform']}"
               + (f", {info['cpu']}" if "cpu" in info else ""))
+        print(f"each figure: the median of {args.rounds} interleaved rounds; spread = (max - min) / "
+              "median over them; ratios are taken inside a round")
     rows: list[dict] = []
     for name in selected:
         t0 = time.perf_counter()
