@@ -33,8 +33,9 @@ def compare(runs: list[list[dict]], within: float) -> tuple[list[list[str]], int
         if not all(key in m for m in by_run[1:]):
             continue
         for col in _ratio_columns(by_run[0][key]):
-            vals = [m[key].get(col) for m in by_run]
-            if not all(isinstance(v, (int, float)) for v in vals):
+            got = [m[key].get(col) for m in by_run]
+            vals = [float(v) for v in got if isinstance(v, (int, float))]
+            if len(vals) != len(got):
                 continue
             med = statistics.median(vals)
             dev = max(abs(v / med - 1) for v in vals) if med else 0.0
