@@ -3,7 +3,6 @@
 - stat and open+read+close of /<pid>/status and /<pid>/stat (goals: read <= 5x, stat <= 2x real)
 - ``ps -ef`` per process over 1,000 emulated processes vs over the real /proc (goal <= 5x), and
   the FUSE requests one warm ``ps -ef`` costs the server, by type
-- root listing with one 100k-thread process, tagged vs linear (goal: tagged <= 1.5x no threads)
 
 Each figure is the best of several repetitions; ratios compare figures taken in the same run.
 """
@@ -152,40 +151,10 @@ def _requests_of(path: os.PathLike[str] | str, run: Callable[[], object]) -> str
     return f"{sum(d.values())}: " + " ".join(f"{k} {v}" for k, v in d.items())
 
 
-def _list_time(path: str | os.PathLike[str], reps: int) -> float:
-    def once() -> float:
-        t0 = time.perf_counter()
-        os.listdir(path)
-        return time.perf_counter() - t0
-
-    return best(once, reps)
-
-
-def bench_listing(quick: bool) -> list[dict]:
-    threads = 10_000 if quick else 100_000
-    reps = 5 if quick else 9
-    rows = []
-    times = {}
-    for scan in ("tagged", "linear"):
-        with Mounted(tgid_scan=scan) as m:
-            m.pid_max(1, 4194304)  # room for 100k threads (the default is 32768)
-            m.clone(1, comm="p", count=100)
-            base = _list_time(m.path, reps)
-            leader = m.clone(1, comm="fat")
-            m.clone(leader, thread=True, count=threads)
-            fat = _list_time(m.path, reps)
-            times[scan] = (base, fat)
-            rows.append(dict(bench=f"ls / ({scan}), 100 procs + {threads} threads vs none",
-                             mount_us=fat * 1e6, proc_us=base * 1e6, ratio=fat / base,
-                             goal="<= 1.5x" if scan == "tagged" else "grows",
-                             ok=(fat / base <= 1.5) if scan == "tagged" else True))
-    return rows
-
-
 def run(quick: bool = False) -> list[dict]:
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("unshare") is None:
         return [dict(bench="mount benchmarks", skipped="need root, /dev/fuse and unshare")]
-    return bench_files(quick) + bench_ps(quick) + bench_listing(quick)
+    return bench_files(quick) + bench_ps(quick)
 
 
 if __name__ == "__main__":
