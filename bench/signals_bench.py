@@ -3,13 +3,16 @@
 
 ``python -m bench.signals_bench [N]`` (default 1000): mounts the default table, starts N ``cat``
 processes blocked reading one handle file, SIGKILLs them all and counts those still there after
-a second (stuck, in D state); then measures, 50 times each, how long a blocked reader takes to
-be gone after SIGKILL/SIGTERM, and how long a ctypes read takes to return EINTR after SIGALRM
-(a timer set before the read, the read started blocked: the latency is from the signal).
+a second (stuck, in D state: a one-shot count, as is the time until all were gone); then, in
+``rounds.ROUNDS`` interleaved rounds of 10 each, how long a blocked reader takes to be gone after
+SIGKILL/SIGTERM, and how long a ctypes read takes to return EINTR after SIGALRM (a timer set
+before the read, the read started blocked: the latency is from the signal). Each latency is the
+median over the rounds of the round's median, with its spread ((max - min) / median).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import statistics
@@ -18,6 +21,8 @@ import sys
 import time
 
 from pidfs_fuse import client
+
+from . import rounds
 
 
 def _wchan(pid: int) -> str:
@@ -77,32 +82,49 @@ print(" ".join(f"{x:.6f}" for x in out))
 """
 
 
-def latencies(m: client.PidfsMount, rounds: int) -> dict:
+def _gone_after(path: str, sig: signal.Signals) -> float:
+    """Seconds from ``sig`` to a blocked ``cat`` of ``path`` being gone."""
+    c = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL)
+    _wait_blocked([c.pid])
+    t = time.monotonic()
+    os.kill(c.pid, sig)
+    c.wait()
+    return time.monotonic() - t
+
+
+def latencies(m: client.PidfsMount, per_round: int) -> dict:
+    """``rounds.ROUNDS`` interleaved rounds of ``per_round`` SIGKILLs, SIGTERMs and SIGALRMs
+    (EINTR) each: per signal, the median over the rounds of each round's median, its spread
+    ((max - min) / median over the rounds) and the largest latency seen."""
     pid = m.client.clone(1)
     path = f"{m}/{pid}/pidfd"
-    res = {}
-    for sig in (signal.SIGKILL, signal.SIGTERM):
-        got = []
-        for _ in range(rounds):
-            c = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL)
-            _wait_blocked([c.pid])
-            t = time.monotonic()
-            os.kill(c.pid, sig)
-            c.wait()
-            got.append(time.monotonic() - t)
-        res[sig.name] = got
-    r = subprocess.run([sys.executable, "-c", PY_EINTR, path, str(rounds)], capture_output=True,
-                       text=True, timeout=300, check=True)
-    res["SIGALRM (EINTR)"] = [float(x) for x in r.stdout.split()]
-    return {k: {"median_ms": round(statistics.median(v) * 1000, 2),
-                "max_ms": round(max(v) * 1000, 2)} for k, v in res.items()}
+
+    def eintr() -> list[float]:
+        r = subprocess.run([sys.executable, "-c", PY_EINTR, path, str(per_round)], capture_output=True,
+                           text=True, timeout=300, check=True)
+        return [float(x) for x in r.stdout.split()]
+
+    sides = {"SIGKILL": lambda: [_gone_after(path, signal.SIGKILL) for _ in range(per_round)],
+             "SIGTERM": lambda: [_gone_after(path, signal.SIGTERM) for _ in range(per_round)],
+             "SIGALRM (EINTR)": eintr}
+    seen: dict[str, list[float]] = {k: [] for k in sides}
+
+    def round_median(name: str) -> float:
+        got = sides[name]()
+        seen[name] += got
+        return statistics.median(got)
+
+    med = rounds.interleave({k: functools.partial(round_median, k) for k in sides})
+    return {k: {"median_ms": round(rounds.median(v) * 1000, 2), "spread": f"{rounds.spread(v):.0%}",
+                "max_ms": round(max(seen[k]) * 1000, 2), "rounds": len(v)} for k, v in med.items()}
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     with client.mount_table() as m:
         print("killed blocked readers:", killed_readers(m, n))
-        print("latency from signal to gone / EINTR (50 rounds):", latencies(m, 50))
+        print("latency from signal to gone / EINTR (median of rounds of 10 each):",
+              latencies(m, 10))
 
 
 if __name__ == "__main__":
