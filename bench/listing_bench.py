@@ -10,7 +10,10 @@
   each)
 - the root listing of 101 processes when one of them has 100,000 threads, against the same
   listing when none has, with the tagged scan (goal <= 1.5x) and the kernel's linear one
-  (grows): two pid namespaces of one mount, listed as ``/.pidns/<inum>/`` alternately
+  (grows): two pid namespaces of one mount, listed as ``/.pidns/<inum>/`` alternately; the
+  wall-time ratio, and the ratio of the server's CPU time per listing (schedstat), which the
+  load of this machine does not move: a linear listing is ~40 ms of server CPU, the one without
+  threads ~0.5 ms of round trips, and load stretches round trips more than CPU work
 
 Every figure is the median of ``rounds.ROUNDS`` interleaved rounds (``python -m bench
 --rounds N``), each side measured once per round; a ``*_spread`` column is (max - min) / median
@@ -169,23 +172,40 @@ def _listing_s(path: str, k: int) -> float:
     return (time.perf_counter() - t0) / k
 
 
-def _fat_vs_none(fat: str, none: str) -> tuple[list[float], list[float]]:
-    """Per round: seconds per listing of ``fat`` and of ``none`` (two views of one server),
-    over SLICES alternating slices (fat, none, fat, none...) so that both sides see the same
-    moments of this shared machine. A slice is as many listings as take about TAGGED_SAMPLE_S /
-    SLICES (a listing takes ~0.5 ms, or ~30 ms with the linear scan past 100,000 threads): one
-    listing alone is a sample of microseconds that a preemption doubles."""
+def _cpu_s(pid: int) -> float:
+    """Seconds on a CPU of every thread of ``pid`` (the first field of schedstat, in ns)."""
+    ns = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that just ended
+    return ns / 1e9
+
+
+def _fat_vs_none(fat: str, none: str, server: int) -> dict[str, list[float]]:
+    """Per round: seconds per listing of ``fat`` and of ``none`` (two views of one server), and
+    the server's CPU seconds per listing of each, over SLICES alternating slices (fat, none,
+    fat, none...) so that both sides see the same moments of this shared machine. A slice is as
+    many listings as take about TAGGED_SAMPLE_S / SLICES (a listing takes ~0.5 ms, or ~30 ms with
+    the linear scan past 100,000 threads): one listing alone is a sample of microseconds that a
+    preemption doubles."""
     per = {p: _listing_s(p, 5) for p in (fat, none)}  # warm, and a first estimate
     k = {p: max(1, round(TAGGED_SAMPLE_S / SLICES / t)) for p, t in per.items()}
-    got: dict[str, list[float]] = {fat: [], none: []}
+    got: dict[str, list[float]] = {"fat": [], "none": [], "fat_cpu": [], "none_cpu": []}
     for _ in range(rounds.ROUNDS):
-        spent = {fat: 0.0, none: 0.0}
+        wall = {fat: 0.0, none: 0.0}
+        cpu = {fat: 0.0, none: 0.0}
         for _ in range(SLICES):
             for p in (fat, none):
-                spent[p] += _listing_s(p, k[p]) * k[p]
-        for p in (fat, none):
-            got[p].append(spent[p] / (k[p] * SLICES))
-    return got[fat], got[none]
+                c0 = _cpu_s(server)
+                wall[p] += _listing_s(p, k[p]) * k[p]
+                cpu[p] += _cpu_s(server) - c0
+        for name, p in (("fat", fat), ("none", none)):
+            got[name].append(wall[p] / (k[p] * SLICES))
+            got[f"{name}_cpu"].append(cpu[p] / (k[p] * SLICES))
+    return got
 
 
 def _namespace(m: PidfsMount, threads: int) -> str:
@@ -215,11 +235,15 @@ def bench_tagged(quick: bool) -> list[dict]:
             fat, none = _namespace(m, threads), _namespace(m, 0)
             n = len(os.listdir(fat))
             assert n == len(os.listdir(none)), (n, len(os.listdir(none)))
-            t_fat, t_none = _fat_vs_none(fat, none)
-        r = rounds.ratio_fields(t_fat, t_none)
+            got = _fat_vs_none(fat, none, m.server_pid)
+        r = rounds.ratio_fields(got["fat"], got["none"])
+        cpu = rounds.ratio_fields(got["fat_cpu"], got["none_cpu"])
         rows.append(dict(bench=f"ls / ({scan}), 101 procs, one with {threads:,} threads vs none",
-                         entries=n, **rounds.figure("fat_us", t_fat, 1e6),
-                         **rounds.figure("none_us", t_none, 1e6), **r,
+                         entries=n, **rounds.figure("fat_us", got["fat"], 1e6),
+                         **rounds.figure("none_us", got["none"], 1e6), **r,
+                         **rounds.figure("fat_server_cpu_us", got["fat_cpu"], 1e6),
+                         **rounds.figure("none_server_cpu_us", got["none_cpu"], 1e6),
+                         server_cpu_ratio=cpu["ratio"], server_cpu_ratio_spread=cpu["spread"],
                          goal="<= 1.5x" if scan == "tagged" else "grows",
                          ok=(r["ratio"] <= 1.5) if scan == "tagged" else True))
     return rows
