@@ -354,20 +354,27 @@ def _clone(c: Control, a: Args) -> Callable[[], str]:
             since_growth[0] += 1
         start = len(tids)
         stop = count if c.slice is None else min(count, len(tids) + c.slice)
-        for i in range(len(tids), stop):
-            try:
-                r = c.kernel.clone(parent, flags, exit_signal=exit_signal, set_tid=set_tid,
-                                   comm=comm, argv=argv, uid=uid, gid=gid)  # type: ignore[arg-type]
-            except KernelError as e:
-                if not tids:
-                    raise
-                shown = " ".join(map(str, tids[:8])) + (" ..." if len(tids) > 8 else "")
-                raise KernelError(e.errno, f"clone {i + 1} of {count} failed after creating "
-                                  f"{len(tids)} task(s) ({shown}): {e.strerror}") from e
-            tids.append(c.nr(r.task.pid))
+        made: list[Task] = []
+        nr = c.nr
+        try:
+            if set_tid:
+                made.append(c.kernel.clone(parent, flags, exit_signal=exit_signal, set_tid=set_tid,
+                                           comm=comm, argv=argv, uid=uid, gid=gid).task)  # type: ignore[arg-type]
+            else:  # the same as clone stop - start times, in bulk (Kernel.clone_many)
+                c.kernel.clone_many(parent, stop - start, flags, exit_signal=exit_signal,
+                                    comm=comm, argv=argv, uid=uid, gid=gid,  # type: ignore[arg-type]
+                                    made=made)
+        except KernelError as e:
+            tids.extend(nr(t.pid) for t in made)
+            if not tids:
+                raise
+            shown = " ".join(map(str, tids[:8])) + (" ..." if len(tids) > 8 else "")
+            raise KernelError(e.errno, f"clone {len(tids) + 1} of {count} failed after creating "
+                              f"{len(tids)} task(s) ({shown}): {e.strerror}") from e
+        tids.extend(nr(t.pid) for t in made)
         pieces.append("".join(f"{t}\n" for t in tids[start:]))
         if c.slice is not None and len(tids) < count:
-            last[:] = [r.task]
+            last[:] = [made[-1]]
         if c.after_slice is not None and count >= c.freeze_min:
             c.after_slice()
         if len(tids) < count:

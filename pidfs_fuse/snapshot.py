@@ -130,7 +130,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
+import gc
 import json
 import os
 import re
@@ -158,6 +160,7 @@ PROGRESS_EVERY = 4096
 Progress = Callable[[int, int], None]
 
 U64_MAX = 2**64 - 1
+_START_END = 2**63  # start times are below this
 #: the most tasks a table holds: each has its own number in the root namespace, 1..PID_MAX_LIMIT-1
 TASKS_MAX = PID_MAX_LIMIT - 1
 #: the model clock at a snapshot (ns since boot): 146 years, so the clock of a restored table and
@@ -174,7 +177,6 @@ _FLAGS_MAX = int(TaskFlag.WAIT_PID | TaskFlag.AUTOREAP | TaskFlag.FORKNOEXEC | T
                  | TaskFlag.NO_NEW_PRIVS)
 _INIT_INO = R.FIRST_INO  # Kernel() allocates init's pid first
 _EXITING = int(TaskFlag.EXITING)
-_TASK_FLAGS = [TaskFlag(i) for i in range(_FLAGS_MAX + 1)]  # IntFlag() per task is slow
 
 #: group fields written when they differ from these (ThreadGroup's own defaults)
 _GROUP_DEFAULTS: dict[str, Any] = {
@@ -184,6 +186,18 @@ _GROUP_DEFAULTS: dict[str, Any] = {
     "environ": [], "uid": 0, "gid": 0, "cwd": "/", "exe": "", "root": "/", "vsize": 0,
     "rss": 0, "tty_nr": 0, "cutime": 0, "cstime": 0,
 }
+_INT_HI = {"uid": ID_MAX, "gid": ID_MAX, "sigign": SIGMASK_MAX, "pending": SIGMASK_MAX,
+           "stop_code": 64, "group_exit_code": STATUS_MAX, "tty_nr": 2**32 - 1}
+#: (key, default as set, kind, highest int): kind "late" for uid, gid and group_exit, which are
+#: set at the end (highest -1: a bool)
+_GROUP_SPECS: list[tuple[str, Any, str, int]] = [
+    (key, tuple(d) if isinstance(d, list) else d,
+     "late" if key in ("uid", "gid", "group_exit") else "bool" if isinstance(d, bool)
+     else "int" if isinstance(d, int) else "list" if isinstance(d, list) else "str",
+     -1 if isinstance(d, bool) else _INT_HI.get(key, U64_MAX) if isinstance(d, int) else 0)
+    for key, d in _GROUP_DEFAULTS.items()]
+_PROCESS_KEYS = frozenset({"process", "ns", "parent", "nthreads", "threads", "pgrp", "session",
+                           "files", "extra", *_GROUP_DEFAULTS})
 _THREAD_COLUMNS = ("ino", "numbers", "comm", "state", "start_time", "nice", "utime", "stime",
                    "exit_signal", "flags", "exit_state", "exit_code", "pid_ns_for_children", "attr")
 _GHOST_COLUMNS = _THREAD_COLUMNS[2:13]
@@ -632,7 +646,7 @@ class _Restorer(Schema):
     def bool_at(self, rec: dict[str, Any], key: str, default: Any = ...) -> bool:
         return self.bool_(self.get(rec, key, default), f".{key}")
 
-    def keys_of(self, rec: dict[str, Any], allowed: set[str]) -> None:
+    def keys_of(self, rec: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
         self.keys(rec, allowed, lambda key: f".{key}")
 
     def ns_of(self, path: str, inum: object, *, zero_is_none: bool = False) -> PidNamespace | None:
@@ -749,8 +763,7 @@ class _Restorer(Schema):
     def process(self, r: dict[str, Any]) -> None:
         k = self.k
         assert k is not None
-        self.keys_of(r, {"process", "ns", "parent", "nthreads", "threads", "pgrp", "session",
-                      "files", "extra", *_GROUP_DEFAULTS})
+        self.keys_of(r, _PROCESS_KEYS)
         leader_ino = self.get(r, "process")
         ns = self.ns_of(".ns", self.get(r, "ns"))
         assert ns is not None
@@ -787,8 +800,7 @@ class _Restorer(Schema):
                 raise self.expect(f".{key}", r.get(key), "the pidfs inode number of a pid")
         if not self._set_pgrp(g, pg, sess):  # type: ignore[arg-type]
             self.late_pgrp.append((self.where, g, pg, sess))  # type: ignore[arg-type]
-        for j in range(1, len(threads)):
-            self.thread(threads[j], f".threads[{j}]", ns, leader, thread=True)
+        self.threads(threads, ".threads", 1, leader)
         self.missing = nthreads - len(threads)
 
     def more(self, r: dict[str, Any]) -> None:
@@ -801,9 +813,7 @@ class _Restorer(Schema):
         if len(threads) > self.missing:
             raise self.error(".more", f"holds {len(threads)} threads, {self.missing} were announced "
                              f"by {self.group_where}.nthreads")
-        leader = g.leader
-        for j, arr in enumerate(threads):
-            self.thread(arr, f".more[{j}]", leader.pid.ns, leader, thread=True)
+        self.threads(threads, ".more", 0, g.leader)
         self.missing -= len(threads)
 
     def thread(self, a: object, path: str, ns: PidNamespace, parent: Task | None, *,
@@ -845,7 +855,7 @@ class _Restorer(Schema):
             self.max_ino = ino
         t.comm, t.state, t.start_time, t.nice, t.utime, t.stime = comm, state, start, nice, utime, stime
         t.exit_signal = exit_signal
-        t.flags = _TASK_FLAGS[flags & ~_EXITING]
+        t.flags = flags & ~_EXITING  # a plain int, as clone leaves it (task.py TF_*)
         if exit_state or flags & _EXITING:
             self.late_tasks.append((t, exit_state, exit_code, flags))
         if nsfc is not None:
@@ -859,6 +869,63 @@ class _Restorer(Schema):
         if self.progress is not None and self.tasks % PROGRESS_EVERY == 0:
             self.report()
         return t
+
+    def threads(self, arrs: list[Any], key: str, first: int, leader: Task) -> None:
+        """The THREAD arrays ``arrs[first:]`` (``key``: ".threads" or ".more", for paths) as
+        threads of ``leader``'s group, each what ``thread()`` makes of it. Most threads of a
+        big table are ordinary running ones: those are checked here, in one expression with
+        the same rules as ``thread()``'s, and made by ``ExactPids.thread`` (a million of them
+        through ``thread()`` and ``clone`` took most of a restore: bench/snapshot_bench.py).
+        Any other (a zombie, an exiting thread, one with a pidfs record or its own namespace
+        for children, anything malformed) goes through ``thread()``, which also words the
+        errors."""
+        ns = leader.pid.ns
+        nlev = ns.level + 1
+        pids = self.pids
+        next_ino = self.h["next_ino"]
+        total = self.h["tasks"]
+        make = self._exact().thread
+        states = RUN_STATES
+        progress = self.progress
+        for j in range(first, len(arrs)):
+            a = arrs[j]
+            if type(a) is list and len(a) == 14:
+                ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, attr = a
+                if (type(ino) is int and _INIT_INO <= ino < next_ino and ino not in pids
+                        and type(nums) is list and len(nums) == nlev
+                        and type(comm) is str and 0 < len(comm) <= 15
+                        and type(state) is str and state in states
+                        and type(start) is int and 0 <= start < _START_END
+                        and type(nice) is int and -20 <= nice <= 19
+                        and type(utime) is int and 0 <= utime <= U64_MAX
+                        and type(stime) is int and 0 <= stime <= U64_MAX
+                        and type(es) is int and -1 <= es <= 64
+                        and type(flags) is int and 0 <= flags <= _FLAGS_MAX
+                        and not flags & (~_FLAGS_MAX | _EXITING)
+                        and type(xs) is int and xs == 0
+                        and type(code) is int and 0 <= code <= STATUS_MAX
+                        and type(nsfc) is int and nsfc == 0 and attr is None
+                        and all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums)):
+                    numbers = tuple(nums)
+                    try:
+                        t = make(leader, numbers, ino)
+                    except KernelError as e:
+                        raise self.error(f"{key}[{j}]", f"clone (thread) with set_tid "
+                                         f"{list(numbers[::-1])}: {e}") from None
+                    pids[ino] = t.pid
+                    if ino > self.max_ino:
+                        self.max_ino = ino
+                    t.comm, t.state, t.start_time, t.nice, t.utime, t.stime = comm, state, start, nice, utime, stime
+                    t.exit_signal = es
+                    t.flags = flags
+                    self.tasks += 1
+                    if self.tasks > total:
+                        raise self.error("", f"the records hold more than {total} task(s); the "
+                                         f"header says {total}")
+                    if progress is not None and self.tasks % PROGRESS_EVERY == 0:
+                        self.report()
+                    continue
+            self.thread(a, f"{key}[{j}]", ns, leader, thread=True)
 
     def numbers(self, v: object, path: str, ns: PidNamespace) -> tuple[int, ...]:
         if type(v) is not list or len(v) != ns.level + 1 or not all(
@@ -928,24 +995,28 @@ class _Restorer(Schema):
     def group_fields(self, g: ThreadGroup, r: dict[str, Any], prefix: str) -> None:
         """Set the group fields of a process or ghost record; defer what must wait."""
         later: dict[str, Any] = {}
-        for key, default in _GROUP_DEFAULTS.items():
-            v = r.get(key, default)
+        # a field the record leaves out is its default, which needs no check (a table of a
+        # hundred thousand processes has most of them at their defaults)
+        for key, default, kind, hi in _GROUP_SPECS:
+            if key not in r:
+                if kind != "late":
+                    setattr(g, key, default)
+                continue
+            v = r[key]
             p = f"{prefix}.{key}"
-            if isinstance(default, bool):
+            if kind == "bool" or (kind == "late" and hi < 0):
                 if type(v) is not bool:
                     raise self.expect(p, v, "true or false")
-            elif isinstance(default, int):
-                hi = {"uid": ID_MAX, "gid": ID_MAX, "sigign": SIGMASK_MAX, "pending": SIGMASK_MAX,
-                      "stop_code": 64, "group_exit_code": STATUS_MAX, "tty_nr": 2**32 - 1}.get(key, U64_MAX)
+            elif kind == "int" or kind == "late":
                 if type(v) is not int or not 0 <= v <= hi:
                     raise self.expect(p, v, f"an integer in 0..{hi}")
-            elif isinstance(default, list):
+            elif kind == "list":
                 if type(v) is not list or not all(type(s) is str for s in v):
                     raise self.expect(p, v, "an array of strings")
                 v = tuple(v)
             elif type(v) is not str:
                 raise self.expect(p, v, "a string")
-            if key in ("uid", "gid", "group_exit"):  # privilege and clone need them as booted
+            if kind == "late":  # privilege and clone need them as booted
                 if v:
                     later[key] = v
                 continue
@@ -1015,7 +1086,7 @@ class _Restorer(Schema):
         f = self.task_fields(task, 0, ".task")
         nsfc = self.ns_of(".task[10] (pid_ns_for_children)", f[10], zero_is_none=True)
         t = Task(pid=pid, group=None, comm=f[0], start_time=f[2], exit_signal=f[6], state=f[1],  # type: ignore[arg-type]
-                 exit_state=ExitState(f[8]), exit_code=f[9], flags=TaskFlag(f[7]), nice=f[3],
+                 exit_state=ExitState(f[8]), exit_code=f[9], flags=f[7], nice=f[3],
                  utime=f[4], stime=f[5], pid_ns_for_children=nsfc)
         self.ghosts[gid] = t
         self.ghost_recs.append((self.where, r))
@@ -1083,7 +1154,7 @@ class _Restorer(Schema):
             t.pid_ns_for_children = None
         for t, exit_state, code, flags in self.late_tasks:
             R.set_exit_state(k, t, ExitState(exit_state), code)
-            t.flags = TaskFlag(flags)
+            t.flags = flags
         for _where, g, late in self.late_group:
             for key in ("uid", "gid", "group_exit"):
                 if key in late:
@@ -1174,6 +1245,21 @@ class _Restorer(Schema):
             self.progress(self.tasks, self.h["tasks"])
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a table is built: everything a restore makes lives
+    on, and the collector's full passes, one each time the heap grew by a quarter, walked the
+    growing table again and again (a third of restoring 200,000 tasks, bench/snapshot_bench.py).
+    The objects are collected later as usual (the mount freezes them: ``settle_heap``)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Listener | None = None,
             clock: Callable[[], int] | None = None, progress: Progress | None = None,
             max_tasks: int | None = None) -> Kernel:
@@ -1192,10 +1278,11 @@ def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Liste
     records = data.get("records")
     if not isinstance(records, list):
         raise r.expect(".records", records, "an array of records")
-    r.header(data)
-    for i, rec in enumerate(records):
-        r.record(rec, i)
-    k = r.finish()
+    with _collector_paused():
+        r.header(data)
+        for i, rec in enumerate(records):
+            r.record(rec, i)
+        k = r.finish()
     k.listener = listener
     return k
 
@@ -1206,6 +1293,13 @@ def restore_file(path: str | os.PathLike[str], *, listener: Listener | None = No
     """Restore from a file written by ``write_snapshot`` (or a JSON file holding ``dump``'s
     dict), reading it one line at a time. See ``restore``."""
     source = os.fspath(path)
+    with _collector_paused():
+        return _restore_file(source, path, listener, clock, progress, max_tasks)
+
+
+def _restore_file(source: str, path: str | os.PathLike[str], listener: Listener | None,
+                  clock: Callable[[], int] | None, progress: Progress | None,
+                  max_tasks: int | None) -> Kernel:
     r = _Restorer(source, clock, progress, max_tasks)
     f = open_input(path, what="a snapshot", max_bytes=MAX_FILE_BYTES, error=SnapshotError)
     with f:

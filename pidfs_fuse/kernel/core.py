@@ -347,6 +347,7 @@ class Kernel:
 
     # clone (fork.py: kernel/fork.c copy_process)
     clone = fork.clone
+    clone_many = fork.clone_many
     _attach_new = fork._attach_new
     _attach_tgid = fork._attach_tgid
 

@@ -16,12 +16,11 @@ from . import signals as S
 from .checks import ID_MAX, check_int, check_task, einval
 from .errors import KernelError, ModelBug
 from .events import EventKind
-from .pid import MAX_PID_NS_LEVEL, PidNamespace
+from .pid import MAX_PID_NS_LEVEL, Pid, PidNamespace
 from .task import TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task, ThreadGroup, comm_cut
 
 if TYPE_CHECKING:
     from .core import Kernel
-    from .pid import Pid
     from .pidfs import PidFd
 
 # clone flags (include/uapi/linux/sched.h; WAIT_PID from seed 003 and numbered as there;
@@ -240,3 +239,119 @@ def _attach_tgid(self: Kernel, pid: Pid, task: Task) -> None:
     if not pid.ns.idr.is_tagged(pid.numbers[-1]):
         raise ModelBug(f"attaching thread-group leader {task!r} to untagged {pid!r}")
     pid.tgid_task = task
+
+
+def clone_many(self: Kernel, parent: Task, count: int, flags: int = 0, *,
+               exit_signal: int | None = None, comm: str | None = None,
+               argv: tuple[str, ...] | list[str] | None = None, uid: int | None = None,
+               gid: int | None = None, made: list[Task] | None = None) -> list[Task]:
+    """``count`` clones of ``parent`` with the same arguments: what calling ``clone`` that many
+    times does (the same tasks, numbers, links, events, errors), done in bulk (``clone 1
+    count=N``). Stops at the first clone that fails and raises its error; the tasks made before
+    it stay (``made``, when given, is the list they are appended to, so a caller sees them).
+
+    The first clone is ``clone`` itself, with all its checks. For a plain process or thread
+    (``flags`` 0 or CLONE_THREAD; other flags clone one by one) nothing those checks looked at
+    can change during the loop (the parent stays alive, its namespace keeps admitting pids, the
+    arguments are the same), so each further task only takes the numbers at the cursors and is
+    linked in. A task for which that is not simply so (a level's cursor number taken or at
+    pid_max, pid 1 of a namespace, the table at kernel.threads-max) is made by ``clone``, which
+    searches, or fails as it would have. (Measured by bench/bulk_bench.py; listeners must not
+    change the model, as the mount's do not.)
+    """
+    out: list[Task] = made if made is not None else []
+    count = check_int("count", count)
+    if count <= 0:
+        return out
+
+    def one() -> Task:
+        return self.clone(parent, flags, exit_signal=exit_signal, comm=comm, argv=argv,
+                          uid=uid, gid=gid).task
+
+    first = one()
+    out.append(first)
+    if flags & ~CLONE_THREAD:
+        for _ in range(count - 1):
+            out.append(one())
+        return out
+    thread = bool(flags)
+    g_parent = parent.group
+    ns = parent.pid_ns_for_children or parent.pid.ns
+    levels = [a.idr for a in reversed(ns.ancestors)]  # innermost first, as alloc_pid
+    ends = [a.pid_max for a in reversed(ns.ancestors)]
+    fg = first.group
+    task_comm, es, tflags, nice = first.comm, first.exit_signal, first.flags, first.nice
+    nsproxy, state = first.nsproxy, first.state
+    # the process fields clone gives every child of this call (copied from the first one)
+    proc = (fg.pgrp, fg.session, fg.argv, fg.environ, fg.uid, fg.gid, fg.cwd, fg.exe, fg.root,
+            fg.vsize, fg.rss, fg.tty_nr, fg.sigign, fg.has_child_subreaper)
+    pg_members = fg.pgrp.pgrp_tasks if fg.pgrp is not None else None
+    sess_members = fg.session.session_tasks if fg.session is not None else None
+    siblings = parent.children
+    threads = g_parent.threads
+    clock, by_ino, listener = self.clock, self._by_ino, self.listener
+    tag = not thread
+    single = len(levels) == 1
+    idr0, end0 = levels[0], ends[0]
+    for _ in range(count - 1):
+        cap = self.max_threads
+        if cap is not None and self.nr_threads >= cap:
+            out.append(one())  # raises EAGAIN
+            continue
+        if single:
+            nr = idr0.next_cyclic(end0)
+            if nr <= 1:  # taken, past pid_max, or a namespace's pid 1: clone decides
+                out.append(one())
+                continue
+            numbers: tuple[int, ...] = (nr,)
+        else:
+            nrs = [idr.next_cyclic(end) for idr, end in zip(levels, ends, strict=True)]
+            if min(nrs) < 0 or nrs[0] == 1:
+                out.append(one())
+                continue
+            nrs.reverse()
+            numbers = tuple(nrs)
+        # _alloc_pid + _pidfs_add_pid: the numbers, the struct pid and its pidfs inode
+        pid = Pid(numbers, ns, self._next_ino)
+        self._next_ino += 1
+        by_ino.append(pid)
+        if single:
+            idr0.take(nr, pid, tag)
+        else:
+            for idr, n in zip(levels, reversed(numbers), strict=True):
+                idr.take(n, pid, tag)
+        now = clock()
+        if now < parent.start_time:
+            now = parent.start_time
+        self.total_forks = max(self.total_forks + 1, numbers[0])
+        task = Task(pid, g_parent, task_comm, now)
+        task.nsproxy = nsproxy
+        task.exit_signal = es
+        task.flags = tflags
+        pid.task = task
+        if thread:
+            task.state = state
+            threads[task] = None
+            g_parent.live += 1
+        else:
+            task.nice = nice
+            g = ThreadGroup(task)
+            (g.pgrp, g.session, g.argv, g.environ, g.uid, g.gid, g.cwd, g.exe, g.root, g.vsize,
+             g.rss, g.tty_nr, g.sigign, g.has_child_subreaper) = proc
+            task.group = g
+            # _attach_new (the TGID tag was just set with the numbers)
+            pid.tgid_task = task
+            g.threads[task] = None
+            g.live = 1
+            g.parent = parent
+            if pg_members is not None:
+                pg_members[task] = None
+            if sess_members is not None:
+                sess_members[task] = None
+            if siblings is not None:
+                siblings[task] = None
+        self.nr_threads += 1
+        if listener is not None:
+            self._emit(EventKind.CREATED, pid, task)
+        out.append(task)
+    return out

@@ -68,6 +68,22 @@ class Idr(Generic[T]):
         self.cursor = nr + 1
         return nr
 
+    def next_cyclic(self, end: int) -> int:
+        """The number ``alloc_cyclic`` gives next when that is simply the cursor's (the cursor,
+        at least 1, below ``end`` and free), else -1: the caller then runs ``alloc_cyclic``
+        (or, in a bulk clone, the whole clone). Changes nothing."""
+        nr = self.cursor if self.cursor > 1 else 1
+        return nr if nr < end and nr not in self._ptr else -1
+
+    def take(self, nr: int, ptr: T, tag: bool) -> None:
+        """Take the number ``next_cyclic`` just returned, as ``alloc_cyclic`` would (pointer,
+        tag, cursor past it)."""
+        self._ptr[nr] = ptr
+        self._used.add(nr)
+        if tag:
+            self._tagged.add(nr)
+        self.cursor = nr + 1
+
     def alloc_exact(self, ptr: T | None, nr: int, tag: bool) -> bool:
         """idr_alloc(idr, ptr, nr, nr + 1): False when nr is taken. The cursor does not move."""
         if nr in self._ptr:
