@@ -611,6 +611,9 @@ class _Restorer(Schema):
         self.nsfc: list[tuple[str, Task, PidNamespace]] = []
         self.setns_done: set[Task] = set()
         self.max_ino = _INIT_INO
+        self.handlers: dict[str, tuple[int, Callable[[dict[str, Any]], None]]] = {
+            "ns": (1, self.ns_record), "process": (2, self.process), "more": (2, self.more),
+            "pid": (3, self.pid_record), "ghost": (4, self.ghost_record), "end": (5, self.end)}
 
     # errors
 
@@ -647,7 +650,8 @@ class _Restorer(Schema):
         return self.bool_(self.get(rec, key, default), f".{key}")
 
     def keys_of(self, rec: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
-        self.keys(rec, allowed, lambda key: f".{key}")
+        if not allowed.issuperset(rec):  # (once per record: the common case is a test)
+            self.keys(rec, allowed, lambda key: f".{key}")
 
     def ns_of(self, path: str, inum: object, *, zero_is_none: bool = False) -> PidNamespace | None:
         if zero_is_none and inum == 0 and type(inum) is int:
@@ -694,9 +698,7 @@ class _Restorer(Schema):
         if not isinstance(rec, dict) or not rec:
             raise self.expect("", rec, "an object")
         kind = next(iter(rec))
-        handler = {"ns": (1, self.ns_record), "process": (2, self.process), "more": (2, self.more),
-                   "pid": (3, self.pid_record), "ghost": (4, self.ghost_record),
-                   "end": (5, self.end)}.get(kind)
+        handler = self.handlers.get(kind)
         if handler is None:
             raise self.error("", f"unknown record {_show(kind)} (the first key names the kind: "
                              "ns, process, more, pid, ghost, end)")
@@ -873,26 +875,32 @@ class _Restorer(Schema):
     def threads(self, arrs: list[Any], key: str, first: int, leader: Task) -> None:
         """The THREAD arrays ``arrs[first:]`` (``key``: ".threads" or ".more", for paths) as
         threads of ``leader``'s group, each what ``thread()`` makes of it. Most threads of a
-        big table are ordinary running ones: those are checked here, in one expression with
-        the same rules as ``thread()``'s, and made by ``ExactPids.thread`` (a million of them
-        through ``thread()`` and ``clone`` took most of a restore: bench/snapshot_bench.py).
-        Any other (a zombie, an exiting thread, one with a pidfs record or its own namespace
-        for children, anything malformed) goes through ``thread()``, which also words the
-        errors."""
-        ns = leader.pid.ns
-        nlev = ns.level + 1
+        big table are ordinary running ones: a run of those is checked here (one expression,
+        the same rules as ``thread()``'s) and made by ``ExactPids.threads`` in one call (a
+        million threads through ``thread()`` and ``clone`` took most of a restore:
+        bench/snapshot_bench.py). Any other (a zombie, an exiting thread, one with a pidfs
+        record or its own namespace for children, anything malformed) goes through
+        ``thread()``, which also words the errors; errors come in the order of the arrays."""
+        nlev = leader.pid.ns.level + 1
         pids = self.pids
         next_ino = self.h["next_ino"]
-        total = self.h["tasks"]
-        make = self._exact().thread
         states = RUN_STATES
-        progress = self.progress
-        for j in range(first, len(arrs)):
-            a = arrs[j]
-            if type(a) is list and len(a) == 14:
+        j, end = first, len(arrs)
+        while j < end:
+            # the run of ordinary threads from j, ending before a progress report is due and
+            # before the task count would pass the header's
+            room = self.h["tasks"] - self.tasks + 1
+            due = PROGRESS_EVERY - self.tasks % PROGRESS_EVERY
+            stop = min(end, j + room, j + due)
+            i = j
+            seen: set[int] = set()  # inodes of the run (pids holds those before it)
+            while i < stop:
+                a = arrs[i]
+                if type(a) is not list or len(a) != 14:
+                    break
                 ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, attr = a
-                if (type(ino) is int and _INIT_INO <= ino < next_ino and ino not in pids
-                        and type(nums) is list and len(nums) == nlev
+                if not (type(ino) is int and _INIT_INO <= ino < next_ino and ino not in pids
+                        and ino not in seen and type(nums) is list and len(nums) == nlev
                         and type(comm) is str and 0 < len(comm) <= 15
                         and type(state) is str and state in states
                         and type(start) is int and 0 <= start < _START_END
@@ -906,26 +914,41 @@ class _Restorer(Schema):
                         and type(code) is int and 0 <= code <= STATUS_MAX
                         and type(nsfc) is int and nsfc == 0 and attr is None
                         and all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums)):
-                    numbers = tuple(nums)
-                    try:
-                        t = make(leader, numbers, ino)
-                    except KernelError as e:
-                        raise self.error(f"{key}[{j}]", f"clone (thread) with set_tid "
-                                         f"{list(numbers[::-1])}: {e}") from None
-                    pids[ino] = t.pid
-                    if ino > self.max_ino:
-                        self.max_ino = ino
-                    t.comm, t.state, t.start_time, t.nice, t.utime, t.stime = comm, state, start, nice, utime, stime
-                    t.exit_signal = es
-                    t.flags = flags
-                    self.tasks += 1
-                    if self.tasks > total:
-                        raise self.error("", f"the records hold more than {total} task(s); the "
-                                         f"header says {total}")
-                    if progress is not None and self.tasks % PROGRESS_EVERY == 0:
-                        self.report()
-                    continue
-            self.thread(a, f"{key}[{j}]", ns, leader, thread=True)
+                    break
+                seen.add(ino)
+                i += 1
+            if i > j:
+                made: list[Task] = []
+                try:
+                    self._exact().threads(leader, [(tuple(a[1]), a[0]) for a in arrs[j:i]], made)
+                except KernelError as e:
+                    bad = arrs[j + len(made)]
+                    self.fast_done(made, arrs, j)
+                    raise self.error(f"{key}[{j + len(made)}]", f"clone (thread) with set_tid "
+                                     f"{bad[1][::-1]}: {e}") from None
+                self.fast_done(made, arrs, j)
+                j = i
+                continue
+            self.thread(arrs[j], f"{key}[{j}]", leader.pid.ns, leader, thread=True)
+            j += 1
+
+    def fast_done(self, made: list[Task], arrs: list[Any], j: int) -> None:
+        """The rest of ``thread()`` for the tasks ``threads()`` made of ``arrs[j:]``."""
+        pids = self.pids
+        top = self.max_ino
+        for t, a in zip(made, arrs[j:j + len(made)], strict=True):
+            ino = a[0]
+            pids[ino] = t.pid
+            if ino > top:
+                top = ino
+            t.comm, t.state, t.start_time, t.nice, t.utime, t.stime, t.exit_signal, t.flags = a[2:10]
+        self.max_ino = top
+        self.tasks += len(made)
+        if self.tasks > self.h["tasks"]:
+            raise self.error("", f"the records hold more than {self.h['tasks']} task(s); the "
+                             f"header says {self.h['tasks']}")
+        if self.progress is not None and self.tasks % PROGRESS_EVERY == 0:
+            self.report()
 
     def numbers(self, v: object, path: str, ns: PidNamespace) -> tuple[int, ...]:
         if type(v) is not list or len(v) != ns.level + 1 or not all(

@@ -32,12 +32,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from . import signals as S
 from .core import CLONE_THREAD, Kernel, PidFd
 from .errors import KernelError
 from .events import EventKind
 from .idr import PID_MAX_LIMIT
 from .pid import MAX_PID_NS_LEVEL, Pid, PidNamespace
-from .task import EXIT_RUNNING, TF_EXITING, TF_NO_NEW_PRIVS, ExitState, Task, ThreadGroup
+from .task import EXIT_RUNNING, TF_EXITING, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, ExitState, Task, ThreadGroup
 
 #: pidfs inode numbers start here: ``Kernel()`` gives it to init's pid.
 FIRST_INO: Final = 2
@@ -81,15 +82,21 @@ def counters(kernel: Kernel) -> Counters:
     return Counters(kernel._next_ino, kernel._next_ns_inum, kernel.total_forks)
 
 
-def set_counters(kernel: Kernel, c: Counters) -> None:
+def set_counters(kernel: Kernel, c: Counters, *, index_sorted: bool = False) -> None:
     """Write the global counters, as CRIU writes ``ns_last_pid`` before its last clone.
 
     EINVAL when ``next_ino`` is not above the pidfs inode of every allocated pid (an inode
     number would be handed out twice) or is above ``INO_LIMIT``, ``next_ns_inum`` not above the
-    inum of every namespace below the root, or ``total_forks`` is negative.
+    inum of every namespace below the root, or ``total_forks`` is negative. ``index_sorted``:
+    the caller knows the by-inode index is in inode order (``ExactPids.finish`` sorted it; a
+    restore in progress leaves it unsorted).
     """
     by_ino = kernel._by_ino
-    top = max((p.ino for p in reversed(by_ino) if p.allocated), default=FIRST_INO - 1)
+    if index_sorted:  # the last allocated pid has the largest inode (a max over a million
+        # pids took 0.25 s of a restore)
+        top = next((p.ino for p in reversed(by_ino) if p.allocated), FIRST_INO - 1)
+    else:
+        top = max((p.ino for p in by_ino if p.allocated), default=FIRST_INO - 1)
     if type(c.next_ino) is not int or c.next_ino <= top:
         raise KernelError(errno.EINVAL, f"next pidfs inode {c.next_ino!r} is not above the largest "
                           f"one in use ({top})")
@@ -199,6 +206,10 @@ class ExactPids:
         """
         k = self.kernel
         ns = parent.pid.ns if thread else parent.ns_for_children
+        if not thread:
+            task = self._process(parent, ns, numbers, ino, exit_signal)
+            if task is not None:
+                return task
         set_tid = _set_tid(ns, numbers)
         saved = self._claim(ino)
         try:
@@ -212,63 +223,150 @@ class ExactPids:
         self._settle(task.pid, saved)
         return task
 
-    def thread(self, leader: Task, numbers: tuple[int, ...], ino: int) -> Task:
-        """``clone(leader, numbers, ino, thread=True)``, made directly in the common case: a
-        restore makes most of a big table's tasks this way (a million threads), and each
+    def threads(self, leader: Task, items: Iterable[tuple[tuple[int, ...], int]],
+                made: list[Task]) -> None:
+        """``clone(leader, numbers, ino, thread=True)`` for each (numbers, ino) of ``items`` in
+        order, appending each task to ``made`` (on an error, ``made`` holds those before it):
+        a restore makes most of a big table's tasks this way (a million threads), and each
         clone's checks and links cost more than the task itself (bench/snapshot_bench.py).
 
-        The direct way runs when the clone can only succeed: the inode is above those of the
-        pids from before the restore (as ``_claim`` checks; ``finish`` finds two restored pids
-        given one), each number is inside its level and free, the group lives, has uid 0 and may create threads,
-        the namespace admits pids (and has an init for numbers other than 1), the table is
-        below kernel.threads-max, and no number is a namespace's 1. It then does what that
-        clone does: the task, its pid, the numbers (untagged) and the thread links. Anything
-        else goes through ``clone``, which does the same or raises its error.
+        A thread is made directly when its clone can only succeed: the group lives, has uid 0
+        and may create threads, the namespace admits pids, the table is below
+        kernel.threads-max, the inode is above those of the pids from before the restore (as
+        ``_claim`` checks; ``finish`` finds two restored pids given one), and each number is
+        inside its level, free, and not a namespace's 1 (with an init or ``RESTORING`` in
+        every level). It then does what that clone does: the task, its pid, the numbers
+        (untagged) and the thread links. Anything else goes through ``clone``, which does the
+        same or raises its error.
         """
         k = self.kernel
         ns = leader.pid.ns
         g = leader.group
-        cap = k.max_threads
+        anc = ns.ancestors
+        nlev = len(anc)
+        if not (nlev <= MAX_PID_NS_LEVEL and ns.adding and not g.group_exit and g.uid == 0
+                and leader.exit_state is EXIT_RUNNING and not leader.flags & TF_EXITING
+                and (leader.pid_ns_for_children is None or leader.pid_ns_for_children is ns)
+                and all(a.child_reaper is not None for a in anc)):
+            for numbers, ino in items:
+                made.append(self.clone(leader, numbers, ino, thread=True))
+            return
         by_ino = k._by_ino
         srt = self._sorted
-        if (type(ino) is int and FIRST_INO <= ino < INO_LIMIT
-                and (srt == 0 or by_ino[srt - 1].ino < ino)  # _claim: no pid from before the restore has it
-                and len(numbers) == ns.level + 1 <= MAX_PID_NS_LEVEL and ns.adding
-                and (cap is None or k.nr_threads < cap) and not g.group_exit and g.uid == 0
-                and leader.exit_state is EXIT_RUNNING and not leader.flags & TF_EXITING
-                and (leader.pid_ns_for_children is None or leader.pid_ns_for_children is ns)):
-            fast = True
-            for a, nr in zip(ns.ancestors, numbers, strict=True):
-                if not (type(nr) is int and 1 < nr < a.pid_max and nr not in a.idr
-                        and a.child_reaper is not None):
-                    fast = False
-                    break
-            if fast:
-                pid = Pid(numbers, ns, ino)
-                if by_ino and by_ino[-1].ino > ino:  # _settle: finish() sorts the index
-                    self._in_order = False
-                if k._next_ino <= ino:
-                    k._next_ino = ino + 1
-                by_ino.append(pid)
-                for a, nr in zip(ns.ancestors, numbers, strict=True):
-                    a.idr.alloc_exact(pid, nr, False)
-                now = k.clock()
-                if now < leader.start_time:
-                    now = leader.start_time
-                k.total_forks = max(k.total_forks + 1, numbers[0])
-                task = Task(pid, g, leader.comm, now)
-                task.nsproxy = leader.nsproxy
-                task.exit_signal = -1
-                task.state = leader.state
-                task.flags = leader.flags & TF_NO_NEW_PRIVS
-                pid.task = task
-                g.threads[task] = None
-                g.live += 1
-                k.nr_threads += 1
-                if k.listener is not None:
-                    k._emit(EventKind.CREATED, pid, task)
-                return task
-        return self.clone(leader, numbers, ino, thread=True)
+        low = by_ino[srt - 1].ino if srt else FIRST_INO - 1  # _claim: inodes from before
+        if low < FIRST_INO - 1:
+            low = FIRST_INO - 1
+        maps = [(a.idr._ptr, a.idr._used.add, a.pid_max) for a in anc]
+        ptr0, used0, max0 = maps[0]
+        comm, nsproxy, state = leader.comm, leader.nsproxy, leader.state
+        tflags = leader.flags & TF_NO_NEW_PRIVS
+        threads = g.threads
+        clock, cap, listener = k.clock, k.max_threads, k.listener
+        start_min = leader.start_time
+        for numbers, ino in items:
+            if not (type(ino) is int and low < ino < INO_LIMIT and len(numbers) == nlev
+                    and (cap is None or k.nr_threads < cap)):
+                made.append(self.clone(leader, numbers, ino, thread=True))
+                continue
+            if nlev == 1:
+                nr = numbers[0]
+                if not (type(nr) is int and 1 < nr < max0 and nr not in ptr0):
+                    made.append(self.clone(leader, numbers, ino, thread=True))
+                    continue
+            elif not all(type(n) is int and 1 < n < m and n not in p
+                         for n, (p, _, m) in zip(numbers, maps, strict=True)):
+                made.append(self.clone(leader, numbers, ino, thread=True))
+                continue
+            pid = Pid(numbers, ns, ino)
+            if by_ino and by_ino[-1].ino > ino:  # _settle: finish() sorts the index
+                self._in_order = False
+            if k._next_ino <= ino:
+                k._next_ino = ino + 1
+            by_ino.append(pid)
+            if nlev == 1:
+                ptr0[nr] = pid
+                used0(nr)
+            else:
+                for n, (p, add, _) in zip(numbers, maps, strict=True):
+                    p[n] = pid
+                    add(n)
+            now = clock()
+            if now < start_min:
+                now = start_min
+            forks = k.total_forks + 1
+            k.total_forks = forks if forks > numbers[0] else numbers[0]
+            # clone's thread, its fields in Task's order (one call sets them all)
+            task = Task(pid, g, comm, now, -1, state, EXIT_RUNNING, 0, tflags, 0, 0, 0, None,
+                        None, nsproxy)
+            pid.task = task
+            threads[task] = None
+            g.live += 1
+            k.nr_threads += 1
+            if listener is not None:
+                k._emit(EventKind.CREATED, pid, task)
+            made.append(task)
+
+    def _process(self, parent: Task, ns: PidNamespace, numbers: tuple[int, ...], ino: int,
+                 exit_signal: int | None) -> Task | None:
+        """``clone``'s process made directly when it can only succeed (as ``threads`` does for
+        threads: the parent lives and has uid 0, a valid exit signal, the table below
+        kernel.threads-max, the inode above those from before the restore, every number inside
+        its level and free, a number other than 1 only where the level has an init or
+        ``RESTORING``); None when not, and nothing changed (``clone`` then runs)."""
+        k = self.kernel
+        g_parent = parent.group
+        anc = ns.ancestors
+        by_ino = k._by_ino
+        srt = self._sorted
+        cap = k.max_threads
+        es = S.SIGCHLD if exit_signal is None else exit_signal
+        if not (type(ino) is int and FIRST_INO <= ino < INO_LIMIT
+                and (srt == 0 or by_ino[srt - 1].ino < ino) and type(es) is int
+                and S.valid_signal(es) and len(numbers) == len(anc) <= MAX_PID_NS_LEVEL
+                and ns.adding and (cap is None or k.nr_threads < cap) and not g_parent.group_exit
+                and g_parent.uid == 0 and parent.exit_state is EXIT_RUNNING
+                and not parent.flags & TF_EXITING):
+            return None
+        for a, nr in zip(anc, numbers, strict=True):
+            if not (type(nr) is int and 1 <= nr < a.pid_max and nr not in a.idr
+                    and (nr == 1 or a.child_reaper is not None)):
+                return None
+        pid = Pid(numbers, ns, ino)
+        if by_ino and by_ino[-1].ino > ino:  # _settle: finish() sorts the index
+            self._in_order = False
+        if k._next_ino <= ino:
+            k._next_ino = ino + 1
+        by_ino.append(pid)
+        for a, nr in zip(anc, numbers, strict=True):
+            a.idr.alloc_exact(pid, nr, True)
+        # the rest is clone's for a process (fork.py), then _attach_new's
+        now = k.clock()
+        if now < parent.start_time:
+            now = parent.start_time
+        k.total_forks = max(k.total_forks + 1, numbers[0])
+        task = Task(pid, g_parent, parent.comm, now)
+        task.nsproxy = parent.nsproxy.for_child()
+        g = ThreadGroup(task)
+        g.pgrp = g_parent.pgrp
+        g.session = g_parent.session
+        g.argv = g_parent.argv
+        g.environ = g_parent.environ
+        g.uid = g_parent.uid
+        g.gid = g_parent.gid
+        g.cwd = g_parent.cwd
+        g.exe = g_parent.exe
+        g.root = g_parent.root
+        g.vsize = g_parent.vsize
+        g.rss = g_parent.rss
+        g.tty_nr = g_parent.tty_nr
+        g.sigign = g_parent.sigign
+        g.has_child_subreaper = g_parent.has_child_subreaper or g_parent.is_child_subreaper
+        task.group = g
+        task.exit_signal = es
+        task.flags = TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS)
+        task.nice = parent.nice
+        k._attach_new(task, g, leader=True, parent=parent)
+        return task
 
     def finish(self, c: Counters) -> None:
         """End the restore: index every pid for ``find_pidfs``, then ``set_counters(c)``.
@@ -282,7 +380,7 @@ class ExactPids:
             if by_ino[i - 1].ino == by_ino[i].ino:
                 raise KernelError(errno.EEXIST, f"pidfs inode {by_ino[i].ino} was given to two pids")
         self._sorted = len(by_ino)
-        set_counters(k, c)
+        set_counters(k, c, index_sorted=True)
 
 
 def set_pgrp_session(kernel: Kernel, group: ThreadGroup, pgrp: Pid, session: Pid) -> None:

@@ -119,3 +119,30 @@ def test_bad_arguments_change_nothing() -> None:
     assert e.value.errno == errno.EINVAL
     assert a[0].clone_many(a[1], 0) == []
     _same(a, b)
+
+
+def test_restored_threads_with_one_inode_twice_say_so() -> None:
+    """A run of ordinary threads in one record, two of them with one pidfs inode: the restore
+    names the second, as it did thread by thread."""
+    import json
+
+    from pidfs_fuse.snapshot import SnapshotError, restore
+
+    k = Kernel()
+    p = k.clone(k.init).task
+    for _ in range(5):
+        k.clone(p, CLONE_THREAD)
+    doc = dump(k)
+    rec = next(r for r in doc["records"] if r.get("process") == p.pid.ino)
+    rec["threads"][4][0] = rec["threads"][2][0]
+    with pytest.raises(SnapshotError) as e:
+        restore(json.loads(json.dumps(doc)))
+    assert e.value.errno == errno.EINVAL
+    assert ".threads[4][0] (ino)" in str(e.value) and "used twice" in str(e.value)
+    rec["threads"][4][0] = rec["threads"][5][0] + 100  # a free inode, numbers taken twice
+    rec["threads"][4][1] = rec["threads"][3][1]
+    doc["next_ino"] += 200
+    with pytest.raises(SnapshotError) as e:
+        restore(json.loads(json.dumps(doc)))
+    assert e.value.errno == errno.EINVAL
+    assert ".threads[4]: clone (thread) with set_tid" in str(e.value) and "EEXIST" in str(e.value)
