@@ -21,7 +21,10 @@ performance depends on CPython's growth rule; the contents never do.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .kernel import Task
@@ -129,3 +132,19 @@ def make_room(task: Task, n: int) -> bool:
     dicts.extend(ns.idr.numbers() for ns in task.pid.ns.ancestors)
     m = margin(n, len(dicts))
     return any(d is not None and _grows_now(d, n, m) for d in dicts)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a whole table is built (a restore, a scenario load):
+    everything it makes lives on, and the collector's full passes, one each time the heap grew
+    by a quarter, walked the growing table again and again (a third of restoring 200,000
+    tasks, bench/snapshot_bench.py). What was made is collected later as usual (the mount
+    freezes it at once: ``mount/fs.py`` ``settle_heap``)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

@@ -91,6 +91,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from .growth import collector_paused
 from .kernel import (
     CLONE_AUTOREAP,
     CLONE_NEWPID,
@@ -200,8 +201,9 @@ def _load_text(text: str, source: str, listener: Listener | None, clock: Callabl
         raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {e}") from None
     except RecursionError:
         raise ScenarioError(errno.EINVAL, f"{source}: invalid TOML: {TOO_DEEP}") from None
-    sc = _Loader(source, progress, lines=_entry_lines(text) if lines else None,
-                 max_tasks=max_tasks).run(data, clock)
+    with collector_paused():
+        sc = _Loader(source, progress, lines=_entry_lines(text) if lines else None,
+                     max_tasks=max_tasks).run(data, clock)
     sc.kernel.listener = listener
     return sc
 
@@ -210,7 +212,8 @@ def load_data(data: dict[str, Any], *, source: str = "<data>", listener: Listene
               clock: Callable[[], int] | None = None, progress: Progress | None = None,
               max_tasks: int | None = None) -> Scenario:
     """Load an already parsed scenario (a dict as ``tomllib`` returns)."""
-    sc = _Loader(source, progress, max_tasks=max_tasks).run(data, clock)
+    with collector_paused():
+        sc = _Loader(source, progress, max_tasks=max_tasks).run(data, clock)
     sc.kernel.listener = listener  # attached last: nobody watches a table being built
     return sc
 
@@ -566,10 +569,15 @@ class _Loader(Schema):
         if isinstance(spec, int) and not isinstance(spec, bool):
             if not 0 <= spec <= PID_MAX_LIMIT:
                 raise t.expect("threads", "an integer >= 0 or an array of tables")
-            for _ in range(spec):
-                th = self.call(t.at("threads"), "clone thread",
-                               lambda: k.clone(task, CLONE_THREAD).task)
-                self._started_with(t.at("threads"), th, task)
+            done = 0
+            while done < spec:  # in bulk (Kernel.clone_many), up to the next progress report
+                n = min(spec - done, 4096 - k.total_forks % 4096)
+                made: list[Task] = []
+                self.call(t.at("threads"), "clone thread",
+                          lambda n=n, made=made: k.clone_many(task, n, CLONE_THREAD, made=made))  # type: ignore[misc]
+                for th in made:
+                    self._started_with(t.at("threads"), th, task)
+                done += n
                 self._tick()
             return
         if not isinstance(spec, list):

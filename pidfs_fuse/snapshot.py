@@ -130,9 +130,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import errno
-import gc
 import json
 import os
 import re
@@ -142,6 +140,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import timed
+from .growth import collector_paused
 from .kernel import Kernel, KernelError, PidFd
 from .kernel import restore as R
 from .kernel.events import Listener
@@ -1268,21 +1267,6 @@ class _Restorer(Schema):
             self.progress(self.tasks, self.h["tasks"])
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a table is built: everything a restore makes lives
-    on, and the collector's full passes, one each time the heap grew by a quarter, walked the
-    growing table again and again (a third of restoring 200,000 tasks, bench/snapshot_bench.py).
-    The objects are collected later as usual (the mount freezes them: ``settle_heap``)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Listener | None = None,
             clock: Callable[[], int] | None = None, progress: Progress | None = None,
             max_tasks: int | None = None) -> Kernel:
@@ -1301,7 +1285,7 @@ def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Liste
     records = data.get("records")
     if not isinstance(records, list):
         raise r.expect(".records", records, "an array of records")
-    with _collector_paused():
+    with collector_paused():
         r.header(data)
         for i, rec in enumerate(records):
             r.record(rec, i)
@@ -1316,7 +1300,7 @@ def restore_file(path: str | os.PathLike[str], *, listener: Listener | None = No
     """Restore from a file written by ``write_snapshot`` (or a JSON file holding ``dump``'s
     dict), reading it one line at a time. See ``restore``."""
     source = os.fspath(path)
-    with _collector_paused():
+    with collector_paused():
         return _restore_file(source, path, listener, clock, progress, max_tasks)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import signals as S
 from .checks import ID_MAX, check_int, check_task, einval
@@ -274,19 +274,24 @@ def clone_many(self: Kernel, parent: Task, count: int, flags: int = 0, *,
         for _ in range(count - 1):
             out.append(one())
         return out
+    if count == 1:
+        return out
     thread = bool(flags)
     g_parent = parent.group
-    ns = parent.pid_ns_for_children or parent.pid.ns
-    levels = [a.idr for a in reversed(ns.ancestors)]  # innermost first, as alloc_pid
-    ends = [a.pid_max for a in reversed(ns.ancestors)]
+    ns = first.pid.ns
+    anc = ns.ancestors
+    levels = [a.idr for a in reversed(anc)]  # innermost first, as alloc_pid
+    ends = [a.pid_max for a in reversed(anc)]
     fg = first.group
     task_comm, es, tflags, nice = first.comm, first.exit_signal, first.flags, first.nice
     nsproxy, state = first.nsproxy, first.state
-    # the process fields clone gives every child of this call (copied from the first one)
-    proc = (fg.pgrp, fg.session, fg.argv, fg.environ, fg.uid, fg.gid, fg.cwd, fg.exe, fg.root,
-            fg.vsize, fg.rss, fg.tty_nr, fg.sigign, fg.has_child_subreaper)
-    pg_members = fg.pgrp.pgrp_tasks if fg.pgrp is not None else None
-    sess_members = fg.session.session_tasks if fg.session is not None else None
+    proc: tuple[Any, ...] = ()
+    pg_members = sess_members = None
+    if not thread:  # the process fields clone gives every child of this call (as the first's)
+        proc = (fg.pgrp, fg.session, fg.argv, fg.environ, fg.uid, fg.gid, fg.cwd, fg.exe, fg.root,
+                fg.vsize, fg.rss, fg.tty_nr, fg.sigign, fg.has_child_subreaper)
+        pg_members = fg.pgrp.pgrp_tasks if fg.pgrp is not None else None
+        sess_members = fg.session.session_tasks if fg.session is not None else None
     siblings = parent.children
     threads = g_parent.threads
     clock, by_ino, listener = self.clock, self._by_ino, self.listener
