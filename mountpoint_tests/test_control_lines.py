@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 
+from pidfs_fuse import client
 from pidfs_fuse.mount.control_file import MAX_LINE
 
 from .conftest import Mount
@@ -123,7 +125,20 @@ def test_a_max_line_in_1k_pieces_runs_as_one_line(mnt: Mount):
         os.close(fd)
 
 
-def test_a_last_line_without_newline_runs_at_read_and_at_close(mnt: Mount):
+def _settled(m: Mount) -> None:
+    """Until the server has answered the requests queued before this one: a release is sent
+    after close() returns, ahead of anything asked later (``.control`` read of ``help``)."""
+    m.ctl("help")
+
+
+def _until(cond, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_a_last_line_without_newline_runs_at_read_and_at_release(mnt: Mount):
     a = mnt.new()
     fd = _open(mnt)
     try:
@@ -133,16 +148,38 @@ def test_a_last_line_without_newline_runs_at_read_and_at_close(mnt: Mount):
         assert _write(fd, f"exit_group {child} 3".encode()) == 0
         assert _state(mnt, child) == "S"
     finally:
-        os.close(fd)  # close runs it
-    assert _state(mnt, child) == "Z"
-    fd = _open(mnt)
-    assert _write(fd, b"kill 99999 TERM") == 0
-    try:
+        os.close(fd)  # the release after it runs the line
+    _until(lambda: _state(mnt, child) == "Z", "the last line did not run at release")
+
+
+def test_a_failing_last_line_at_release_is_logged_and_changes_nothing():
+    # close() has returned before the release runs the line, so it cannot fail: the server
+    # logs why instead
+    with client.mount_table(prefix="pidfs-test-") as m:
+        before = sorted(p for p in os.listdir(m.path) if p.isdigit())
+        fd = os.open(m.path / ".control", os.O_RDWR)
+        assert os.write(fd, b"kill 99999 TERM") == 15
         os.close(fd)
-    except OSError as e:
-        assert e.errno == errno.ESRCH
-    else:
-        raise AssertionError("close() should fail with the command's errno")
+        _until(lambda: "closed .control file failed" in m.server_log(), "nothing logged")
+        assert "the last line of a closed .control file failed (ESRCH): b'kill 99999 TERM'" \
+            in m.server_log()
+        assert sorted(p for p in os.listdir(m.path) if p.isdigit()) == before
+
+
+def test_close_sends_no_flush_so_open_read_close_is_two_requests(mnt: Mount):
+    path = os.path.join(mnt.path, "1", "status")
+    with open(path, "rb") as f:  # the kernel learns there is no flush (one ENOSYS, uncounted)
+        f.read()
+    _settled(mnt)
+    before = client.request_counts(mnt.path)
+    for _ in range(10):
+        with open(path, "rb") as f:
+            assert f.read().startswith(b"Name:\t")
+    _settled(mnt)
+    d = client.request_delta(before, client.request_counts(mnt.path))
+    # the help command's own open, write, read and release are in the count too
+    assert "flush" not in d, d
+    assert d["open"] == 11 and d["release"] == 11, d
 
 
 def test_cat_of_10000_exit_group_lines_straddling_every_128k_boundary(mnt: Mount, tmp_path):

@@ -4,7 +4,10 @@ Lines, whatever the write sizes. Bytes written are cut at newlines: every comple
 once, whole, in order, when its newline arrives; a line's start without its newline is kept
 (its end is in a later write: ``cat FILE > .control`` writes 128 KiB pieces, and the kernel
 splits big writes). A last line that never gets its newline runs when the reply is read (a
-read from offset 0) or when the file is closed (``flush``: close() returns its errno). The
+read from offset 0) or, failing that, when the file is released: after the last close() has
+returned, so a failure there is only logged (this server takes no FLUSH requests, which would
+cost every close() of every file a round trip: ``fs.py``). Read the reply to learn how a last
+line went. The
 kept start is scanned once, so splitting is linear in the bytes written.
 
 Replies and failures. Each write's reply holds one reply per command it completed, in order
@@ -74,7 +77,7 @@ class _TooLong:
 
 
 class _Failed(Exception):
-    """A command line failed: stops the write (or read, or flush) that ran it."""
+    """A command line failed: stops the write (or read, or release) that ran it."""
 
     def __init__(self, err: int) -> None:
         super().__init__(err)
@@ -134,14 +137,6 @@ class ControlSession:
                 self.skipping = True
             raise pyfuse3.FUSEError(e.errno) from None
         return len(buf)
-
-    async def flush(self, fs: PidFs) -> None:
-        """close(): a last line without its newline runs now; close() fails with its errno."""
-        if self.partial and not self._busy():
-            try:
-                await self._run_lines(fs, [self._take_partial()], [])
-            except _Failed as e:
-                raise pyfuse3.FUSEError(e.errno) from None
 
     def _busy(self) -> bool:
         return self.pending is not None and not self.pending.is_set()
@@ -262,7 +257,16 @@ class ControlSession:
         return DEFAULT_POLLMASK
 
     async def release(self, fs: PidFs) -> None:
-        """The last close: a command still waiting is cancelled (it reaps nothing)."""
+        """After the last close: a last line without its newline runs now (its failure goes to
+        the log: nobody is left to tell); a command still waiting is cancelled (it reaps
+        nothing), and so is one that line started."""
+        if self.partial and not self._busy():
+            line = self._take_partial()
+            try:
+                await self._run_lines(fs, [line], [])
+            except _Failed as e:
+                log.warning("the last line of a closed .control file failed (%s): %r",
+                         errno.errorcode.get(e.errno, e.errno), line[:200])
         if self.scope is not None:
             self.scope.cancel()
 
