@@ -247,3 +247,30 @@ def test_a_signal_ends_a_wait_for_a_snapshot_and_control_writers_go_on(mnt, tmp_
         time.sleep(0.1)
     assert json.loads(f.read_text().split("\n", 1)[0])["tasks"] > 100_000
     assert [x for x in os.listdir(tmp_path) if x.endswith(".tmp")] == []
+
+
+def test_a_name_a_pid_directory_lacks_is_asked_once_then_cached_as_absent(mnt):
+    # procps opens /proc/<pid>/ctty for every process (Linux has none): one lookup, then the
+    # kernel's negative entry answers
+    path = os.fspath(mnt.path)
+    pid = mnt.new()
+    os.stat(os.path.join(path, str(pid)))  # its directory's own lookup
+    before = client.request_counts(path)
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            os.open(os.path.join(path, str(pid), "ctty"), os.O_RDONLY)
+    assert client.request_delta(before, client.request_counts(path)) == {"lookup": 1}
+    # the pid's directory goes with its process, and the absent name with it: a new process
+    # given the same number (ns_last_pid) is asked again
+    mnt.ctl("kill", str(pid), "KILL")
+    mnt.ctl("wait", "1", f"pid={pid}")
+    assert not os.path.exists(os.path.join(path, str(pid)))
+    with open(os.path.join(path, "sys/kernel/ns_last_pid"), "w") as f:
+        f.write(str(pid - 1))
+    assert mnt.new() == pid
+    before = client.request_counts(path)
+    with pytest.raises(FileNotFoundError):
+        os.open(os.path.join(path, str(pid), "ctty"), os.O_RDONLY)
+    assert client.request_delta(before, client.request_counts(path)).get("lookup", 0) >= 1
+    with open(os.path.join(path, str(pid), "status"), "rb") as f:
+        assert f.read().startswith(b"Name:\t")

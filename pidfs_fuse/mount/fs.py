@@ -242,6 +242,12 @@ class PidFs(pyfuse3.Operations):
                             name.decode(errors="replace"), held=parent_inode)
         node = self._lookup(parent, name, ctx)
         if node is None:
+            if parent.ops.fixed_names and self.timeout:
+                # a negative entry (inode 0) the kernel keeps until it expires or the
+                # directory goes (fuse_lookup_name): ``ps`` asks every process for ``ctty``
+                absent = pyfuse3.EntryAttributes()
+                absent.entry_timeout = self.timeout
+                return absent
             raise pyfuse3.FUSEError(errno.ENOENT)
         attr = node.ops.attr(self, node, ctx)
         if parent.ops.volatile_children:

@@ -79,6 +79,9 @@ class NodeKind:
     dies_with_pid = False
     #: children's dentries are never cached (they may stop resolving at any moment)
     volatile_children = False
+    #: a directory whose set of names never changes: a lookup of a name it lacks is answered
+    #: with a negative entry the kernel keeps (instead of asking again on every path walk)
+    fixed_names = False
     #: open(O_TRUNC) is accepted (nothing to truncate) instead of EPERM
     truncatable = False
     #: a listing that can hold the caller's own entry (a root): ``PidFs.listing_caller``

@@ -43,6 +43,9 @@ class PidDir(Dir):
 
     table = T.TGID_BASE
     dies_with_pid = True
+    #: the names are the table's, for the whole life of the directory: a name it lacks
+    #: (procps asks every process for ``ctty``) is cached as absent
+    fixed_names = True
 
     def __init__(self) -> None:
         self.nlink = T.dir_nlink(self.table)  # the table is static: counted once, not per entry
