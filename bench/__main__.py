@@ -24,8 +24,8 @@ MOUNT = "mount"
 #: benchmarks in their own modules, each with run(quick) -> rows; NEEDS_MOUNT need a mount
 EXTRA = {MOUNT: "mount_bench", "handles": "handles_bench", "snapshot": "snapshot_bench",
          "bulk": "bulk_bench", "restore": "restore_bench", "listing": "listing_bench",
-         "ceiling": "ceiling_bench"}
-NEEDS_MOUNT = {MOUNT, "handles", "bulk", "restore", "listing", "ceiling"}
+         "ceiling": "ceiling_bench", "tools": "tools_bench"}
+NEEDS_MOUNT = {MOUNT, "handles", "bulk", "restore", "listing", "ceiling", "tools"}
 
 
 def machine_info() -> dict:

@@ -1,0 +1,114 @@
+"""The floor server (``floor_server.py``) from the benchmark's side: start it, time each kind of
+request it answers, and price a tool run's requests with those costs.
+
+``with Floor() as fl:`` mounts it; ``fl.costs(n)`` times ``n`` of each probe (open+read+close
+of a cached file, a stat that is one lookup, one getattr, a pread that is one read, a readlink,
+a listing of an empty directory) and returns the seconds per request by type, each probe's time
+divided by the requests the server counted for it; ``price(counts, costs)`` is what the
+requests of a tool run (``client.request_counts``) would cost on the floor.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_server.py")
+XATTR = "user.floor.requests"
+#: requests the kernel sends without a caller waiting, in batches: not priced
+UNPRICED = frozenset({"forget"})
+
+
+class FloorError(RuntimeError):
+    pass
+
+
+class Floor:
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="pidfs-floor-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Floor:
+        self.proc = subprocess.Popen([sys.executable, SERVER, self.path])
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(self.path, "f")):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.__exit__(None, None, None)
+                raise FloorError("the floor server (bench/floor_server.py) did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+    def counts(self) -> dict[str, int]:
+        raw = os.getxattr(self.path, XATTR).decode()
+        return {k: int(v) for k, v in (ln.split() for ln in raw.splitlines())}
+
+    def _probe(self, op: Callable[[int], object], n: int) -> tuple[float, dict[str, int]]:
+        op(0)  # the first of a kind may cost a lookup or a page-cache fill
+        before = self.counts()
+        t0 = time.perf_counter()
+        for i in range(n):
+            op(i)
+        took = time.perf_counter() - t0
+        after = self.counts()
+        return took, {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+    def open_read_close(self, n: int) -> float:
+        """Seconds per open+read+close of the cached file ``f`` (an ``open`` and a ``release``)."""
+        f = os.path.join(self.path, "f")
+        return self._probe(lambda i: _read(f), n)[0] / n
+
+    def costs(self, n: int) -> dict[str, float]:
+        """Seconds per request, by type, from ``n`` of each probe."""
+        p = self.path
+        fd = os.open(os.path.join(p, "r"), os.O_RDONLY)
+        try:
+            probes: list[Callable[[int], object]] = [
+                lambda i: _read(os.path.join(p, "f")),
+                lambda i: os.stat(os.path.join(p, f"n{i}")),
+                lambda i: os.stat(os.path.join(p, "g")),
+                lambda i: os.pread(fd, 4096, 0),
+                lambda i: os.readlink(os.path.join(p, "l")),
+                lambda i: os.listdir(os.path.join(p, "d")),
+            ]
+            out: dict[str, float] = {}
+            for op in probes:
+                took, got = self._probe(op, n)
+                total = sum(v for k, v in got.items() if k not in UNPRICED)
+                for k in got:
+                    if k not in UNPRICED:
+                        out.setdefault(k, took / total)
+        finally:
+            os.close(fd)
+        return out
+
+
+def price(counts: dict[str, int], costs: dict[str, float]) -> float:
+    """Seconds the floor would take for ``counts`` requests (types it has no probe for are
+    priced at the median of the others; ``forget`` is not priced: no caller waits for it)."""
+    typical = statistics.median(costs.values())
+    return sum(n * costs.get(k, typical) for k, n in counts.items() if k not in UNPRICED)
+
+
+def _read(path: str) -> None:
+    with open(path, "rb") as f:
+        f.read()

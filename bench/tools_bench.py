@@ -1,0 +1,179 @@
+"""Whole tools at scale, beside the floor answering the same requests (issue 13 point 2).
+
+Two tables are mounted at once: ``P``, init and 100,000 processes (``clone 1 count=100000``),
+and ``T``, the threads-100k scenario (one process of 100,000 threads; with ``--quick``: 10,000
+of each). Each tool runs in a private mount namespace with the mount bound over ``/proc``:
+
+- ``ps -ef`` on P, ``ps -eLf`` and ``top -b -n 1 -H`` on T, ``pstree -p`` on P, and psutil's
+  ``process_iter(["name", "ppid", "status", "num_threads"])`` on P.
+
+For each run the server counts its requests by type (``client.request_counts``), and the tool's
+own CPU time is taken from the kernel (user + system time of the tool and its helpers, less
+nothing: that is what it costs the tool to parse and print). The floor is what the same run
+would take if every request cost what a do-nothing pyfuse3 server takes for that kind of
+request, measured in the same round (``floor.py``): ``floor_s = tool CPU + price(requests)``.
+``ratio`` is the tool's time over its floor (goal <= 1.3x), the median of ``rounds.ROUNDS``
+interleaved rounds (each round: every tool once on the mount, each followed by the floor's
+probes), with its spread. Every round is warm (a first, untimed run of each tool made the
+kernel's entries, as a second run of a tool finds them). ``proc_us_per_task`` is the same tool
+over this machine's ``/proc`` per process (threads for -L/-H), for reference.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pidfs_fuse.client import PidfsMount, mount_table, request_counts, request_delta
+
+from . import rounds
+from .floor import Floor, price
+
+SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "threads-100k.toml"
+GOAL = 1.3
+PSUTIL = ("import psutil\n"
+          "n = sum(1 for _ in psutil.process_iter(['name', 'ppid', 'status', 'num_threads']))\n"
+          "assert n > 1, n\n")
+PROBES = 1000  # floor probes of each kind per round
+
+
+@dataclass
+class Tool:
+    name: str
+    argv: list[str]
+    table: str  # "P" or "T"
+    per: str  # what proc_us_per_task divides by: "processes" or "threads"
+
+
+TOOLS = [
+    Tool("ps -ef", ["ps", "-ef"], "P", "processes"),
+    Tool("ps -eLf", ["ps", "-eLf"], "T", "threads"),
+    Tool("top -b -n 1 -H", ["top", "-b", "-n", "1", "-H", "-w", "512"], "T", "threads"),
+    Tool("pstree -p", ["pstree", "-p"], "P", "processes"),
+    Tool("psutil process_iter", [sys.executable, "-c", PSUTIL], "P", "processes"),
+]
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu: float  # user + system seconds of the tool and its helpers
+    lines: int
+
+
+def _run(tool: Tool, proc: str | None) -> Run:
+    """One run of ``tool`` with ``proc`` bound over /proc (None: this machine's /proc)."""
+    inner = " ".join(_quote(a) for a in tool.argv)
+    script = f"mount --bind {_quote(proc)} /proc && exec {inner}" if proc else f"exec {inner}"
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
+    env = dict(os.environ, COLUMNS="512", TERM="dumb")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, env=env)
+    took = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise RuntimeError(f"{tool.name} failed ({out.returncode}): "
+                           f"{out.stderr.decode(errors='replace')[-300:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(took, cpu, out.stdout.count(b"\n"))
+
+
+def _quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
+def _real_tasks(per: str) -> int:
+    n = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            n += 1 if per == "processes" else len(os.listdir(f"/proc/{p}/task")) \
+                if os.path.exists(f"/proc/{p}/task") else 0
+    return n
+
+
+def _tables(quick: bool) -> tuple[PidfsMount, PidfsMount, int, int]:
+    n = 10_000 if quick else 100_000
+    p = mount_table(prefix="pidfs-bench-P-")
+    try:
+        p.pid_max(1, 4194304)
+        p.clone(1, comm="proc", count=n)
+        if quick:
+            t = mount_table(prefix="pidfs-bench-T-")
+            t.pid_max(1, 4194304)
+            leader = t.clone(1, comm="server")
+            t.clone(leader, thread=True, count=n - 1)
+        else:
+            t = mount_table(SCENARIO, prefix="pidfs-bench-T-")
+    except BaseException:
+        p.unmount()
+        raise
+    return p, t, n, n
+
+
+def bench_tools(quick: bool) -> list[dict]:
+    p, t, nproc, nthreads = _tables(quick)
+    mounts = {"P": p, "T": t}
+    tasks = {"P": nproc, "T": nthreads}
+    try:
+        with Floor() as floor:
+            for tool in TOOLS:  # warm: the kernel's entries, as a second run finds them
+                _run(tool, os.fspath(mounts[tool.table].path))
+            samples: dict[str, dict[str, list[float]]] = {
+                tool.name: {"mount": [], "floor": [], "cpu": [], "proc": []} for tool in TOOLS}
+            requests: dict[str, dict[str, int]] = {}
+            lines: dict[str, int] = {}
+            for _ in range(rounds.ROUNDS):
+                for tool in TOOLS:
+                    m = mounts[tool.table]
+                    before = request_counts(m.path)
+                    run = _run(tool, os.fspath(m.path))
+                    counts = request_delta(before, request_counts(m.path))
+                    costs = floor.costs(PROBES // (5 if quick else 1))
+                    real = _run(tool, None)
+                    s = samples[tool.name]
+                    s["mount"].append(run.seconds)
+                    s["cpu"].append(run.cpu)
+                    s["floor"].append(run.cpu + price(counts, costs))
+                    s["proc"].append(real.seconds / max(1, _real_tasks(tool.per)))
+                    requests[tool.name] = counts
+                    lines[tool.name] = run.lines
+    finally:
+        t.unmount()
+        p.unmount()
+    rows = []
+    for tool in TOOLS:
+        s = samples[tool.name]
+        counts = requests[tool.name]
+        n = tasks[tool.table]
+        r = rounds.ratio_fields(s["mount"], s["floor"])
+        rows.append(dict(
+            bench=f"{tool.name}, {n:,} {tool.per}", **rounds.figure("mount_s", s["mount"]),
+            floor_s=rounds.median(s["floor"]), tool_cpu_s=rounds.median(s["cpu"]), **r,
+            goal=f"<= {GOAL:g}x floor", ok=r["ratio"] <= GOAL,
+            us_per_task=rounds.median(s["mount"]) / n * 1e6,
+            proc_us_per_task=rounds.median(s["proc"]) * 1e6,
+            requests_per_task=sum(counts.values()) / n, lines=lines[tool.name],
+            requests=f"{sum(counts.values())}: " + " ".join(f"{k} {v}" for k, v in counts.items())))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    missing = [c for c in ("ps", "top", "pstree", "unshare", "fusermount3") if shutil.which(c) is None]
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or missing:
+        return [dict(bench="whole tools", skipped="need root, /dev/fuse and " + ", ".join(missing or ["-"]))]
+    return bench_tools(quick)
+
+
+if __name__ == "__main__":
+    for row in run("--quick" in sys.argv):
+        print(row)
+
