@@ -25,6 +25,7 @@ from pidfs_fuse.client import PidfsMount, mount_table, request_counts, request_d
 
 from . import rounds
 from .floor import Floor
+from .floor import read_file as _read
 
 
 def Mounted(**table) -> PidfsMount:
@@ -43,11 +44,6 @@ def _per_op(paths: list[str], op: Callable[[str], object], n: int) -> float:
     for i in range(n):
         op(paths[i % k])
     return (time.perf_counter() - t0) / n
-
-
-def _read(p: str) -> None:
-    with open(p, "rb") as f:
-        f.read()
 
 
 def _stat_at(dirfd: int) -> Callable[[str], object]:

@@ -254,3 +254,26 @@ def test_exec_refuses_a_directory_that_is_not_a_mount(tmp_path):
     r = run_cli("exec", str(tmp_path), "--", "true", check=False)
     assert (r.returncode, r.stderr) == (1, f"pidfs-fuse: {tmp_path} is not mounted (mount a table "
                                            f"there first: pidfs-fuse mount {tmp_path})\n")
+
+
+def test_exec_stats_prints_the_requests_the_command_cost(mnt):
+    pid = mnt.new()
+    with open(os.path.join(mnt.path, str(pid), "status"), "rb") as f:  # warm its entries
+        f.read()
+    r = run_cli("exec", mnt.path, "--stats", "--", "cat", f"/proc/{pid}/status", f"/proc/{pid}/status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Name:\t") == 2
+    # two warm opens of a cached file: an open and a release each, nothing else (no flush)
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("pidfs-fuse: ") and " requests while the command ran: " in line, line
+    counts = dict(zip(line.split(": ", 2)[2].split()[::2], line.split(": ", 2)[2].split()[1::2],
+                      strict=True))
+    assert counts["open"] == "2" and counts["release"] == "2", line
+    assert "flush" not in counts
+
+
+def test_exec_stats_on_a_directory_that_is_not_a_mount_fails_with_a_sentence(tmp_path):
+    r = run_cli("exec", str(tmp_path), "--stats", "--", "true", check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"pidfs-fuse: --stats: cannot read the request counts of {tmp_path}: ")
+    assert r.stderr.endswith("(is a pidfs-fuse table mounted there?)\n")

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("dir", metavar="DIR", help="a mounted table")
     x.add_argument("--as", dest="as_pid", type=int, metavar="PID",
                    help="CMD is the table's process PID: its pid and /proc/self name that process")
+    x.add_argument("--stats", action="store_true",
+                   help="when CMD ends, print to stderr the FUSE requests the mount answered "
+                        "while it ran, by type (from every client of the mount)")
     x.add_argument("command", nargs="*", metavar="-- CMD [ARGS...]",
                    help="the command, after -- (everything after it is CMD's)")
 
@@ -220,11 +223,23 @@ def cmd_unmount(args: argparse.Namespace) -> int:
 def cmd_exec(args: argparse.Namespace) -> int:
     from . import exec as pexec
 
+    before = None
+    if args.stats:
+        try:
+            before = client.request_counts(args.dir)
+        except OSError as e:
+            raise CliError(f"--stats: cannot read the request counts of {args.dir}: {e.strerror} "
+                           "(is a pidfs-fuse table mounted there?)") from None
     try:
-        return pexec.run(args.dir, args.command, as_pid=args.as_pid)
+        status = pexec.run(args.dir, args.command, as_pid=args.as_pid)
     except pexec.ExecError as e:
         _fail(str(e))
         return e.status
+    if before is not None:
+        d = client.request_delta(before, client.request_counts(args.dir))
+        print(f"pidfs-fuse: {sum(d.values()):,} requests while the command ran: "
+              + (" ".join(f"{k} {v:,}" for k, v in d.items()) or "none"), file=sys.stderr)
+    return status
 
 
 # -- status -------------------------------------------------------------------------------------
