@@ -72,10 +72,13 @@ class Floor:
         after = self.counts()
         return took, {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
-    def open_read_close(self, n: int) -> float:
-        """Seconds per open+read+close of the cached file ``f`` (an ``open`` and a ``release``)."""
-        f = os.path.join(self.path, "f")
-        return self._probe(lambda i: read_file(f), n)[0] / n
+    def open_read_close(self, n: int, files: int = 1) -> float:
+        """Seconds per open+read+close of a cached file (an ``open`` and a ``release``), cycling
+        through ``files`` of them (``f0``...), as a benchmark cycles through a table's."""
+        paths = [os.path.join(self.path, f"f{i}") for i in range(files)]
+        for p in paths:  # their lookups and page-cache fills, as the table's were warmed
+            read_file(p)
+        return self._probe(lambda i: read_file(paths[i % files]), n)[0] / n
 
     def costs(self, n: int) -> dict[str, float]:
         """Seconds per request, by type, from ``n`` of each probe."""

@@ -3,7 +3,8 @@
 ``python bench/floor_server.py MOUNTPOINT`` serves until unmounted:
 
 - ``f``: a file served from the page cache (keep_cache, hour-long timeouts): open+read+close
-  costs an ``open`` and a ``release``, as a warm file of ours does
+  costs an ``open`` and a ``release``, as a warm file of ours does; ``f0``, ``f1``... are as
+  many more such files (distinct inodes), to cycle through as many files as a table has
 - ``g``: a file whose attributes are never cached: each ``stat`` is one ``getattr``
 - ``n<anything>``: files whose entries are never cached: each ``stat`` is one ``lookup``
 - ``r``: a ``direct_io`` file: each ``pread`` is one ``read``
@@ -31,6 +32,7 @@ ROOT = pyfuse3.ROOT_INODE
 F, G, R, L, D = 2, 3, 4, 5, 6
 NAMES = {b"f": F, b"g": G, b"r": R, b"l": L, b"d": D}
 N_BASE = 1000  # inode of n<name>: one for all of them
+F_BASE = 10_000  # inode of f<i>: F_BASE + i
 XATTR = b"user.floor.requests"
 #: pidfs_fuse's pyfuse3.main settings (mount/server.py MIN_TASKS, MAX_TASKS)
 MIN_TASKS, MAX_TASKS = 8, 100_000
@@ -65,6 +67,8 @@ class Floor(pyfuse3.Operations):
             return self._attr(NAMES[name])
         if parent_inode == ROOT and name.startswith(b"n"):
             return self._attr(N_BASE)
+        if parent_inode == ROOT and name[:1] == b"f" and name[1:].isdigit():
+            return self._attr(F_BASE + int(name[1:]))
         raise pyfuse3.FUSEError(errno.ENOENT)
 
     async def forget(self, inode_list):

@@ -34,10 +34,6 @@ def Mounted(**table) -> PidfsMount:
     return mount_table(prefix="pidfs-bench-", **table)
 
 
-def best(fn: Callable[[], float], reps: int) -> float:
-    return min(fn() for _ in range(reps))
-
-
 def _per_op(paths: list[str], op: Callable[[str], object], n: int) -> float:
     k = len(paths)
     t0 = time.perf_counter()
@@ -91,7 +87,7 @@ def bench_files(quick: bool) -> list[dict]:
                 _per_op, [f"{p}/{fname}" for p in mpids[:len(rpids)]], _stat_at(mroot), n)
             sides[f"stat {fname} proc"] = functools.partial(
                 _per_op, [f"{p}/{fname}" for p in rpids], _gone_ok(_stat_at(rroot)), n)
-            sides[f"read {fname} floor"] = functools.partial(floor.open_read_close, n)
+            sides[f"read {fname} floor"] = functools.partial(floor.open_read_close, n, len(mp))
         try:
             got = rounds.interleave(sides)
         finally:
