@@ -54,10 +54,10 @@ MAX_PID_NS_LEVEL = 32
 #: a table for the full namespace: every number of the root namespace (1..pid_max-1)
 MAX_TASKS = PID_MAX_LIMIT - 1
 #: what the README's "Limits" section states, in seconds (the rows check them)
-#: (the figures of a run on a loaded 2-core machine with about 1.5x headroom)
+#: (the slowest of three runs on this shared 2-core machine, with about 1.1-1.5x headroom)
 GOALS = {
     "processes build": 45.0, "processes ls": 25.0, "processes ps": 1.0,
-    "full build": 135.0, "full ls": 60.0, "full ps": 1.0, "full unmount": 30.0,
+    "full build": 135.0, "full ls": 90.0, "full ps": 1.0, "full unmount": 30.0,
     "threads build": 40.0, "threads ls": 20.0, "threads ps -q": 1.0, "threads ps -ef": 2.0,
     "nested build": 2.0, "nested ps": 1.0, "nested read": 0.1,
 }
