@@ -200,6 +200,8 @@ _PROCESS_KEYS = frozenset({"process", "ns", "parent", "nthreads", "threads", "pg
 _THREAD_COLUMNS = ("ino", "numbers", "comm", "state", "start_time", "nice", "utime", "stime",
                    "exit_signal", "flags", "exit_state", "exit_code", "pid_ns_for_children", "attr")
 _GHOST_COLUMNS = _THREAD_COLUMNS[2:13]
+#: the column types of an ordinary running thread's array (no pidfs record: attr null)
+_ORDINARY_THREAD = (int, list, str, str, int, int, int, int, int, int, int, int, int, type(None))
 
 
 class SnapshotError(SchemaError):
@@ -895,24 +897,18 @@ class _Restorer(Schema):
             seen: set[int] = set()  # inodes of the run (pids holds those before it)
             while i < stop:
                 a = arrs[i]
-                if type(a) is not list or len(a) != 14:
+                # the types of all 14 columns in one comparison (bools are not ints here)
+                if type(a) is not list or tuple(map(type, a)) != _ORDINARY_THREAD:
                     break
-                ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, attr = a
-                if not (type(ino) is int and _INIT_INO <= ino < next_ino and ino not in pids
-                        and ino not in seen and type(nums) is list and len(nums) == nlev
-                        and type(comm) is str and 0 < len(comm) <= 15
-                        and type(state) is str and state in states
-                        and type(start) is int and 0 <= start < _START_END
-                        and type(nice) is int and -20 <= nice <= 19
-                        and type(utime) is int and 0 <= utime <= U64_MAX
-                        and type(stime) is int and 0 <= stime <= U64_MAX
-                        and type(es) is int and -1 <= es <= 64
-                        and type(flags) is int and 0 <= flags <= _FLAGS_MAX
-                        and not flags & (~_FLAGS_MAX | _EXITING)
-                        and type(xs) is int and xs == 0
-                        and type(code) is int and 0 <= code <= STATUS_MAX
-                        and type(nsfc) is int and nsfc == 0 and attr is None
-                        and all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums)):
+                ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, _ = a
+                if not (_INIT_INO <= ino < next_ino and ino not in pids and ino not in seen
+                        and len(nums) == nlev and 0 < len(comm) <= 15 and state in states
+                        and 0 <= start < _START_END and -20 <= nice <= 19
+                        and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX and -1 <= es <= 64
+                        and 0 <= flags <= _FLAGS_MAX and not flags & (~_FLAGS_MAX | _EXITING)
+                        and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
+                        and (type(nums[0]) is int and 1 <= nums[0] < PID_MAX_LIMIT if nlev == 1
+                             else all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums))):
                     break
                 seen.add(ino)
                 i += 1
