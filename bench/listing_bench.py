@@ -29,6 +29,7 @@ count, not a timing. ``requests`` is what one listing cost the server, by type.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -49,50 +50,74 @@ SAMPLE_S = 0.12
 TAGGED_SAMPLE_S = 0.3
 
 
-def _ls(path: str | os.PathLike[str]) -> tuple[float, int]:
-    """Seconds of one ``ls -f`` and the entries it printed."""
+def _children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _ls(path: str | os.PathLike[str], cpu: list[float] | None = None) -> tuple[float, int]:
+    """Seconds of one ``ls -f`` and the entries it printed; the ``ls``'s CPU seconds are
+    added to ``cpu[0]`` if given."""
+    c0 = _children_cpu_s()
     t0 = time.perf_counter()
     out = subprocess.run(["ls", "-f", os.fspath(path)], stdout=subprocess.PIPE, check=True).stdout
-    return time.perf_counter() - t0, out.count(b"\n")
+    t = time.perf_counter() - t0
+    if cpu is not None:
+        cpu[0] += _children_cpu_s() - c0
+    return t, out.count(b"\n")
 
 
-def _ls_min(path: str, seconds: float) -> tuple[float, int]:
+def _ls_min(path: str, seconds: float, cpu: list[float]) -> tuple[float, int]:
     """``ls -f path`` repeated for about ``seconds`` (at least once): the fastest run's
-    seconds and the entries the last one printed."""
+    seconds and the entries the last one printed; ``cpu`` as ``_ls``'s, plus the runs in
+    ``cpu[1]``."""
     t0 = time.perf_counter()
     best = float("inf")
     n = 0
     while best == float("inf") or time.perf_counter() - t0 < seconds:
-        t, n = _ls(path)
+        t, n = _ls(path, cpu)
+        cpu[1] += 1
         best = min(best, t)
     return best, n
 
 
-def _rounds(mount_path: str, real_path: str, per_round: int) -> dict:
+def _rounds(mount_path: str, real_path: str, per_round: int, server: int) -> dict:
     """``rounds.ROUNDS`` rounds, each ``per_round`` times ``ls -f real_path`` (repeated for
     SAMPLE_S / 4) then ``ls -f mount_path`` (once), and ``ls -f real_path`` again: the real
     side's samples bracket the mount's in time, so both saw the same moments of this shared
-    machine. A round's figure for each side is its fastest listing (the least disturbed: under
-    load, a mount's listing of 500 round trips is stretched more than a real one in the kernel,
-    and the fastest of each is the least load-dependent comparison); per entry, ratio inside
-    each round, median over the rounds."""
+    machine. A round's wall figure for each side is its fastest listing (the least disturbed);
+    its CPU figure is the mean CPU time per listing: the ``ls``'s, and on the mount's side the
+    server's too (schedstat). Per entry, ratios inside each round, medians over the rounds."""
     mount: list[float] = []
     real: list[float] = []
+    mount_cpu: list[float] = []
+    real_cpu: list[float] = []
     n = n_real = 0
     for _ in range(rounds.ROUNDS):
         tm = tr = float("inf")
+        cm, cr = [0.0, 0], [0.0, 0]
         for _ in range(per_round):
-            t, n_real = _ls_min(real_path, SAMPLE_S / 4)
+            t, n_real = _ls_min(real_path, SAMPLE_S / 4, cr)
             tr = min(tr, t)
-            t, n = _ls(mount_path)
+            s0 = _cpu_s(server)
+            t, n = _ls(mount_path, cm)
+            cm[0] += _cpu_s(server) - s0
+            cm[1] += 1
             tm = min(tm, t)
-        t, n_real = _ls_min(real_path, SAMPLE_S / 4)
+        t, n_real = _ls_min(real_path, SAMPLE_S / 4, cr)
         mount.append(tm / n)
         real.append(min(tr, t) / n_real)
+        mount_cpu.append(cm[0] / cm[1] / n)
+        real_cpu.append(cr[0] / cr[1] / n_real)
     r = rounds.ratio_fields(mount, real)
+    c = rounds.ratio_fields(mount_cpu, real_cpu)
     return dict(entries=n, **rounds.figure("mount_s", [t * n for t in mount]),
                 **rounds.figure("proc_us_per_entry", real, 1e6), proc_entries=n_real,
-                ratio_per_entry=r["ratio"], ratio_per_entry_spread=r["spread"], rounds=r["rounds"])
+                ratio_per_entry=r["ratio"], ratio_per_entry_spread=r["spread"],
+                **rounds.figure("mount_cpu_us_per_entry", mount_cpu, 1e6),
+                **rounds.figure("proc_cpu_us_per_entry", real_cpu, 1e6),
+                cpu_ratio_per_entry=c["ratio"], cpu_ratio_per_entry_spread=c["spread"],
+                rounds=r["rounds"])
 
 
 def _requests(mount: str | os.PathLike[str], path: str) -> str:
@@ -135,7 +160,7 @@ def bench_task(quick: bool) -> list[dict]:
                           and "Threads:\t100000\n" in (m.path / p / "status").read_text())
         path = f"{m.path}/{leader}/task"
         _ls(path)  # the first listing: the kernel's dentries, as a second ls finds them
-        row = _rounds(path, real, 3)
+        row = _rounds(path, real, 3, m.server_pid)
         requests = _requests(m.path, path)
     threads = row["entries"] - 2
     return [dict(bench=f"ls -f <pid>/task, {threads:,} threads (real: {REAL_THREADS:,})", **row,
@@ -154,7 +179,7 @@ def bench_root(quick: bool) -> list[dict]:
         with open(f"/proc/{server}/clear_refs", "w") as f:
             f.write("5")  # VmHWM := VmRSS: the peak from here on is the listings'
         cold, _ = _ls(m.path)  # the first listing: the kernel makes a dentry per entry
-        row = _rounds(str(m.path), real, 1)
+        row = _rounds(str(m.path), real, 1, server)
         peak = status_kib(server, "VmHWM") - before
         after = status_kib(server, "VmRSS") - before
         requests = _requests(m.path, str(m.path))
