@@ -8,13 +8,14 @@ of each). Each tool runs in a private mount namespace with the mount bound over 
   ``process_iter(["name", "ppid", "status", "num_threads"])`` on P.
 
 For each run the server counts its requests by type (``client.request_counts``), and the tool's
-own CPU time is taken from the kernel (user + system time of the tool and its helpers, less
-nothing: that is what it costs the tool to parse and print). The floor is what the same run
-would take if every request cost what a do-nothing pyfuse3 server takes for that kind of
-request, measured in the same round (``floor.py``): ``floor_s = tool CPU + price(requests)``.
+own user CPU time (of the tool and its helpers) is taken from the kernel: what it costs the tool
+to parse and print (its system time is mostly the FUSE requests themselves, which the floor's
+probes already pay). The floor is what the same run would take if every request
+cost what a do-nothing pyfuse3 server takes for that kind of request (``floor.py``), measured
+just before and just after the run and averaged: ``floor_s = tool CPU + price(requests)``.
 ``ratio`` is the tool's time over its floor (goal <= 1.3x), the median of ``rounds.ROUNDS``
-interleaved rounds (each round: every tool once on the mount, each followed by the floor's
-probes), with its spread. Every round is warm (a first, untimed run of each tool made the
+interleaved rounds (each round runs every tool once, with its floor probes and its run on the
+real /proc), with its spread. Every round is warm (a first, untimed run of each tool made the
 kernel's entries, as a second run of a tool finds them). ``proc_us_per_task`` is the same tool
 over this machine's ``/proc`` per process (threads for -L/-H), for reference.
 """
@@ -63,7 +64,7 @@ TOOLS = [
 @dataclass
 class Run:
     seconds: float
-    cpu: float  # user + system seconds of the tool and its helpers
+    cpu: float  # user seconds of the tool and its helpers
     lines: int
 
 
@@ -81,7 +82,7 @@ def _run(tool: Tool, proc: str | None) -> Run:
     if out.returncode != 0:
         raise RuntimeError(f"{tool.name} failed ({out.returncode}): "
                            f"{out.stderr.decode(errors='replace')[-300:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = after.ru_utime - before.ru_utime
     return Run(took, cpu, out.stdout.count(b"\n"))
 
 
@@ -134,10 +135,15 @@ def bench_tools(quick: bool) -> list[dict]:
             for _ in range(rounds.ROUNDS):
                 for tool in TOOLS:
                     m = mounts[tool.table]
+                    probes = PROBES // (5 if quick else 1)
+                    ahead = floor.costs(probes)
                     before = request_counts(m.path)
                     run = _run(tool, os.fspath(m.path))
                     counts = request_delta(before, request_counts(m.path))
-                    costs = floor.costs(PROBES // (5 if quick else 1))
+                    # the floor's costs just before and just after the run, averaged: the
+                    # machine's state during the run lies between them
+                    behind = floor.costs(probes)
+                    costs = {k: (ahead[k] + behind[k]) / 2 for k in ahead}
                     real = _run(tool, None)
                     s = samples[tool.name]
                     s["mount"].append(run.seconds)
