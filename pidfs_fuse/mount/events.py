@@ -41,20 +41,28 @@ class Changes:
     table: InodeTable
     stale_inodes: set[int] = field(default_factory=set)
     stale_entries: set[tuple[int, bytes]] = field(default_factory=set)
-    #: set (and replaced) at every model change but a pid's final release: commands that
-    #: wait (``control_file.finish``) re-run when it fires
-    any_change: trio.Event = field(default_factory=trio.Event)
+    #: the event behind ``any_change``, made when first asked for after a change (a bulk
+    #: clone's million events then make no million trio.Events nobody waits on)
+    _change: trio.Event | None = None
     #: entries of the nodes of reaped pids, invalidated again while the kernel still holds
     #: them: (when, node, parent inode, name, delay)
     again: list = field(default_factory=list)  # a heap
     again_seq: itertools.count = field(default_factory=itertools.count)  # heap tie-breaker
     reaped_nodes: list = field(default_factory=list)
 
+    @property
+    def any_change(self) -> trio.Event:
+        """Set at the next model change but a pid's final release: commands that wait
+        (``control_file.finish``) take it, then re-run when it fires."""
+        if self._change is None:
+            self._change = trio.Event()
+        return self._change
+
     def on_event(self, ev: Event) -> None:
         kind, pid, task = ev.kind, ev.pid, ev.task
-        if kind is not EventKind.FREED:
-            self.any_change.set()
-            self.any_change = trio.Event()
+        if kind is not EventKind.FREED and self._change is not None:
+            self._change.set()
+            self._change = None
         table = self.table
         if task is None:
             return
