@@ -29,6 +29,8 @@ from .inodes import DERIVED_BASE, InodeTable
 
 log = logging.getLogger(__name__)
 
+_FREED, _REAPED = EventKind.FREED, EventKind.REAPED
+
 #: seconds after a reap when the entries naming the pid are invalidated again (``_due_again``)
 AGAIN_AFTER = 1.0
 AGAIN_MAX = 64.0
@@ -59,29 +61,38 @@ class Changes:
         return self._change
 
     def on_event(self, ev: Event) -> None:
-        kind, pid, task = ev.kind, ev.pid, ev.task
-        if kind is not EventKind.FREED and self._change is not None:
+        # runs once per task a bulk clone makes: no allocation on the common path
+        kind, task = ev.kind, ev.task
+        if kind is not _FREED and self._change is not None:
             self._change.set()
             self._change = None
-        table = self.table
         if task is None:
             return
-        groups = [task.group]
-        parent = task.group.parent
+        by_group = self.table.by_group
+        group = task.group
+        nodes = by_group.get(group)
+        if nodes:
+            self.stale_inodes.update(nodes)
+        parent = group.parent
         if parent is not None:
-            groups.append(parent.group)
-        for g in groups:
-            self.stale_inodes.update(table.group_nodes(g))
-        if kind is EventKind.REAPED:
-            for ino in list(table.group_nodes(task.group)):
-                node = table.get(ino)
-                if node is not None and node.pid is pid:
-                    self.reaped_nodes.append(node)
-                    if node.ops.dies_with_pid:
-                        self.stale_entries.add((node.parent, node.name))
-            handle = table.find(("pidfd", pid.ino))  # a handle file outlives its pid
-            if handle is not None:
-                self.reaped_nodes.append(handle)
+            nodes = by_group.get(parent.group)
+            if nodes:
+                self.stale_inodes.update(nodes)
+        if kind is _REAPED:
+            self._reaped(ev)
+
+    def _reaped(self, ev: Event) -> None:
+        pid, table = ev.pid, self.table
+        assert ev.task is not None
+        for ino in list(table.group_nodes(ev.task.group)):
+            node = table.get(ino)
+            if node is not None and node.pid is pid:
+                self.reaped_nodes.append(node)
+                if node.ops.dies_with_pid:
+                    self.stale_entries.add((node.parent, node.name))
+        handle = table.find(("pidfd", pid.ino))  # a handle file outlives its pid
+        if handle is not None:
+            self.reaped_nodes.append(handle)
 
     def _due_again(self, now: float) -> None:
         """Move the later invalidations that are due into ``stale_entries``.
