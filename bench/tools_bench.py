@@ -120,20 +120,21 @@ def _tables(quick: bool) -> tuple[PidfsMount, PidfsMount, int, int]:
     return p, t, n, n
 
 
-def bench_tools(quick: bool) -> list[dict]:
+def bench_tools(quick: bool, only: list[str] | None = None) -> list[dict]:
+    tools = [t for t in TOOLS if only is None or t.name in only]
     p, t, nproc, nthreads = _tables(quick)
     mounts = {"P": p, "T": t}
     tasks = {"P": nproc, "T": nthreads}
     try:
         with Floor() as floor:
-            for tool in TOOLS:  # warm: the kernel's entries, as a second run finds them
+            for tool in tools:  # warm: the kernel's entries, as a second run finds them
                 _run(tool, os.fspath(mounts[tool.table].path))
             samples: dict[str, dict[str, list[float]]] = {
-                tool.name: {"mount": [], "floor": [], "cpu": [], "proc": []} for tool in TOOLS}
+                tool.name: {"mount": [], "floor": [], "cpu": [], "proc": []} for tool in tools}
             requests: dict[str, dict[str, int]] = {}
             lines: dict[str, int] = {}
             for _ in range(rounds.ROUNDS):
-                for tool in TOOLS:
+                for tool in tools:
                     m = mounts[tool.table]
                     probes = PROBES // (5 if quick else 1)
                     ahead = floor.costs(probes)
@@ -156,7 +157,7 @@ def bench_tools(quick: bool) -> list[dict]:
         t.unmount()
         p.unmount()
     rows = []
-    for tool in TOOLS:
+    for tool in tools:
         s = samples[tool.name]
         counts = requests[tool.name]
         n = tasks[tool.table]
@@ -179,7 +180,24 @@ def run(quick: bool = False) -> list[dict]:
     return bench_tools(quick)
 
 
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bench.tools_bench",
+                                 description="Whole tools at scale beside the floor (one benchmark of "
+                                             "`python -m bench`), some tools only if asked.")
+    ap.add_argument("--quick", action="store_true", help="10,000 processes and threads")
+    ap.add_argument("--rounds", type=int, default=rounds.ROUNDS, metavar="N")
+    ap.add_argument("--tool", action="append", choices=[t.name for t in TOOLS], metavar="NAME",
+                    help="run only this tool (repeatable): " + ", ".join(repr(t.name) for t in TOOLS))
+    args = ap.parse_args(argv)
+    rounds.ROUNDS = args.rounds
+    from .__main__ import print_table
+
+    print_table([dict(bench="tools", case=r.pop("bench"), **r)
+                 for r in bench_tools(args.quick, args.tool)])
+
+
 if __name__ == "__main__":
-    for row in run("--quick" in sys.argv):
-        print(row)
+    main()
 
