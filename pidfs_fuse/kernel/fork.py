@@ -171,21 +171,15 @@ def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None
         real_parent = g_parent.parent if flags & CLONE_PARENT else parent
         if flags & CLONE_PARENT:
             exit_signal = g_parent.leader.exit_signal
-        g = ThreadGroup(task)  # copy_signal()/copy_creds(): what the child inherits
-        g.pgrp = g_parent.pgrp
-        g.session = g_parent.session
-        g.argv = tuple(argv) if argv is not None else ((comm,) if comm else g_parent.argv)
-        g.environ = g_parent.environ
-        g.uid = g_parent.uid if uid is None else uid
-        g.gid = g_parent.gid if gid is None else gid
-        g.cwd = g_parent.cwd
-        g.exe = g_parent.exe
-        g.root = g_parent.root
-        g.vsize = g_parent.vsize
-        g.rss = g_parent.rss
-        g.tty_nr = g_parent.tty_nr
-        g.sigign = g_parent.sigign
-        g.has_child_subreaper = g_parent.has_child_subreaper or g_parent.is_child_subreaper
+        g = inherited_group(task, g_parent)
+        if argv is not None:
+            g.argv = tuple(argv)
+        elif comm:
+            g.argv = (comm,)
+        if uid is not None:
+            g.uid = uid
+        if gid is not None:
+            g.gid = gid
         tflags = TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS)
         if flags:
             if flags & CLONE_NNP:
@@ -239,6 +233,29 @@ def _attach_tgid(self: Kernel, pid: Pid, task: Task) -> None:
     if not pid.ns.idr.is_tagged(pid.numbers[-1]):
         raise ModelBug(f"attaching thread-group leader {task!r} to untagged {pid!r}")
     pid.tgid_task = task
+
+
+def inherited_group(task: Task, g_parent: ThreadGroup) -> ThreadGroup:
+    """A new process's thread group led by ``task``, with what it inherits from its parent's
+    (copy_signal()/copy_creds(): process group, session, argv, environ, credentials, cwd, exe,
+    root, memory sizes, terminal, ignored signals, the subreaper bit); ``clone`` then applies
+    its own arguments, and restore (``restore.py``) uses it as is."""
+    g = ThreadGroup(task)
+    g.pgrp = g_parent.pgrp
+    g.session = g_parent.session
+    g.argv = g_parent.argv
+    g.environ = g_parent.environ
+    g.uid = g_parent.uid
+    g.gid = g_parent.gid
+    g.cwd = g_parent.cwd
+    g.exe = g_parent.exe
+    g.root = g_parent.root
+    g.vsize = g_parent.vsize
+    g.rss = g_parent.rss
+    g.tty_nr = g_parent.tty_nr
+    g.sigign = g_parent.sigign
+    g.has_child_subreaper = g_parent.has_child_subreaper or g_parent.is_child_subreaper
+    return g
 
 
 def clone_many(self: Kernel, parent: Task, count: int, flags: int = 0, *,

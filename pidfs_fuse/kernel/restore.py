@@ -38,6 +38,7 @@ from . import signals as S
 from .core import CLONE_THREAD, Kernel, PidFd
 from .errors import KernelError
 from .events import EventKind
+from .fork import inherited_group
 from .idr import PID_MAX_LIMIT
 from .pid import MAX_PID_NS_LEVEL, Pid, PidNamespace
 from .task import EXIT_RUNNING, TF_EXITING, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, ExitState, Task, ThreadGroup
@@ -168,6 +169,19 @@ class ExactPids:
             self._in_order = False
         k._next_ino = max(saved, pid.ino + 1)
 
+    def _indexed(self, pid: Pid) -> Pid:
+        """A pid made directly (``threads``, ``_process``) put at the end of the inode index
+        (``finish`` sorts it if it came out of order, as ``_settle`` notes), with the kernel's
+        next inode past it."""
+        k = self.kernel
+        by_ino = k._by_ino
+        if by_ino and by_ino[-1].ino > pid.ino:
+            self._in_order = False
+        if k._next_ino <= pid.ino:
+            k._next_ino = pid.ino + 1
+        by_ino.append(pid)
+        return pid
+
     def alloc_pid(self, ns: PidNamespace, numbers: tuple[int, ...], ino: int, *,
                   tagged: bool) -> Pid:
         """A struct pid in ``ns`` numbered ``numbers`` (outermost level first, as
@@ -279,12 +293,7 @@ class ExactPids:
                          for n, (p, _, m) in zip(numbers, maps, strict=True)):
                 made.append(self.clone(leader, numbers, ino, thread=True))
                 continue
-            pid = Pid(numbers, ns, ino)
-            if by_ino and by_ino[-1].ino > ino:  # _settle: finish() sorts the index
-                self._in_order = False
-            if k._next_ino <= ino:
-                k._next_ino = ino + 1
-            by_ino.append(pid)
+            pid = self._indexed(Pid(numbers, ns, ino))
             if nlev == 1:
                 ptr0[nr] = pid
                 used0(nr)
@@ -333,12 +342,7 @@ class ExactPids:
             if not (type(nr) is int and 1 <= nr < a.pid_max and nr not in a.idr
                     and (nr == 1 or a.child_reaper is not None)):
                 return None
-        pid = Pid(numbers, ns, ino)
-        if by_ino and by_ino[-1].ino > ino:  # _settle: finish() sorts the index
-            self._in_order = False
-        if k._next_ino <= ino:
-            k._next_ino = ino + 1
-        by_ino.append(pid)
+        pid = self._indexed(Pid(numbers, ns, ino))
         for a, nr in zip(anc, numbers, strict=True):
             a.idr.alloc_exact(pid, nr, True)
         # the rest is clone's for a process (fork.py), then _attach_new's
@@ -348,21 +352,7 @@ class ExactPids:
         k.total_forks = max(k.total_forks + 1, numbers[0])
         task = Task(pid, g_parent, parent.comm, now)
         task.nsproxy = parent.nsproxy.for_child()
-        g = ThreadGroup(task)
-        g.pgrp = g_parent.pgrp
-        g.session = g_parent.session
-        g.argv = g_parent.argv
-        g.environ = g_parent.environ
-        g.uid = g_parent.uid
-        g.gid = g_parent.gid
-        g.cwd = g_parent.cwd
-        g.exe = g_parent.exe
-        g.root = g_parent.root
-        g.vsize = g_parent.vsize
-        g.rss = g_parent.rss
-        g.tty_nr = g_parent.tty_nr
-        g.sigign = g_parent.sigign
-        g.has_child_subreaper = g_parent.has_child_subreaper or g_parent.is_child_subreaper
+        g = inherited_group(task, g_parent)
         task.group = g
         task.exit_signal = es
         task.flags = TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS)
