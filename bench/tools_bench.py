@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -70,8 +71,8 @@ class Run:
 
 def _run(tool: Tool, proc: str | None) -> Run:
     """One run of ``tool`` with ``proc`` bound over /proc (None: this machine's /proc)."""
-    inner = " ".join(_quote(a) for a in tool.argv)
-    script = f"mount --bind {_quote(proc)} /proc && exec {inner}" if proc else f"exec {inner}"
+    inner = " ".join(shlex.quote(a) for a in tool.argv)
+    script = f"mount --bind {shlex.quote(proc)} /proc && exec {inner}" if proc else f"exec {inner}"
     cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
     env = dict(os.environ, COLUMNS="512", TERM="dumb")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -84,12 +85,6 @@ def _run(tool: Tool, proc: str | None) -> Run:
                            f"{out.stderr.decode(errors='replace')[-300:]}")
     cpu = after.ru_utime - before.ru_utime
     return Run(took, cpu, out.stdout.count(b"\n"))
-
-
-def _quote(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
 
 
 def _real_tasks(per: str) -> int:
