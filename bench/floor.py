@@ -20,6 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_server.py")
+REPLAY_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "replay_server.py")
 XATTR = "user.floor.requests"
 #: requests the kernel sends without a caller waiting, in batches: not priced
 UNPRICED = frozenset({"forget"})
@@ -30,17 +31,20 @@ class FloorError(RuntimeError):
 
 
 class Floor:
-    def __init__(self) -> None:
+    server = SERVER
+
+    def __init__(self, *args: str) -> None:
         self.path = tempfile.mkdtemp(prefix="pidfs-floor-")
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Floor:
-        self.proc = subprocess.Popen([sys.executable, SERVER, self.path])
+        self.proc = subprocess.Popen([sys.executable, self.server, self.path, *self.args])
         deadline = time.monotonic() + 10
-        while not os.path.exists(os.path.join(self.path, "f")):
+        while not os.path.ismount(self.path):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.__exit__(None, None, None)
-                raise FloorError("the floor server (bench/floor_server.py) did not start")
+                raise FloorError(f"the floor server ({self.server}) did not start")
             time.sleep(0.01)
         return self
 
@@ -106,6 +110,16 @@ class Floor:
         finally:
             os.close(fd)
         return out
+
+
+class Replay(Floor):
+    """The replay floor (``replay_server.py``) holding a copy of the mount at ``source``: run a
+    tool against ``path`` once to fill it, then again to time the floor of that run."""
+
+    server = REPLAY_SERVER
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        super().__init__(os.fspath(source))
 
 
 def price(counts: dict[str, int], costs: dict[str, float]) -> float:
