@@ -132,6 +132,7 @@ import base64
 import binascii
 import errno
 import json
+import json.scanner
 import os
 import re
 import secrets
@@ -201,7 +202,7 @@ _THREAD_COLUMNS = ("ino", "numbers", "comm", "state", "start_time", "nice", "uti
                    "exit_signal", "flags", "exit_state", "exit_code", "pid_ns_for_children", "attr")
 _GHOST_COLUMNS = _THREAD_COLUMNS[2:13]
 #: the column types of an ordinary running thread's array (no pidfs record: attr null)
-_ORDINARY_THREAD = (int, list, str, str, int, int, int, int, int, int, int, int, int, type(None))
+_ORDINARY_THREAD = [int, list, str, str, int, int, int, int, int, int, int, int, int, type(None)]
 
 
 class SnapshotError(SchemaError):
@@ -898,7 +899,7 @@ class _Restorer(Schema):
             while i < stop:
                 a = arrs[i]
                 # the types of all 14 columns in one comparison (bools are not ints here)
-                if type(a) is not list or tuple(map(type, a)) != _ORDINARY_THREAD:
+                if type(a) is not list or [*map(type, a)] != _ORDINARY_THREAD:
                     break
                 ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, _ = a
                 if not (_INIT_INO <= ino < next_ino and ino not in pids and ino not in seen
@@ -915,30 +916,33 @@ class _Restorer(Schema):
             if i > j:
                 made: list[Task] = []
                 try:
-                    self._exact().threads(leader, [(tuple(a[1]), a[0]) for a in arrs[j:i]], made)
+                    self._exact().threads(leader, arrs[j:i], made)
                 except KernelError as e:
                     bad = arrs[j + len(made)]
-                    self.fast_done(made, arrs, j)
+                    self._made(made, arrs, j)
                     raise self.error(f"{key}[{j + len(made)}]", f"clone (thread) with set_tid "
                                      f"{bad[1][::-1]}: {e}") from None
-                self.fast_done(made, arrs, j)
+                self._made(made, arrs, j)
                 j = i
                 continue
             self.thread(arrs[j], f"{key}[{j}]", leader.pid.ns, leader, thread=True)
             j += 1
 
-    def fast_done(self, made: list[Task], arrs: list[Any], j: int) -> None:
-        """The rest of ``thread()`` for the tasks ``threads()`` made of ``arrs[j:]``."""
+    def _made(self, made: list[Task], arrs: list[Any], j: int) -> None:
+        """The rest of ``thread()`` for the tasks ``threads()`` made of ``arrs[j:]`` (their
+        fields came with them)."""
+        n = len(made)
+        if not n:
+            return
         pids = self.pids
         top = self.max_ino
-        for t, a in zip(made, arrs[j:j + len(made)], strict=True):
-            ino = a[0]
+        for t in made:
+            ino = t.pid.ino
             pids[ino] = t.pid
             if ino > top:
                 top = ino
-            t.comm, t.state, t.start_time, t.nice, t.utime, t.stime, t.exit_signal, t.flags = a[2:10]
         self.max_ino = top
-        self.tasks += len(made)
+        self.tasks += n
         if self.tasks > self.h["tasks"]:
             raise self.error("", f"the records hold more than {self.h['tasks']} task(s); the "
                              f"header says {self.h['tasks']}")
@@ -1263,6 +1267,26 @@ class _Restorer(Schema):
             self.progress(self.tasks, self.h["tasks"])
 
 
+#: the decoder's scanner: (text, index) -> (value, end); StopIteration when no value starts there
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder())  # type: ignore[arg-type]  # (typeshed: the argument as the class itself)
+_JSON_SPACE = " \t\n\r"
+
+
+def _json_line(raw: bytes) -> Any:
+    """``json.loads(raw)``: a line of UTF-8 holding one JSON value straight away goes to the
+    decoder's scanner itself (json.loads' encoding detection and whitespace match were a
+    tenth of reading a big snapshot); anything else, and every error, through json.loads."""
+    try:
+        text = raw.decode("utf-8")
+        obj, end = _scan_json(text, 0)
+    except (UnicodeDecodeError, StopIteration, ValueError):
+        return json.loads(raw)
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        return json.loads(raw)
+    return obj
+
+
 def restore(data: dict[str, Any], *, source: str = "<snapshot>", listener: Listener | None = None,
             clock: Callable[[], int] | None = None, progress: Progress | None = None,
             max_tasks: int | None = None) -> Kernel:
@@ -1318,7 +1342,7 @@ def _restore_file(source: str, path: str | os.PathLike[str], listener: Listener 
                     raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: longer than "
                                         f"{MAX_LINE_BYTES:,} bytes (a record is far smaller)")
                 try:
-                    obj = json.loads(raw)
+                    obj = _json_line(raw)
                 except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
                     raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: not JSON "
                                         f"({e})") from None

@@ -30,9 +30,9 @@ import bisect
 import errno
 import itertools
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from . import signals as S
 from .core import CLONE_THREAD, Kernel, PidFd
@@ -49,6 +49,9 @@ FIRST_INO: Final = 2
 #: allocations are out of reach, and whoever numbers its own things beside pidfs inodes (the
 #: mount: its handle files' st_ino *is* the pidfs inode) may use the numbers from here up.
 INO_LIMIT: Final = 1 << 40
+#: what a row given to ``ExactPids.threads`` begins with
+THREAD_ROW: Final = ("ino", "numbers", "comm", "state", "start_time", "nice", "utime", "stime",
+                     "exit_signal", "flags")
 #: the largest raw wait status (``code << 8 | signal | 0x80``)
 STATUS_MAX: Final = 0xFFFF
 
@@ -239,12 +242,15 @@ class ExactPids:
         self._settle(task.pid, saved)
         return task
 
-    def threads(self, leader: Task, items: Iterable[tuple[tuple[int, ...], int]],
-                made: list[Task]) -> None:
-        """``clone(leader, numbers, ino, thread=True)`` for each (numbers, ino) of ``items`` in
-        order, appending each task to ``made`` (on an error, ``made`` holds those before it):
-        a restore makes most of a big table's tasks this way (a million threads), and each
-        clone's checks and links cost more than the task itself (bench/snapshot_bench.py).
+    def threads(self, leader: Task, rows: Sequence[Sequence[Any]], made: list[Task]) -> None:
+        """A thread of ``leader``'s group for each row of ``rows`` in order, appending each
+        task to ``made`` (on an error, ``made`` holds those before it). A row begins with
+        ``THREAD_ROW`` (further entries are ignored): the pid's numbers (outermost level
+        first) and pidfs inode, as ``clone(leader, numbers, ino, thread=True)`` takes them,
+        then the plain fields the new task gets, as a restorer sets them (the caller checked
+        them). A restore makes most of a big table's tasks this way (a million threads), and
+        each clone's checks and links cost more than the task itself
+        (bench/snapshot_bench.py).
 
         A thread is made directly when its clone can only succeed: the group lives, has uid 0
         and may create threads, the namespace admits pids, the table is below
@@ -264,8 +270,8 @@ class ExactPids:
                 and leader.exit_state is EXIT_RUNNING and not leader.flags & TF_EXITING
                 and (leader.pid_ns_for_children is None or leader.pid_ns_for_children is ns)
                 and all(a.child_reaper is not None for a in anc)):
-            for numbers, ino in items:
-                made.append(self.clone(leader, numbers, ino, thread=True))
+            for row in rows:
+                made.append(self._cloned(leader, row))
             return
         by_ino = k._by_ino
         srt = self._sorted
@@ -274,48 +280,66 @@ class ExactPids:
             low = FIRST_INO - 1
         maps = [(a.idr._ptr, a.idr._used.add, a.pid_max) for a in anc]
         ptr0, used0, max0 = maps[0]
-        comm, nsproxy, state = leader.comm, leader.nsproxy, leader.state
-        tflags = leader.flags & TF_NO_NEW_PRIVS
+        nsproxy = leader.nsproxy
         threads = g.threads
-        clock, cap, listener = k.clock, k.max_threads, k.listener
-        start_min = leader.start_time
-        for numbers, ino in items:
-            if not (type(ino) is int and low < ino < INO_LIMIT and len(numbers) == nlev
+        cap, listener = k.max_threads, k.listener
+        index = by_ino.append
+        add = made.append
+        last = by_ino[-1].ino if by_ino else 0
+        for row in rows:
+            ino, nums, comm, state, start, nice, utime, stime, es, flags = row[:10]
+            if not (type(ino) is int and low < ino < INO_LIMIT and len(nums) == nlev
                     and (cap is None or k.nr_threads < cap)):
-                made.append(self.clone(leader, numbers, ino, thread=True))
+                add(self._cloned(leader, row))
+                last = by_ino[-1].ino
                 continue
             if nlev == 1:
-                nr = numbers[0]
+                nr = nums[0]
                 if not (type(nr) is int and 1 < nr < max0 and nr not in ptr0):
-                    made.append(self.clone(leader, numbers, ino, thread=True))
+                    add(self._cloned(leader, row))
+                    last = by_ino[-1].ino
                     continue
-            elif not all(type(n) is int and 1 < n < m and n not in p
-                         for n, (p, _, m) in zip(numbers, maps, strict=True)):
-                made.append(self.clone(leader, numbers, ino, thread=True))
-                continue
-            pid = self._indexed(Pid(numbers, ns, ino))
-            if nlev == 1:
+                pid = Pid((nr,), ns, ino)
                 ptr0[nr] = pid
                 used0(nr)
             else:
-                for n, (p, add, _) in zip(numbers, maps, strict=True):
-                    p[n] = pid
-                    add(n)
-            now = clock()
-            if now < start_min:
-                now = start_min
+                if not all(type(x) is int and 1 < x < m and x not in p
+                           for x, (p, _, m) in zip(nums, maps, strict=True)):
+                    add(self._cloned(leader, row))
+                    last = by_ino[-1].ino
+                    continue
+                pid = Pid(tuple(nums), ns, ino)
+                for x, (p, used, _) in zip(nums, maps, strict=True):
+                    p[x] = pid
+                    used(x)
+                nr = nums[0]
+            # _indexed, inline
+            if last > ino:
+                self._in_order = False
+            last = ino
+            index(pid)
+            if k._next_ino <= ino:
+                k._next_ino = ino + 1
             forks = k.total_forks + 1
-            k.total_forks = forks if forks > numbers[0] else numbers[0]
-            # clone's thread, its fields in Task's order (one call sets them all)
-            task = Task(pid, g, comm, now, -1, state, EXIT_RUNNING, 0, tflags, 0, 0, 0, None,
-                        None, nsproxy)
+            k.total_forks = forks if forks > nr else nr
+            # clone's thread, its fields in Task's order (one call sets them all), with the
+            # recorded ones
+            task = Task(pid, g, comm, start, es, state, EXIT_RUNNING, 0, flags, nice, utime, stime,
+                        None, None, nsproxy)
             pid.task = task
             threads[task] = None
             g.live += 1
             k.nr_threads += 1
             if listener is not None:
                 k._emit(EventKind.CREATED, pid, task)
-            made.append(task)
+            add(task)
+
+    def _cloned(self, leader: Task, row: Sequence[Any]) -> Task:
+        """``threads``' task for ``row`` through ``clone``, with the row's fields."""
+        task = self.clone(leader, tuple(row[1]), row[0], thread=True)
+        (task.comm, task.state, task.start_time, task.nice, task.utime, task.stime,
+         task.exit_signal, task.flags) = row[2:10]
+        return task
 
     def _process(self, parent: Task, ns: PidNamespace, numbers: tuple[int, ...], ino: int,
                  exit_signal: int | None) -> Task | None:

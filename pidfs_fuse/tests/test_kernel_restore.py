@@ -12,8 +12,10 @@ import pytest
 
 from pidfs_fuse.kernel import CLONE_NEWPID, PID_MAX_LIMIT, ExitState, Kernel
 from pidfs_fuse.kernel import restore as R
+from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.pid import ExitInfo, PidAttr
-from pidfs_fuse.tests.conftest import expect_error, new_kernel
+from pidfs_fuse.kernel.task import Task
+from pidfs_fuse.tests.conftest import expect_error, new_kernel, raises
 
 
 def test_exactpids_clone_gives_the_numbers_and_inode_asked_for() -> None:
@@ -208,3 +210,44 @@ def test_counters_round_trip_and_refuse_going_below_what_is_used() -> None:
             R.set_counters(k, bad)
         assert e.value.errno == errno.EINVAL
     assert R.counters(k) == R.Counters(501, 0xF0000200, 78)
+
+
+def _row(nums: tuple[int, ...], ino: int, comm: str = "th") -> list[object]:
+    # THREAD_ROW: ino, numbers, then the fields (and anything after them is ignored)
+    return [ino, list(nums), comm, "R", 5000, -3, 7, 8, -1, 16, "ignored"]
+
+
+def test_threads_makes_each_row_with_its_fields_as_clone_and_the_fields_would() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    p = x.clone(k.init, (40,), 100)
+    made: list[Task] = []
+    x.threads(p, [_row((41,), 101), _row((43,), 90, "b")], made)
+    a, b = made
+    assert [t.pid.numbers for t in made] == [(41,), (43,)] and list(p.group.threads) == [p, a, b]
+    assert (b.comm, b.state, b.start_time, b.nice, b.utime, b.stime, b.exit_signal, b.flags) == (
+        "b", "R", 5000, -3, 7, 8, -1, 16)
+    assert (a.group, a.pid.task, k.find_task(k.root_ns, 43), p.group.live) == (p.group, a, b, 3)
+    assert (k.nr_threads, k.total_forks, R.counters(k).next_ino) == (4, 43, 102)
+    x.finish(R.Counters(200, R.counters(k).next_ns_inum, 43))  # 90 came out of order
+    assert [k.find_pidfs(i) for i in (90, 100, 101)] == [b.pid, p.pid, a.pid]
+
+
+def test_threads_goes_through_clone_for_a_row_it_cannot_make_directly_and_stops_at_its_error() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    p = x.clone(k.init, (40,), 100)
+    # 41 is fine, 40 is taken (clone's EEXIST), 45 is never reached
+    made: list[Task] = []
+    # 41 is fine, 40 is taken (clone's EEXIST), 45 is never reached; 41 stays made
+    e = raises(errno.EEXIST, x.threads, p, [_row((41,), 101), _row((40,), 102), _row((45,), 103)],
+               made)
+    assert "40" in str(e) and [t.pid.numbers for t in made] == [(41,)]
+    assert k.find_task(k.root_ns, 45) is None and k.nr_threads == 3 and p.group.live == 2
+    # through clone (where a listener is told of each task) the fields are the row's too
+    seen: list[Event] = []
+    k.listener = seen.append
+    x.threads(p, [_row((46,), 104, "c")], made)
+    t = made[-1]
+    assert (t.comm, t.state, t.start_time, t.flags, t.pid.numbers) == ("c", "R", 5000, 16, (46,))
+    assert [ev.kind for ev in seen] == [EventKind.CREATED]

@@ -952,3 +952,20 @@ def test_a_restore_stops_at_records_beyond_the_header_count(tmp_path: Path) -> N
         snap.restore_file(f, clock=zero, max_tasks=3)
     assert e.value.errno == errno.EINVAL
     assert "the records hold more than 3 task(s); the header says 3" in str(e.value)
+
+
+@pytest.mark.parametrize("raw", [b'{"a":[1,2.5,"\\u00e9",null,true]}\n', b'{"a":1}  \t\r\n', b'  {"a":1}\n',
+                                 b'\xef\xbb\xbf{"a":1}\n', '{"a":"\u00e9"}\n'.encode(), b"[1]",
+                                 '{"a":1}\n'.encode("utf-16")])
+def test_a_line_reads_as_json_loads_reads_it(raw: bytes) -> None:
+    assert snap._json_line(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"a":1} x\n', b'{"a":1}\x0c\n', b'{"a":\n', b"\xff{}\n", b"", b"\n",
+                                 b'{"a":1}{"b":2}\n'])
+def test_a_bad_line_fails_as_json_loads_fails(raw: bytes) -> None:
+    with pytest.raises(ValueError) as want:
+        json.loads(raw)
+    with pytest.raises(ValueError) as got:
+        snap._json_line(raw)
+    assert (type(got.value), str(got.value)) == (type(want.value), str(want.value))
