@@ -39,7 +39,8 @@ class Floor:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Floor:
-        self.proc = subprocess.Popen([sys.executable, self.server, self.path, *self.args])
+        self.proc = subprocess.Popen([sys.executable, self.server, self.path, *self.args],
+                                     env=dict(os.environ, PIDFS_FLOOR_PARENT=str(os.getpid())))
         deadline = time.monotonic() + 10
         while not os.path.ismount(self.path):
             if time.monotonic() > deadline or self.proc.poll() is not None:

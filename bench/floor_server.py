@@ -19,7 +19,11 @@ here: ``tools_bench.py`` prices a tool's requests with it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
+import os
+import signal
 import stat
 import sys
 from collections import Counter
@@ -36,6 +40,8 @@ F_BASE = 10_000  # inode of f<i>: F_BASE + i
 XATTR = b"user.floor.requests"
 #: pidfs_fuse's pyfuse3.main settings (mount/server.py MIN_TASKS, MAX_TASKS)
 MIN_TASKS, MAX_TASKS = 8, 100_000
+#: the pid of the benchmark that started the server (``floor.py`` sets it)
+PARENT_ENV = "PIDFS_FLOOR_PARENT"
 
 
 class Floor(pyfuse3.Operations):
@@ -105,12 +111,35 @@ class Floor(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.ENODATA)
 
 
-def main() -> None:
-    pyfuse3.init(Floor(), sys.argv[1], {"fsname=floor"})
+def serve(ops: pyfuse3.Operations, mountpoint: str, options: set[str]) -> None:
+    """Serve ``ops`` at ``mountpoint`` until it is unmounted, or until this server gets SIGTERM
+    or SIGHUP, which unmount it: the benchmark that started it sends SIGTERM by dying
+    (PR_SET_PDEATHSIG), so a killed benchmark leaves no floor mount behind."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    parent = os.environ.get(PARENT_ENV)
+    if parent and os.getppid() != int(parent):
+        sys.exit("floor server: the benchmark that started it is gone")
+
+    async def until_signalled() -> None:
+        async with trio.open_nursery() as nursery:
+            async def stop() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+            nursery.start_soon(stop)
+            await pyfuse3.main(MIN_TASKS, MAX_TASKS)
+            nursery.cancel_scope.cancel()  # unmounted from outside
+
+    pyfuse3.init(ops, mountpoint, options)
     try:
-        trio.run(pyfuse3.main, MIN_TASKS, MAX_TASKS)
+        trio.run(until_signalled)
     finally:
         pyfuse3.close(unmount=True)
+
+
+def main() -> None:
+    serve(Floor(), sys.argv[1], {"fsname=floor"})
 
 
 if __name__ == "__main__":

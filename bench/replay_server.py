@@ -25,10 +25,9 @@ import sys
 from collections import Counter
 
 import pyfuse3
-import trio
 
-# the same pyfuse3.main settings as pidfs_fuse (mount/server.py) and the plain floor
-from floor_server import MAX_TASKS, MIN_TASKS, XATTR  # type: ignore[import-not-found]
+# served as the plain floor is, with pidfs_fuse's pyfuse3.main settings (mount/server.py)
+from floor_server import XATTR, serve  # type: ignore[import-not-found]
 
 LONG = 3600.0  # pidfs_fuse's entry/attribute timeout (mount/fs.py LONG)
 UNCACHED_LINKS = frozenset({b"self", b"thread-self"})
@@ -249,11 +248,7 @@ def _caller(ctx: object) -> tuple[int, ...]:
 
 def main() -> None:
     mountpoint, source = sys.argv[1], sys.argv[2]
-    pyfuse3.init(Replay(source), mountpoint, {"fsname=replay", "default_permissions"})
-    try:
-        trio.run(pyfuse3.main, MIN_TASKS, MAX_TASKS)
-    finally:
-        pyfuse3.close(unmount=True)
+    serve(Replay(source), mountpoint, {"fsname=replay", "default_permissions"})
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ requests, so the two times differ only by what pidfs_fuse does above pyfuse3 and
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +18,7 @@ from pidfs_fuse.client import request_counts, request_delta
 
 from .conftest import in_private_proc
 
+ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ["ps -ef", "ps -eLf", "pstree -p", "top -b -n 1 -H -w 512 | tail -n +6"]
 #: requests a tool makes per process or thread: these must agree exactly
 PER_TASK = ("open", "release", "readlink", "opendir", "readdir", "releasedir")
@@ -52,3 +58,37 @@ def test_the_replay_answers_what_the_mount_answered_once_the_mount_changes(mnt):
         with open(status) as f:
             assert f.read() == first
         assert "Name:\tsystemd" in first
+
+
+KILLED = """
+import sys, time
+from bench.floor import Floor, Replay
+f = (Replay(sys.argv[1]) if len(sys.argv) > 1 else Floor()).__enter__()
+print(f.path, f.proc.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_a_benchmark_killed_with_its_floor_mounted_leaves_no_mount(mnt, replay):
+    """SIGTERM skips the benchmark's ``with`` blocks: the floor's server unmounts itself when
+    the process that started it dies (PR_SET_PDEATHSIG, then its SIGTERM handler)."""
+    args = [sys.executable, "-c", KILLED] + ([mnt.path] if replay else [])
+    bench = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        path, server = bench.stdout.readline().split()
+        assert os.path.ismount(path)
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=10) == -signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{server}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{server}"), "the floor server outlived its benchmark"
+        assert not os.path.ismount(path)
+        os.rmdir(path)  # the directory is what remains (Floor.__exit__ would have removed it)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        if "path" in locals() and os.path.ismount(path):
+            subprocess.run(["fusermount3", "-u", "-z", path], check=False)
