@@ -133,6 +133,7 @@ import binascii
 import errno
 import json
 import json.scanner
+import operator
 import os
 import re
 import secrets
@@ -196,6 +197,33 @@ _GROUP_SPECS: list[tuple[str, Any, str, int]] = [
      else "int" if isinstance(d, int) else "list" if isinstance(d, list) else "str",
      -1 if isinstance(d, bool) else _INT_HI.get(key, U64_MAX) if isinstance(d, int) else 0)
     for key, d in _GROUP_DEFAULTS.items()]
+_GROUP_KEYS = frozenset(_GROUP_DEFAULTS)
+_NTHREADS_MAX = PID_MAX_LIMIT * (MAX_PID_NS_LEVEL + 1)
+_STR_TYPE = frozenset({str})
+#: GroupPlan: the specs of the group keys a record has (in _GROUP_SPECS order, which is the
+#: order of their checks), and the keys it leaves out that are set at once (not "late"), their
+#: defaults, and a getter of their values (None when there are none)
+GroupPlan = tuple[list[tuple[str, Any, str, int]], tuple[str, ...], tuple[Any, ...],
+                  Callable[[ThreadGroup], Any] | None]
+#: plans by the set of group keys a record has (a table's records have a few such sets)
+_GROUP_PLANS: dict[frozenset[str], GroupPlan] = {}
+
+
+def _group_plan(present: frozenset[str]) -> GroupPlan:
+    specs = [spec for spec in _GROUP_SPECS if spec[0] in present]
+    out = [(key, d) for key, d, kind, _ in _GROUP_SPECS if key not in present and kind != "late"]
+    missing = tuple(key for key, _ in out)
+    defaults = tuple(d for _, d in out)
+    # attrgetter of one name returns the value, not a 1-tuple
+    get: Callable[[ThreadGroup], Any] | None = (
+        None if not missing else operator.attrgetter(*missing) if len(missing) > 1
+        else (lambda g, key=missing[0]: (getattr(g, key),)))
+    plan = (specs, missing, defaults, get)
+    if len(_GROUP_PLANS) < 4096:
+        _GROUP_PLANS[present] = plan
+    return plan
+
+
 _PROCESS_KEYS = frozenset({"process", "ns", "parent", "nthreads", "threads", "pgrp", "session",
                            "files", "extra", *_GROUP_DEFAULTS})
 _THREAD_COLUMNS = ("ino", "numbers", "comm", "state", "start_time", "nice", "utime", "stime",
@@ -769,10 +797,15 @@ class _Restorer(Schema):
         assert k is not None
         self.keys_of(r, _PROCESS_KEYS)
         leader_ino = self.get(r, "process")
-        ns = self.ns_of(".ns", self.get(r, "ns"))
-        assert ns is not None
-        nthreads = self.int_at(r, "nthreads", 1, PID_MAX_LIMIT * (MAX_PID_NS_LEVEL + 1))
-        threads = self.get(r, "threads")
+        inum = r.get("ns")
+        ns = self.ns.get(inum) if type(inum) is int else None  # (ns_of, for the usual case)
+        if ns is None:
+            ns = self.ns_of(".ns", self.get(r, "ns"))
+            assert ns is not None
+        nthreads = r.get("nthreads")
+        if type(nthreads) is not int or not 1 <= nthreads <= _NTHREADS_MAX:
+            nthreads = self.int_at(r, "nthreads", 1, _NTHREADS_MAX)
+        threads = r["threads"] if "threads" in r else self.get(r, "threads")
         if not isinstance(threads, list) or not threads:
             raise self.expect(".threads", threads, "a non-empty array of threads")
         if len(threads) > nthreads:
@@ -793,15 +826,20 @@ class _Restorer(Schema):
             if parent is None or parent.task is None:
                 raise self.error(".parent", f"{_show(parent_ref)} is not a task of an earlier "
                                  "process record (parents come before their children)")
-            leader = self.thread(first, ".threads[0]", ns, parent.task)
+            ptask = parent.task
+            if ptask.ns_for_children is ns and self._ordinary_rows(threads, 0, 1, ns.level + 1):
+                leader = self._leader(first, ptask)
+            else:
+                leader = self.thread(first, ".threads[0]", ns, ptask)
         g = leader.group
         self.group, self.group_where = g, self.where
         self.processes += 1
         self.group_fields(g, r, "")
         pg, sess = r.get("pgrp"), r.get("session")
-        for key in ("pgrp", "session"):
-            if type(r.get(key)) is not int:
-                raise self.expect(f".{key}", r.get(key), "the pidfs inode number of a pid")
+        if type(pg) is not int or type(sess) is not int:
+            for key in ("pgrp", "session"):
+                if type(r.get(key)) is not int:
+                    raise self.expect(f".{key}", r.get(key), "the pidfs inode number of a pid")
         if not self._set_pgrp(g, pg, sess):  # type: ignore[arg-type]
             self.late_pgrp.append((self.where, g, pg, sess))  # type: ignore[arg-type]
         self.threads(threads, ".threads", 1, leader)
@@ -819,6 +857,26 @@ class _Restorer(Schema):
                              f"by {self.group_where}.nthreads")
         self.threads(threads, ".more", 0, g.leader)
         self.missing -= len(threads)
+
+    def _leader(self, a: list[Any], parent: Task) -> Task:
+        """``thread()`` for the leader ``a`` of a process record, an ordinary running task
+        (``_ordinary_rows``) cloned in its parent's namespace for children: checked already."""
+        ino = a[0]
+        try:
+            t = self._exact().clone(parent, tuple(a[1]), ino, exit_signal=a[8])
+        except KernelError as e:
+            raise self.error(".threads[0]", f"clone with set_tid {a[1][::-1]}: {e}") from None
+        self.pids[ino] = t.pid
+        if ino > self.max_ino:
+            self.max_ino = ino
+        t.comm, t.state, t.start_time, t.nice, t.utime, t.stime, t.exit_signal, t.flags = a[2:10]
+        self.tasks += 1
+        if self.tasks > self.h["tasks"]:
+            raise self.error("", f"the records hold more than {self.h['tasks']} task(s); the header "
+                             f"says {self.h['tasks']}")
+        if self.progress is not None and self.tasks % PROGRESS_EVERY == 0:
+            self.report()
+        return t
 
     def thread(self, a: object, path: str, ns: PidNamespace, parent: Task | None, *,
                thread: bool = False, init: bool = False) -> Task:
@@ -884,35 +942,13 @@ class _Restorer(Schema):
         record or its own namespace for children, anything malformed) goes through
         ``thread()``, which also words the errors; errors come in the order of the arrays."""
         nlev = leader.pid.ns.level + 1
-        pids = self.pids
-        next_ino = self.h["next_ino"]
-        states = RUN_STATES
         j, end = first, len(arrs)
         while j < end:
             # the run of ordinary threads from j, ending before a progress report is due and
             # before the task count would pass the header's
             room = self.h["tasks"] - self.tasks + 1
             due = PROGRESS_EVERY - self.tasks % PROGRESS_EVERY
-            stop = min(end, j + room, j + due)
-            i = j
-            seen: set[int] = set()  # inodes of the run (pids holds those before it)
-            while i < stop:
-                a = arrs[i]
-                # the types of all 14 columns in one comparison (bools are not ints here)
-                if type(a) is not list or [*map(type, a)] != _ORDINARY_THREAD:
-                    break
-                ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, _ = a
-                if not (_INIT_INO <= ino < next_ino and ino not in pids and ino not in seen
-                        and len(nums) == nlev and 0 < len(comm) <= 15 and state in states
-                        and 0 <= start < _START_END and -20 <= nice <= 19
-                        and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX and -1 <= es <= 64
-                        and 0 <= flags <= _FLAGS_MAX and not flags & (~_FLAGS_MAX | _EXITING)
-                        and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
-                        and (type(nums[0]) is int and 1 <= nums[0] < PID_MAX_LIMIT if nlev == 1
-                             else all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums))):
-                    break
-                seen.add(ino)
-                i += 1
+            i = j + self._ordinary_rows(arrs, j, min(end, j + room, j + due), nlev)
             if i > j:
                 made: list[Task] = []
                 try:
@@ -927,6 +963,37 @@ class _Restorer(Schema):
                 continue
             self.thread(arrs[j], f"{key}[{j}]", leader.pid.ns, leader, thread=True)
             j += 1
+
+    def _ordinary_rows(self, arrs: list[Any], j: int, stop: int, nlev: int) -> int:
+        """How many arrays from ``arrs[j]`` (up to ``stop``) are ordinary running tasks of a
+        namespace of ``nlev`` levels (no pidfs record, no namespace for children of their own,
+        not exiting), by the rules of ``thread()``, in one expression per array."""
+        pids = self.pids
+        next_ino = self.h["next_ino"]
+        states = RUN_STATES
+        i = j
+        seen: set[int] = set()  # inodes of the run (pids holds those before it)
+        while i < stop:
+            a = arrs[i]
+            # the types of all 14 columns in one comparison (bools are not ints here)
+            if type(a) is not list or [*map(type, a)] != _ORDINARY_THREAD:
+                break
+            ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, _ = a
+            if not (_INIT_INO <= ino < next_ino and ino not in pids and ino not in seen
+                    and len(nums) == nlev and 0 < len(comm) <= 15 and state in states
+                    and 0 <= start < _START_END and -20 <= nice <= 19
+                    and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX and -1 <= es <= 64
+                    and 0 <= flags <= _FLAGS_MAX and not flags & (~_FLAGS_MAX | _EXITING)
+                    and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
+                    and (type(nums[0]) is int and 1 <= nums[0] < PID_MAX_LIMIT if nlev == 1
+                         else type(nums[0]) is type(nums[1]) is int
+                         and 1 <= nums[0] < PID_MAX_LIMIT and 1 <= nums[1] < PID_MAX_LIMIT
+                         if nlev == 2
+                         else all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums))):
+                break
+            seen.add(ino)
+            i += 1
+        return i - j
 
     def _made(self, made: list[Task], arrs: list[Any], j: int) -> None:
         """The rest of ``thread()`` for the tasks ``threads()`` made of ``arrs[j:]`` (their
@@ -1017,27 +1084,31 @@ class _Restorer(Schema):
     def group_fields(self, g: ThreadGroup, r: dict[str, Any], prefix: str) -> None:
         """Set the group fields of a process or ghost record; defer what must wait."""
         later: dict[str, Any] = {}
+        present = _GROUP_KEYS.intersection(r)
+        plan = _GROUP_PLANS.get(present)
+        if plan is None:
+            plan = _group_plan(present)
+        specs, missing, defaults, get_missing = plan
         # a field the record leaves out is its default, which needs no check (a table of a
-        # hundred thousand processes has most of them at their defaults)
-        for key, default, kind, hi in _GROUP_SPECS:
-            if key not in r:
-                if kind != "late":
-                    setattr(g, key, default)
-                continue
+        # hundred thousand processes has most of them at their defaults, and most of those
+        # already hold it: one look at all of them)
+        if get_missing is not None and get_missing(g) != defaults:
+            for key, default in zip(missing, defaults, strict=True):
+                setattr(g, key, default)
+        for key, _default, kind, hi in specs:
             v = r[key]
-            p = f"{prefix}.{key}"
             if kind == "bool" or (kind == "late" and hi < 0):
                 if type(v) is not bool:
-                    raise self.expect(p, v, "true or false")
+                    raise self.expect(f"{prefix}.{key}", v, "true or false")
             elif kind == "int" or kind == "late":
                 if type(v) is not int or not 0 <= v <= hi:
-                    raise self.expect(p, v, f"an integer in 0..{hi}")
+                    raise self.expect(f"{prefix}.{key}", v, f"an integer in 0..{hi}")
             elif kind == "list":
-                if type(v) is not list or not all(type(s) is str for s in v):
-                    raise self.expect(p, v, "an array of strings")
+                if type(v) is not list or not _STR_TYPE.issuperset(map(type, v)):
+                    raise self.expect(f"{prefix}.{key}", v, "an array of strings")
                 v = tuple(v)
             elif type(v) is not str:
-                raise self.expect(p, v, "a string")
+                raise self.expect(f"{prefix}.{key}", v, "a string")
             if kind == "late":  # privilege and clone need them as booted
                 if v:
                     later[key] = v
@@ -1061,6 +1132,8 @@ class _Restorer(Schema):
         pg, sid = self.pids.get(pgrp_ino), self.pids.get(sid_ino)
         if pg is None or sid is None or not pg.allocated or not sid.allocated:
             return False
+        if g.pgrp is pg and g.session is sid:  # (as forked: nothing to move)
+            return True
         k = self.k
         assert k is not None
         R.set_pgrp_session(k, g, pg, sid)
@@ -1337,16 +1410,18 @@ def _restore_file(source: str, path: str | os.PathLike[str], listener: Listener 
                 if not raw:
                     break
                 lineno += 1
-                where = "header" if lineno == 1 else f"records[{lineno - 2}]"
                 if len(raw) > MAX_LINE_BYTES:
+                    where = "header" if lineno == 1 else f"records[{lineno - 2}]"
                     raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: longer than "
                                         f"{MAX_LINE_BYTES:,} bytes (a record is far smaller)")
                 try:
                     obj = _json_line(raw)
                 except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+                    where = "header" if lineno == 1 else f"records[{lineno - 2}]"
                     raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: not JSON "
                                         f"({e})") from None
                 except RecursionError:
+                    where = "header" if lineno == 1 else f"records[{lineno - 2}]"
                     raise SnapshotError(errno.EINVAL, f"{source}: line {lineno}: {where}: "
                                         f"{TOO_DEEP}") from None
                 if lineno == 1:

@@ -597,6 +597,17 @@ BAD: list[tuple[str, Callable[[dict], object], str]] = [
     ("uid a string", _set(["records", _proc, "uid"], "0"), "].uid: expected an integer"),
     ("argv not strings", _set(["records", _proc, "argv"], [1]), "].argv: expected an array of strings"),
     ("unknown process key", _set(["records", _proc, "colour"], 1), "].colour: unknown key"),
+    ("nthreads a bool", _set(["records", _proc, "nthreads"], True), "].nthreads: expected an integer in 1.."),
+    ("nthreads zero", _set(["records", _proc, "nthreads"], 0), "].nthreads: expected an integer in 1.."),
+    ("ns a string", _set(["records", _proc, "ns"], "4026531836"), '].ns: no pid namespace "4026531836"'),
+    ("threads missing", lambda d: d["records"][_proc(d)].__delitem__("threads"), "].threads: missing"),
+    ("session_leader a number", _set(["records", _proc, "session_leader"], 1),
+     "].session_leader: expected true or false"),
+    ("rss negative", _set(["records", _proc, "rss"], -1), "].rss: expected an integer in 0.."),
+    ("cwd not a string", _set(["records", _proc, "cwd"], ["/"]), "].cwd: expected a string"),
+    ("the first bad group field is named", lambda d: (_set(["records", _proc, "rss"], -1)(d),
+                                                      _set(["records", _proc, "stopped"], 2)(d)),
+     "].stopped: expected true or false"),
     ("pgrp names no pid", _set(["records", _proc, "pgrp"], 999999), "].pgrp: 999999 is not the pidfs inode"),
     ("ns level mismatch",
      _set(["records", 1, "level"], 3), "records[1].level: is 3, but the parent's level is 0"),
@@ -969,3 +980,21 @@ def test_a_bad_line_fails_as_json_loads_fails(raw: bytes) -> None:
     with pytest.raises(ValueError) as got:
         snap._json_line(raw)
     assert (type(got.value), str(got.value)) == (type(want.value), str(want.value))
+
+
+def test_a_field_a_record_leaves_out_is_the_default_not_what_the_parent_had() -> None:
+    k = Kernel()
+    parent = k.clone(k.init, comm="p").task
+    for key, value in (("cwd", "/srv"), ("rss", 77), ("tty_nr", 1025), ("environ", ("A=1",))):
+        setattr(parent.group, key, value)
+    child = k.clone(parent, comm="c").task  # inherits them
+    for key in ("cwd", "rss", "tty_nr", "environ"):
+        setattr(child.group, key, {"cwd": "/", "rss": 0, "tty_nr": 0, "environ": ()}[key])
+    d = snap.dump(k)
+    rec = next(r for r in d["records"] if r.get("process") == child.pid.ino)
+    assert not {"cwd", "rss", "tty_nr", "environ"} & set(rec)
+    k2 = snap.restore(d)
+    g2 = k2.find_task(k2.root_ns, child.pid.nr).group
+    assert (g2.cwd, g2.rss, g2.tty_nr, g2.environ) == ("/", 0, 0, ())
+    p2 = k2.find_task(k2.root_ns, parent.pid.nr).group
+    assert (p2.cwd, p2.rss, p2.tty_nr, p2.environ) == ("/srv", 77, 1025, ("A=1",))
