@@ -553,7 +553,8 @@ class _Loader(Schema):
         start time, each through ``set_fields``."""
         k = self.kernel
         assert k is not None
-        pairs = [(key, _field_value(t, key, kind)) for key, kind in keys.items() if key in t]
+        data = t.data  # (a dict: ``key in t`` is a call per field key)
+        pairs = [(key, _field_value(t, key, kind)) for key, kind in keys.items() if key in data]
         if pairs:
             self.call(t.where, "set", lambda: set_fields(k, task, pairs))
         start = t.seconds("start")
@@ -570,13 +571,16 @@ class _Loader(Schema):
             if not 0 <= spec <= PID_MAX_LIMIT:
                 raise t.expect("threads", "an integer >= 0 or an array of tables")
             done = 0
+            where = t.at("threads")
             while done < spec:  # in bulk (Kernel.clone_many), up to the next progress report
                 n = min(spec - done, 4096 - k.total_forks % 4096)
                 made: list[Task] = []
-                self.call(t.at("threads"), "clone thread",
+                self.call(where, "clone thread",
                           lambda n=n, made=made: k.clone_many(task, n, CLONE_THREAD, made=made))  # type: ignore[misc]
+                start = task.start_time
                 for th in made:
-                    self._started_with(t.at("threads"), th, task)
+                    if th.start_time != start:  # (_started_with's test, inline)
+                        self._started_with(where, th, task)
                 done += n
                 self._tick()
             return
@@ -632,15 +636,20 @@ def _field_value(t: _Table, key: str, kind: str) -> object:
     """The value of field ``key``, of the TOML type the schema gives it and accepted by the
     field's own parser (which alone would also take text for numbers)."""
     v = t.data[key]
-    ok, what = {
-        "int": (isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        "str": (isinstance(v, str), "a string"),
-        "strs": (isinstance(v, list) and all(isinstance(s, str) for s in v), "an array of strings"),
-        "share": (isinstance(v, (str, int, float)) and not isinstance(v, bool),
-                  "a share of one cpu ('75%' or 0.75)"),
-        "signals": (isinstance(v, list) and all(isinstance(s, (str, int)) and not isinstance(s, bool)
-                                                for s in v), "an array of signal names or numbers"),
-    }[kind]
+    if kind == "int":  # (only the check of this kind: the others cost as much again)
+        ok, what = isinstance(v, int) and not isinstance(v, bool), "an integer"
+    elif kind == "str":
+        ok, what = isinstance(v, str), "a string"
+    elif kind == "strs":
+        ok, what = isinstance(v, list) and all(isinstance(s, str) for s in v), "an array of strings"
+    elif kind == "share":
+        ok, what = (isinstance(v, (str, int, float)) and not isinstance(v, bool),
+                    "a share of one cpu ('75%' or 0.75)")
+    elif kind == "signals":
+        ok, what = (isinstance(v, list) and all(isinstance(s, (str, int)) and not isinstance(s, bool)
+                                                for s in v), "an array of signal names or numbers")
+    else:
+        raise KeyError(kind)
     if not ok:
         raise t.expect(key, what)
     try:

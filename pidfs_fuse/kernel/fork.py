@@ -17,7 +17,7 @@ from .checks import ID_MAX, check_int, check_task, einval
 from .errors import KernelError, ModelBug
 from .events import EventKind
 from .pid import MAX_PID_NS_LEVEL, Pid, PidNamespace
-from .task import TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task, ThreadGroup, comm_cut
+from .task import EXIT_RUNNING, TF_AUTOREAP, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, TF_WAIT_PID, Task, ThreadGroup, comm_cut
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -43,6 +43,9 @@ class CloneResult:
     pidfd: PidFd | None = None
     fd: int | None = None  # the descriptor number in the parent's emulated fd table
 
+
+#: the run state clone leaves a new process in (Task's default; a thread takes its parent's)
+_PROCESS_STATE: str = Task.__dataclass_fields__["state"].default  # type: ignore[assignment]
 
 def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None = None,
           set_tid: tuple[int, ...] | list[int] = (), comm: str | None = None,
@@ -300,8 +303,11 @@ def clone_many(self: Kernel, parent: Task, count: int, flags: int = 0, *,
     levels = [a.idr for a in reversed(anc)]  # innermost first, as alloc_pid
     ends = [a.pid_max for a in reversed(anc)]
     fg = first.group
-    task_comm, es, tflags, nice = first.comm, first.exit_signal, first.flags, first.nice
-    nsproxy, state = first.nsproxy, first.state
+    task_comm, es, tflags = first.comm, first.exit_signal, first.flags
+    # a thread keeps clone's nice and state (0, its parent's); a process the first's nice and S
+    nice = 0 if thread else first.nice
+    nsproxy = first.nsproxy
+    state = first.state if thread else _PROCESS_STATE
     proc: tuple[Any, ...] = ()
     pg_members = sess_members = None
     if not thread:  # the process fields clone gives every child of this call (as the first's)
@@ -345,18 +351,14 @@ def clone_many(self: Kernel, parent: Task, count: int, flags: int = 0, *,
         now = clock()
         if now < parent.start_time:
             now = parent.start_time
-        self.total_forks = max(self.total_forks + 1, numbers[0])
-        task = Task(pid, g_parent, task_comm, now)
-        task.nsproxy = nsproxy
-        task.exit_signal = es
-        task.flags = tflags
-        pid.task = task
+        forks = self.total_forks + 1
+        self.total_forks = forks if forks > numbers[0] else numbers[0]
+        pid.task = task = Task(pid, g_parent, task_comm, now, es, state, EXIT_RUNNING, 0, tflags,
+                               nice, 0, 0, None, None, nsproxy)  # (one call sets every field)
         if thread:
-            task.state = state
             threads[task] = None
             g_parent.live += 1
         else:
-            task.nice = nice
             g = ThreadGroup(task)
             (g.pgrp, g.session, g.argv, g.environ, g.uid, g.gid, g.cwd, g.exe, g.root, g.vsize,
              g.rss, g.tty_nr, g.sigign, g.has_child_subreaper) = proc
