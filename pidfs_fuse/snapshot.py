@@ -178,6 +178,7 @@ _FLAGS_MAX = int(TaskFlag.WAIT_PID | TaskFlag.AUTOREAP | TaskFlag.FORKNOEXEC | T
                  | TaskFlag.NO_NEW_PRIVS)
 _INIT_INO = R.FIRST_INO  # Kernel() allocates init's pid first
 _EXITING = int(TaskFlag.EXITING)
+_NOT_ORDINARY_FLAGS = ~_FLAGS_MAX | _EXITING
 
 #: group fields written when they differ from these (ThreadGroup's own defaults)
 _GROUP_DEFAULTS: dict[str, Any] = {
@@ -983,7 +984,7 @@ class _Restorer(Schema):
                     and len(nums) == nlev and 0 < len(comm) <= 15 and state in states
                     and 0 <= start < _START_END and -20 <= nice <= 19
                     and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX and -1 <= es <= 64
-                    and 0 <= flags <= _FLAGS_MAX and not flags & (~_FLAGS_MAX | _EXITING)
+                    and 0 <= flags <= _FLAGS_MAX and not flags & _NOT_ORDINARY_FLAGS
                     and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
                     and (type(nums[0]) is int and 1 <= nums[0] < PID_MAX_LIMIT if nlev == 1
                          else type(nums[0]) is type(nums[1]) is int
@@ -1004,8 +1005,9 @@ class _Restorer(Schema):
         pids = self.pids
         top = self.max_ino
         for t in made:
-            ino = t.pid.ino
-            pids[ino] = t.pid
+            pid = t.pid
+            ino = pid.ino
+            pids[ino] = pid
             if ino > top:
                 top = ino
         self.max_ino = top

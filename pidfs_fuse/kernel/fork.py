@@ -45,7 +45,7 @@ class CloneResult:
 
 
 #: the run state clone leaves a new process in (Task's default; a thread takes its parent's)
-_PROCESS_STATE: str = Task.__dataclass_fields__["state"].default  # type: ignore[assignment]
+PROCESS_STATE: str = Task.__dataclass_fields__["state"].default  # type: ignore[assignment]
 
 def clone(self: Kernel, parent: Task, flags: int = 0, *, exit_signal: int | None = None,
           set_tid: tuple[int, ...] | list[int] = (), comm: str | None = None,
@@ -307,7 +307,7 @@ def clone_many(self: Kernel, parent: Task, count: int, flags: int = 0, *,
     # a thread keeps clone's nice and state (0, its parent's); a process the first's nice and S
     nice = 0 if thread else first.nice
     nsproxy = first.nsproxy
-    state = first.state if thread else _PROCESS_STATE
+    state = first.state if thread else PROCESS_STATE
     proc: tuple[Any, ...] = ()
     pg_members = sess_members = None
     if not thread:  # the process fields clone gives every child of this call (as the first's)

@@ -37,8 +37,7 @@ from typing import Any, Final
 from . import signals as S
 from .core import CLONE_THREAD, Kernel, PidFd
 from .errors import KernelError
-from .events import EventKind
-from .fork import inherited_group
+from .fork import PROCESS_STATE, inherited_group
 from .idr import PID_MAX_LIMIT
 from .pid import MAX_PID_NS_LEVEL, Pid, PidNamespace
 from .task import EXIT_RUNNING, TF_EXITING, TF_FORKNOEXEC, TF_NO_NEW_PRIVS, ExitState, Task, ThreadGroup
@@ -269,7 +268,8 @@ class ExactPids:
         if not (nlev <= MAX_PID_NS_LEVEL and ns.adding and not g.group_exit and g.uid == 0
                 and leader.exit_state is EXIT_RUNNING and not leader.flags & TF_EXITING
                 and (leader.pid_ns_for_children is None or leader.pid_ns_for_children is ns)
-                and all(a.child_reaper is not None for a in anc)):
+                and all(a.child_reaper is not None for a in anc)
+                and k.listener is None):  # (clone tells a listener of each task)
             for row in rows:
                 made.append(self._cloned(leader, row))
             return
@@ -279,60 +279,76 @@ class ExactPids:
         if low < FIRST_INO - 1:
             low = FIRST_INO - 1
         maps = [(a.idr._ptr, a.idr._used.add, a.pid_max) for a in anc]
-        ptr0, used0, max0 = maps[0]
+        ptr0, _, max0 = maps[0]
+        used0 = anc[0].idr._used
+        nrs0: list[int] = []  # level 0's numbers, marked used in one call (before any clone)
+        nr0 = nrs0.append
         nsproxy = leader.nsproxy
         threads = g.threads
-        cap, listener = k.max_threads, k.listener
+        cap = k.max_threads
         index = by_ino.append
         add = made.append
         last = by_ino[-1].ino if by_ino else 0
-        for row in rows:
-            ino, nums, comm, state, start, nice, utime, stime, es, flags = row[:10]
-            if not (type(ino) is int and low < ino < INO_LIMIT and len(nums) == nlev
-                    and (cap is None or k.nr_threads < cap)):
-                add(self._cloned(leader, row))
-                last = by_ino[-1].ino
-                continue
-            if nlev == 1:
-                nr = nums[0]
-                if not (type(nr) is int and 1 < nr < max0 and nr not in ptr0):
+        # the counters, kept here and written back before any clone and at the end: tasks
+        # made directly and not yet counted, the table's count, forks, the next pidfs inode
+        n = 0
+        nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
+        try:
+            for row in rows:
+                ino, nums, comm, state, start, nice, utime, stime, es, flags = row[:10]
+                direct = (type(ino) is int and low < ino < INO_LIMIT and len(nums) == nlev
+                          and (cap is None or nr_threads + n < cap))
+                if direct:
+                    if nlev == 1:
+                        nr = nums[0]
+                        direct = type(nr) is int and 1 < nr < max0 and nr not in ptr0
+                    else:
+                        direct = all(type(x) is int and 1 < x < m and x not in p
+                                     for x, (p, _, m) in zip(nums, maps, strict=True))
+                if not direct:
+                    used0.update(nrs0)
+                    nrs0.clear()
+                    g.live += n
+                    k.nr_threads += n
+                    n = 0
+                    k.total_forks, k._next_ino = forks, next_ino
                     add(self._cloned(leader, row))
+                    nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
                     last = by_ino[-1].ino
                     continue
-                pid = Pid((nr,), ns, ino)
-                ptr0[nr] = pid
-                used0(nr)
-            else:
-                if not all(type(x) is int and 1 < x < m and x not in p
-                           for x, (p, _, m) in zip(nums, maps, strict=True)):
-                    add(self._cloned(leader, row))
-                    last = by_ino[-1].ino
-                    continue
-                pid = Pid(tuple(nums), ns, ino)
-                for x, (p, used, _) in zip(nums, maps, strict=True):
-                    p[x] = pid
-                    used(x)
-                nr = nums[0]
-            # _indexed, inline
-            if last > ino:
-                self._in_order = False
-            last = ino
-            index(pid)
-            if k._next_ino <= ino:
-                k._next_ino = ino + 1
-            forks = k.total_forks + 1
-            k.total_forks = forks if forks > nr else nr
-            # clone's thread, its fields in Task's order (one call sets them all), with the
-            # recorded ones
-            task = Task(pid, g, comm, start, es, state, EXIT_RUNNING, 0, flags, nice, utime, stime,
-                        None, None, nsproxy)
-            pid.task = task
-            threads[task] = None
-            g.live += 1
-            k.nr_threads += 1
-            if listener is not None:
-                k._emit(EventKind.CREATED, pid, task)
-            add(task)
+                if nlev == 1:
+                    pid = Pid((nr,), ns, ino)
+                    ptr0[nr] = pid
+                else:
+                    pid = Pid(tuple(nums), ns, ino)
+                    for x, (p, used, _) in zip(nums, maps, strict=True):
+                        p[x] = pid
+                        if p is not ptr0:
+                            used(x)
+                    nr = nums[0]
+                nr0(nr)
+                # _indexed, inline
+                if last > ino:
+                    self._in_order = False
+                last = ino
+                index(pid)
+                if next_ino <= ino:
+                    next_ino = ino + 1
+                forks += 1
+                if forks < nr:
+                    forks = nr
+                # clone's thread, its fields in Task's order (one call sets them all), with the
+                # recorded ones
+                pid.task = task = Task(pid, g, comm, start, es, state, EXIT_RUNNING, 0, flags,
+                                       nice, utime, stime, None, None, nsproxy)
+                threads[task] = None
+                n += 1
+                add(task)
+        finally:
+            used0.update(nrs0)
+            g.live += n
+            k.nr_threads += n
+            k.total_forks, k._next_ino = forks, next_ino
 
     def _cloned(self, leader: Task, row: Sequence[Any]) -> Task:
         """``threads``' task for ``row`` through ``clone``, with the row's fields."""
@@ -373,14 +389,15 @@ class ExactPids:
         now = k.clock()
         if now < parent.start_time:
             now = parent.start_time
-        k.total_forks = max(k.total_forks + 1, numbers[0])
-        task = Task(pid, g_parent, parent.comm, now)
-        task.nsproxy = parent.nsproxy.for_child()
+        forks = k.total_forks + 1
+        k.total_forks = forks if forks > numbers[0] else numbers[0]
+        # Task's fields in order (one call sets them all): clone leaves a process in its
+        # default state (PROCESS_STATE)
+        task = Task(pid, g_parent, parent.comm, now, es, PROCESS_STATE, EXIT_RUNNING, 0,
+                    TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS), parent.nice, 0, 0, None,
+                    None, parent.nsproxy.for_child())
         g = inherited_group(task, g_parent)
         task.group = g
-        task.exit_signal = es
-        task.flags = TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS)
-        task.nice = parent.nice
         k._attach_new(task, g, leader=True, parent=parent)
         return task
 

@@ -189,3 +189,21 @@ def test_bitset_iter_from_yields_the_members_from_any_start_in_order(size: int) 
         assert list(b.iter_from(q)) == sorted(x for x in s if x >= q), q
     b.add(size - 1)  # the last bit of a word that is cut short by the size
     assert list(b.iter_from(size - 1)) == [size - 1]
+
+
+@pytest.mark.parametrize("size", [64, 4096 + 17, 64**3 + 5])
+def test_bitset_update_is_add_for_each_item(size: int) -> None:
+    rnd = random.Random(size)
+    one, many = BitSet(size), BitSet(size)
+    for _ in range(40):
+        # runs that fill words, start empty ones, repeat members and cross word boundaries
+        base = rnd.randrange(size)
+        items = [min(size - 1, base + d) for d in range(rnd.choice([1, 9, 64, 130]))]
+        items += rnd.sample(range(size), 5) + items[:3]
+        for i in items:
+            one.add(i)
+        many.update(items)
+        assert many.count == one.count == len(many)
+        assert many._nonempty == one._nonempty and many._full == one._full
+    assert [*many.iter_from(0)] == [*one.iter_from(0)]
+    assert many.next_clear(0, size) == one.next_clear(0, size)
