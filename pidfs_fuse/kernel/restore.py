@@ -268,7 +268,8 @@ class ExactPids:
         if not (nlev <= MAX_PID_NS_LEVEL and ns.adding and not g.group_exit and g.uid == 0
                 and leader.exit_state is EXIT_RUNNING and not leader.flags & TF_EXITING
                 and (leader.pid_ns_for_children is None or leader.pid_ns_for_children is ns)
-                and all(a.child_reaper is not None for a in anc)
+                and (anc[0].child_reaper is not None if nlev == 1
+                     else all(a.child_reaper is not None for a in anc))
                 and k.listener is None):  # (clone tells a listener of each task)
             for row in rows:
                 made.append(self._cloned(leader, row))
@@ -278,9 +279,9 @@ class ExactPids:
         low = by_ino[srt - 1].ino if srt else FIRST_INO - 1  # _claim: inodes from before
         if low < FIRST_INO - 1:
             low = FIRST_INO - 1
-        maps = [(a.idr._ptr, a.idr._used.add, a.pid_max) for a in anc]
-        ptr0, _, max0 = maps[0]
-        used0 = anc[0].idr._used
+        idr0 = anc[0].idr
+        ptr0, used0, max0 = idr0._ptr, idr0._used, anc[0].pid_max
+        maps = [(a.idr._ptr, a.idr._used.add, a.pid_max) for a in anc] if nlev > 1 else []
         nrs0: list[int] = []  # level 0's numbers, marked used in one call (before any clone)
         nr0 = nrs0.append
         nsproxy = leader.nsproxy
@@ -379,12 +380,12 @@ class ExactPids:
                 and not parent.flags & TF_EXITING):
             return None
         for a, nr in zip(anc, numbers, strict=True):
-            if not (type(nr) is int and 1 <= nr < a.pid_max and nr not in a.idr
+            if not (type(nr) is int and 1 <= nr < a.pid_max and nr not in a.idr._ptr
                     and (nr == 1 or a.child_reaper is not None)):
                 return None
         pid = self._indexed(Pid(numbers, ns, ino))
         for a, nr in zip(anc, numbers, strict=True):
-            a.idr.alloc_exact(pid, nr, True)
+            a.idr._insert(nr, pid, True)  # (alloc_exact: the number was just seen free)
         # the rest is clone's for a process (fork.py), then _attach_new's
         now = k.clock()
         if now < parent.start_time:
