@@ -953,7 +953,7 @@ class _Restorer(Schema):
             if i > j:
                 made: list[Task] = []
                 try:
-                    self._exact().threads(leader, arrs[j:i], made)
+                    self._exact().threads(leader, arrs[j:i], made, self.pids)
                 except KernelError as e:
                     bad = arrs[j + len(made)]
                     self._made(made, arrs, j)
@@ -998,19 +998,11 @@ class _Restorer(Schema):
 
     def _made(self, made: list[Task], arrs: list[Any], j: int) -> None:
         """The rest of ``thread()`` for the tasks ``threads()`` made of ``arrs[j:]`` (their
-        fields came with them)."""
+        fields came with them, ``ExactPids.threads`` put their pids in ``self.pids``, and
+        ``finish`` finds the largest inode among them as the kernel's next one less one)."""
         n = len(made)
         if not n:
             return
-        pids = self.pids
-        top = self.max_ino
-        for t in made:
-            pid = t.pid
-            ino = pid.ino
-            pids[ino] = pid
-            if ino > top:
-                top = ino
-        self.max_ino = top
         self.tasks += n
         if self.tasks > self.h["tasks"]:
             raise self.error("", f"the records hold more than {self.h['tasks']} task(s); the "
@@ -1269,6 +1261,9 @@ class _Restorer(Schema):
             raise self.error(".init", "null; the kernel always has an init", "")
         k.init = init
         h = self.h
+        # every pid ExactPids made moved the kernel's next inode past its own (the checks of
+        # the counters come after this one)
+        self.max_ino = max(self.max_ino, k._next_ino - 1)
         if h["next_ino"] <= self.max_ino:
             raise self.error(".next_ino", f"{h['next_ino']} is not above the largest pidfs inode "
                              f"({self.max_ino})", "")

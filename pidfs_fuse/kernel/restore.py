@@ -241,9 +241,11 @@ class ExactPids:
         self._settle(task.pid, saved)
         return task
 
-    def threads(self, leader: Task, rows: Sequence[Sequence[Any]], made: list[Task]) -> None:
+    def threads(self, leader: Task, rows: Sequence[Sequence[Any]], made: list[Task],
+                index: dict[int, Pid] | None = None) -> None:
         """A thread of ``leader``'s group for each row of ``rows`` in order, appending each
-        task to ``made`` (on an error, ``made`` holds those before it). A row begins with
+        task to ``made`` (on an error, ``made`` holds those before it) and, when ``index`` is
+        given, its pid to ``index`` by pidfs inode (a restorer's own map). A row begins with
         ``THREAD_ROW`` (further entries are ignored): the pid's numbers (outermost level
         first) and pidfs inode, as ``clone(leader, numbers, ino, thread=True)`` takes them,
         then the plain fields the new task gets, as a restorer sets them (the caller checked
@@ -272,8 +274,12 @@ class ExactPids:
                      else all(a.child_reaper is not None for a in anc))
                 and k.listener is None):  # (clone tells a listener of each task)
             for row in rows:
-                made.append(self._cloned(leader, row))
+                made.append(task := self._cloned(leader, row))
+                if index is not None:
+                    index[task.pid.ino] = task.pid
             return
+        if index is None:
+            index = {}
         by_ino = k._by_ino
         srt = self._sorted
         low = by_ino[srt - 1].ino if srt else FIRST_INO - 1  # _claim: inodes from before
@@ -287,7 +293,7 @@ class ExactPids:
         nsproxy = leader.nsproxy
         threads = g.threads
         cap = k.max_threads
-        index = by_ino.append
+        by_ino_add = by_ino.append
         add = made.append
         last = by_ino[-1].ino if by_ino else 0
         # the counters, kept here and written back before any clone and at the end: tasks
@@ -313,7 +319,8 @@ class ExactPids:
                     k.nr_threads += n
                     n = 0
                     k.total_forks, k._next_ino = forks, next_ino
-                    add(self._cloned(leader, row))
+                    add(task := self._cloned(leader, row))
+                    index[task.pid.ino] = task.pid
                     nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
                     last = by_ino[-1].ino
                     continue
@@ -332,7 +339,8 @@ class ExactPids:
                 if last > ino:
                     self._in_order = False
                 last = ino
-                index(pid)
+                by_ino_add(pid)
+                index[ino] = pid
                 if next_ino <= ino:
                     next_ino = ino + 1
                 forks += 1
