@@ -1263,7 +1263,7 @@ class _Restorer(Schema):
         h = self.h
         # every pid ExactPids made moved the kernel's next inode past its own (the checks of
         # the counters come after this one)
-        self.max_ino = max(self.max_ino, k._next_ino - 1)
+        self.max_ino = max(self.max_ino, R.counters(k).next_ino - 1)
         if h["next_ino"] <= self.max_ino:
             raise self.error(".next_ino", f"{h['next_ino']} is not above the largest pidfs inode "
                              f"({self.max_ino})", "")
