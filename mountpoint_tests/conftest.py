@@ -28,6 +28,19 @@ if not os.path.exists(CLI[0]):
     CLI = [shutil.which("pidfs-fuse") or "pidfs-fuse"]
 
 
+def pytest_configure(config):
+    """A suite started in the background of a shell without job control (``make test &``) or
+    under ``nohup`` inherits SIGINT (and SIGQUIT, or SIGHUP) ignored, and an ignored signal stays
+    ignored across exec: the clients the signal tests start would never see the Ctrl-C or the
+    hangup those tests send, and the tests would fail for the shell's reason. The clients get
+    the defaults instead (a Python handler resets to the default at exec)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGQUIT, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+
+
 def pytest_collection_modifyitems(config, items):
     if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
         skip = pytest.mark.skip(reason="mountpoint tests need /dev/fuse and root")
