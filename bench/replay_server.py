@@ -23,6 +23,7 @@ import os
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 
 import pyfuse3
 
@@ -115,6 +116,23 @@ class Replay(pyfuse3.Operations):
         self.alias[name] = self.own
         return self._fetch(name)
 
+    def _once(self, cache: dict[bytes, bytes | int], inode: int,
+              fetch: Callable[[bytes], bytes]) -> bytes:
+        """``fetch`` of the inode's path under SOURCE, made once and kept (a failure as its
+        errno, raised again on every later ask)."""
+        real = self._real(self.paths[inode])
+        got = cache.get(real)
+        if got is None:
+            self.requests["fetched"] += 1
+            try:
+                got = fetch(self._src(self.paths[inode]))
+            except OSError as e:
+                got = e.errno or errno.EIO
+            cache[real] = got
+        if isinstance(got, int):
+            raise pyfuse3.FUSEError(got)
+        return got
+
     def _child(self, parent: int, name: bytes) -> bytes:
         p = self.paths[parent]
         return p + b"/" + name if p else name
@@ -151,33 +169,11 @@ class Replay(pyfuse3.Operations):
 
     async def readlink(self, inode, ctx):
         self.requests["readlink"] += 1
-        real = self._real(self.paths[inode])
-        target = self.links.get(real)
-        if target is None:
-            self.requests["fetched"] += 1
-            try:
-                target = os.readlink(self._src(self.paths[inode]))
-            except OSError as e:
-                target = e.errno or errno.EIO
-            self.links[real] = target
-        if isinstance(target, int):
-            raise pyfuse3.FUSEError(target)
-        return target
+        return self._once(self.links, inode, os.readlink)
 
     async def open(self, inode, flags, ctx):
         self.requests["open"] += 1
-        real = self._real(self.paths[inode])
-        data = self.data.get(real)
-        if data is None:
-            self.requests["fetched"] += 1
-            try:
-                with open(self._src(self.paths[inode]), "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                data = e.errno or errno.EIO
-            self.data[real] = data
-        if isinstance(data, int):
-            raise pyfuse3.FUSEError(data)
+        self._once(self.data, inode, _read_file)
         direct = self._direct(inode)
         return pyfuse3.FileInfo(fh=inode, keep_cache=not direct, direct_io=direct)
 
@@ -231,6 +227,11 @@ class Replay(pyfuse3.Operations):
         if inode == pyfuse3.ROOT_INODE and name == XATTR:
             return "".join(f"{k} {v}\n" for k, v in sorted(self.requests.items())).encode()
         raise pyfuse3.FUSEError(errno.ENODATA)
+
+
+def _read_file(path: bytes) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _caller(ctx: object) -> tuple[int, ...]:
