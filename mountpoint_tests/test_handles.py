@@ -9,6 +9,7 @@ before the control command that ends it runs, so each test exercises the wake-up
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import select
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -528,6 +530,63 @@ def test_fdinfo_of_held_handles_is_linux_shaped(mnt):
     assert fdinfo(mnt, str(holder), 3).endswith(f"Pid:\t{child}\nNSpid:\t{child}\n")  # zombie
     reap(mnt, child, holder)
     assert fdinfo(mnt, str(holder), 3) == f"{head}ino:\t{ino[child]}\nPid:\t-1\nNSpid:\t-1\n"
+
+
+FDINFO_AS_UID = r"""
+import errno, json, os, sys
+
+def ask(fn):
+    try:
+        return fn()
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+print(json.dumps({p: [ask(lambda: oct(os.stat(p).st_mode)), ask(lambda: open(p).read()[:4]),
+                      ask(lambda: len(os.listdir(os.path.dirname(p))))] for p in sys.argv[1:]}))
+"""
+
+
+def _fdinfo_as_1000(*paths: str) -> list[list]:
+    r = subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                        "/usr/bin/python3", "-c", FDINFO_AS_UID, *paths],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    return [got[p] for p in paths]
+
+
+def test_fdinfo_is_0444_and_guarded_by_ptrace_as_on_linux(mount_table):
+    """fdinfo/<n> is 0444 on Linux, yet another user's walk through fdinfo/ is refused
+    (proc_fdinfo_permission): stat, open and listing all give EACCES, even after root's walk
+    left the names in the kernel's cache. The same three questions of the real /proc first."""
+    if not os.access("/usr/bin/python3", os.X_OK):
+        pytest.skip("needs /usr/bin/python3 runnable by uid 1000")
+    rootp = subprocess.Popen(["sleep", "60"])
+    ownp = subprocess.Popen(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                             "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 10  # setpriv has exec'd sleep once its comm says so
+        comm = f"/proc/{ownp.pid}/comm"
+        while Path(comm).read_text() != "sleep\n" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        real = _fdinfo_as_1000(f"/proc/{rootp.pid}/fdinfo/0", f"/proc/{ownp.pid}/fdinfo/0")
+    finally:
+        for p in (rootp, ownp):
+            p.kill()
+            p.wait()
+    assert real == [["EACCES", "EACCES", "EACCES"], ["0o100444", "pos:", 3]]
+    m = mount_table("-o", "allow_other", public=True)
+    theirs = m.new(1)
+    m.ctl("clone", str(theirs), "pidfd")
+    mine = m.new(1, "uid=1000")
+    m.ctl("clone", str(mine), "pidfd")
+    # root walks first: its entries must not carry uid 1000 past the check
+    assert os.listdir(f"{m.path}/{theirs}/fdinfo") == ["3"]
+    assert oct(os.stat(f"{m.path}/{theirs}/fdinfo/3").st_mode) == "0o100444"
+    got = _fdinfo_as_1000(f"{m.path}/{theirs}/fdinfo/3", f"{m.path}/{mine}/fdinfo/3",
+                          f"{m.path}/{theirs}/fdinfo/9")
+    assert got == [["EACCES", "EACCES", "EACCES"], ["0o100444", "pos:", 1],
+                   ["EACCES", "EACCES", "EACCES"]]
 
 
 SIBLING_SERVER = """\

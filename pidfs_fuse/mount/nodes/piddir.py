@@ -247,7 +247,16 @@ class FdDir(PidTableDir):
 
 
 class FdInfoDir(FdDir):
-    """``/<pid>/fdinfo/``: one file per descriptor."""
+    """``/<pid>/fdinfo/``: one file per descriptor. Its 0555 lets anyone in as far as modes go,
+    but Linux's proc_fdinfo_permission asks for ptrace access on every walk through it: a
+    caller who may not ptrace the task gets EACCES for any name in it, existing or not."""
+
+    def lookup(self, fs: PidFs, node: Node, name: str, ctx: Any) -> Node | None:
+        if ctx is not None:
+            err = fd_link_access(ctx.uid, task_of(fs, node))
+            if err:
+                raise pyfuse3.FUSEError(err)
+        return super().lookup(fs, node, name, ctx)
 
     def child(self, fs: PidFs, node: Node, fd: int, name: bytes, task: Task) -> Node:
         return fs.table.make(node.key + (fd,), FD_INFO_FILE, view=node.view, pid=node.pid,
@@ -311,10 +320,24 @@ class FdLink(PidLink):
 
 
 class FdInfoFile(PidFile):
-    """``/<pid>/fdinfo/<n>``."""
+    """``/<pid>/fdinfo/<n>``: 0444 like Linux's, guarded by ptrace access instead of its mode
+    (``FdInfoDir.lookup``, and again at open as seq_fdinfo_open does). Its entry is never
+    cached: a walk by one caller must not leave a name another caller's walk would reuse
+    without asking."""
 
     def mode(self, node: Node) -> int:
-        return 0o400
+        return 0o444
+
+    def attr(self, fs: PidFs, node: Node, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        a = super().attr(fs, node, ctx)
+        a.entry_timeout = 0
+        return a
+
+    def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
+        super().check_open(fs, node, ctx)
+        err = fd_link_access(ctx.uid, task_of(fs, node))
+        if err:
+            raise pyfuse3.FUSEError(err)
 
     def render(self, fs: PidFs, node: Node) -> bytes:
         return F.show_fdinfo(node.view, task_of(fs, node), node.extra)
