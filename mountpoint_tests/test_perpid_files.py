@@ -10,6 +10,7 @@ measured with) do not matter, but where and how a read is refused does.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -153,3 +154,78 @@ def test_zombie_owner_follows_task_dump_owner(public):
         st = os.lstat(os.path.join(public.path, str(pid), name) if name else
                       os.path.join(public.path, str(pid)))
         assert f"{st.st_uid}:{st.st_gid}" == owner, name
+
+
+# -- the rows Linux 6.18 has beside these: attr/, numa_maps, timens_offsets, projid_map, clear_refs
+
+def _write(path: str, data: bytes) -> int | str:
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return "open " + errno.errorcode[e.errno]
+    try:
+        return os.write(fd, data)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
+
+
+def test_listings_have_linuxs_rows_in_linuxs_order(mnt):
+    """/<pid>/ and /<pid>/task/<tid>/ list every name this kernel's /proc/self lists, in its
+    order, and nlink counts the same directories (attr/ among them)."""
+    pid = mnt.new(1)
+    me = os.getpid()
+    for ours, real in ((f"{mnt.path}/{pid}", f"/proc/{me}"),
+                       (f"{mnt.path}/{pid}/task/{pid}", f"/proc/{me}/task/{me}")):
+        assert [n for n in os.listdir(ours) if n != "pidfd"] == os.listdir(real)
+        assert os.stat(ours).st_nlink == os.stat(real).st_nlink
+    assert os.listdir(f"{mnt.path}/{pid}/attr") == os.listdir(f"/proc/{me}/attr")
+
+
+def test_new_rows_answer_writes_as_linux(mnt):
+    """What root's reads and writes of each new row give, beside the real /proc: the constant
+    files by value, the write errnos of another process's files as measured on pid 1's."""
+    pid = mnt.new(1)
+    me, base = os.getpid(), f"{mnt.path}/{pid}"
+    for name in ("timens_offsets", "projid_map"):
+        assert Path(f"{base}/{name}").read_bytes() == Path(f"/proc/{me}/{name}").read_bytes()
+    # written by root: timens_offsets parses first (EINVAL), then finds the offsets frozen
+    for data in (b"garbage\n", b"monotonic 1 2000000000\n", b"monotonic 1 0\n", b"7 -1 0\n"):
+        assert _write(f"{base}/timens_offsets", data) == _write(f"/proc/{me}/timens_offsets", data)
+    assert _write(f"{base}/timens_offsets", b"monotonic 1 0\n") == "EACCES"
+    for data in (b"1", b"5\n", b"6", b"x"):
+        assert _write(f"{base}/clear_refs", data) == _write(f"/proc/{me}/clear_refs", data)
+    assert _write(f"{base}/clear_refs", b"4") == 1
+    assert _write(f"{base}/projid_map", b"0 0 1\n") == _write(f"/proc/{me}/projid_map", b"0 0 1\n") == "EPERM"
+    with pytest.raises(OSError) as e:
+        Path(f"{base}/clear_refs").read_bytes()
+    assert e.value.errno == errno.EINVAL
+    for name in ("current", "prev", "exec", "fscreate", "keycreate", "sockcreate"):
+        with pytest.raises(OSError) as e:
+            Path(f"{base}/attr/{name}").read_bytes()
+        assert e.value.errno == errno.EINVAL, name
+        # another task's attributes: pid 1 on this machine answers the same
+        assert _write(f"{base}/attr/{name}", b"x") == "EPERM", name
+    assert _write("/proc/1/attr/current", b"x") == "EPERM"
+
+
+def test_numa_maps_follows_maps_and_smaps(mnt):
+    """One numa_maps line per vma of maps (not [vsyscall]), starting at its address, and the
+    pages each line counts are smaps' Rss of that vma."""
+    pid = mnt.new(1)
+    mnt.ctl("set", str(pid), "rss=5000", "vsize=200000000")
+    base = f"{mnt.path}/{pid}"
+    maps = [ln for ln in Path(f"{base}/maps").read_text().splitlines() if "[vsyscall]" not in ln]
+    rss = [int(ln.split()[1]) for ln in Path(f"{base}/smaps").read_text().splitlines()
+           if ln.startswith("Rss:")][:len(maps)]
+    numa = Path(f"{base}/numa_maps").read_text().splitlines()
+    assert [ln.split()[0] for ln in numa] == [ln.split("-")[0] for ln in maps]
+    assert [int(ln.split(" N0=")[1].split()[0]) * 4 if " N0=" in ln else 0 for ln in numa] == rss
+    vmrss = next(ln for ln in Path(f"{base}/status").read_text().splitlines() if ln.startswith("VmRSS:"))
+    assert sum(rss) == int(vmrss.split()[1]) == 5000 * 4  # rss= is in pages
+    assert any(" heap anon=" in ln for ln in numa)
+    assert all(ln.split()[1] == "default" for ln in numa)
+    mnt.ctl("exit_group", str(pid), "0")
+    assert Path(f"{base}/numa_maps").read_bytes() == b""
+    assert Path(f"{base}/timens_offsets").read_bytes() == b""

@@ -115,7 +115,8 @@ def entry_access(caller_uid: int, entry: Entry, task: Task) -> int:
 
 #: rows guarded by mm_access(), which answers "no mm" before asking ptrace_may_access: a
 #: zombie's maps read empty for anyone (kernel_facts.json); the 0400 ones stay refused by mode
-MM_ACCESS_ROWS = frozenset({"maps", "smaps", "smaps_rollup", "environ", "auxv", "mem", "pagemap"})
+MM_ACCESS_ROWS = frozenset({"maps", "numa_maps", "smaps", "smaps_rollup", "environ", "auxv", "mem",
+                            "pagemap"})
 
 
 def read_access(caller_uid: int, entry: Entry, task: Task) -> int:

@@ -310,6 +310,44 @@ def show_smaps(view: View, task: Task) -> bytes:
     return "".join(out).encode()
 
 
+def _numa_path(name: str) -> str:
+    """seq_path(m, path, "\\n\\t= "): those four characters as octal escapes."""
+    return "".join(f"\\{ord(c):03o}" if c in "\n\t= " else c for c in name)
+
+
+def show_numa_maps(view: View, task: Task) -> bytes:
+    """/<pid>/numa_maps (show_numa_map): a line per vma of the mm (no gate vma): its start, the
+    ``default`` policy, what backs it (``file=PATH``, ``heap``, ``stack``, nothing for anonymous
+    and special mappings), then its resident pages as smaps has them: anonymous ones private
+    and dirty and none on the active list (``anon= dirty= active=0``), file ones ``mapped=``
+    and shared with one other process (``mapmax=2``), all on node 0, and the page size. A vma
+    without resident pages ends after its name; empty without an mm."""
+    out = []
+    for r in regions(view, task):
+        if not r.in_mm:
+            continue
+        line = f"{r.start:08x} default"
+        if r.is_file:
+            line += " file=" + _numa_path(r.name)
+        elif r.name in ("[heap]", "[stack]"):
+            line += " " + r.name[1:-1]
+        pages = r.rss_kb // PAGE_KB
+        if pages:
+            anon = r.anon_kb // PAGE_KB
+            active = pages - anon  # file pages are active, anonymous ones are not
+            if anon:
+                line += f" anon={anon} dirty={anon}"
+            if pages != anon:
+                line += f" mapped={pages}"
+            if r.file_kb:
+                line += " mapmax=2"
+            if active < pages:
+                line += f" active={active}"
+            line += f" N0={pages} kernelpagesize_kB={PAGE_KB}"
+        out.append(line + "\n")
+    return "".join(out).encode()
+
+
 def show_smaps_rollup(view: View, task: Task) -> bytes:
     """/<pid>/smaps_rollup: a ``[rollup]`` header spanning the mm's vmas, then the sums, with
     Pss split into Pss_Anon, Pss_File, Pss_Shmem. ESRCH without an mm (as Linux: the open
@@ -659,6 +697,72 @@ def show_gid_map(view: View, task: Task) -> bytes:
     return _ID_MAP
 
 
+def show_projid_map(view: View, task: Task) -> bytes:
+    """/<pid>/projid_map: as uid_map (written: EPERM, as Linux once the map is set)."""
+    return _ID_MAP
+
+
+#: proc_timens_show_offsets(): ``"%-10s %10lld %9ld"`` per clock; the model's time namespaces
+#: all read the host's clocks, so both offsets are 0
+_TIMENS_OFFSETS = b"".join(f"{c:<10s} {0:10d} {0:9d}\n".encode() for c in ("monotonic", "boottime"))
+#: the clocks timens_offsets_write() takes, by name or by clockid
+_TIMENS_CLOCKS = {"monotonic", "boottime", "1", "7"}
+
+
+def show_timens_offsets(view: View, task: Task) -> bytes:
+    """/<pid>/timens_offsets: the offsets of the time namespace the task's children get; empty
+    once the task has exited (no nsproxy), as Linux's."""
+    return _TIMENS_OFFSETS if task.exit_state is ExitState.RUNNING else b""
+
+
+def write_timens_offsets(view: View, task: Task, data: bytes, uid: int) -> None:
+    """timens_offsets_write(): up to two lines ``CLOCK SECONDS NANOSECONDS`` (monotonic or
+    boottime, by name or id; nanoseconds below 10^9), else EINVAL; then EPERM without
+    CAP_SYS_TIME (uid 0 here), and EACCES for root: a namespace's offsets freeze when its
+    first process enters it, and every model namespace has one."""
+    lines = data.decode("ascii", errors="replace").split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    for line in lines[:2]:
+        f = line.split()
+        sec = f[1][1:] if len(f) == 3 and f[1][:1] in "+-" else f[1] if len(f) == 3 else ""
+        if len(f) != 3 or f[0][:9] not in _TIMENS_CLOCKS or not sec.isdigit() \
+                or not f[2].isdigit() or int(f[2]) >= 1_000_000_000:
+            raise KernelError(errno.EINVAL, f"timens_offsets: {line[:40]!r} is not 'monotonic|"
+                              "boottime SECONDS NANOSECONDS' (nanoseconds below 1000000000)")
+    if uid != 0:
+        raise KernelError(errno.EPERM, "timens_offsets: setting a time namespace's offsets needs "
+                          "CAP_SYS_TIME")
+    raise KernelError(errno.EACCES, f"timens_offsets: the offsets of process {task.pid.nr}'s "
+                      "time namespace for children are frozen: a process already lives in it")
+
+
+def write_clear_refs(view: View, task: Task, data: bytes, uid: int) -> None:
+    """/<pid>/clear_refs written (clear_refs_write): 1..5 (kstrtoint) is taken and changes
+    nothing the model shows (the referenced and soft-dirty bits, and 5's peak RSS, which the
+    model keeps equal to the RSS); anything else is EINVAL. Taken from a zombie too."""
+    _parse_written_int(data, 1, 5, "clear_refs")
+
+
+def refuse_read(view: View, task: Task) -> bytes:
+    """A read of clear_refs (write-only: no read method, EINVAL at read; the mode lets only
+    root open it for reading)."""
+    raise KernelError(errno.EINVAL, "clear_refs is write-only")
+
+
+def show_lsm_attr(view: View, task: Task) -> bytes:
+    """/<pid>/attr/* read (proc_pid_attr_read): no security module is modelled, and Linux
+    without one answers EINVAL."""
+    raise KernelError(errno.EINVAL, "no security module is modelled: attr/ files read EINVAL")
+
+
+def write_lsm_attr(view: View, task: Task, data: bytes, uid: int) -> None:
+    """/<pid>/attr/* written (proc_pid_attr_write): only a task may write its own (EPERM for
+    any other), and a reader of the mount is never one of the model's tasks."""
+    raise KernelError(errno.EPERM, f"only process {task.pid.nr} itself may write its "
+                      "security attributes")
+
+
 def show_setgroups(view: View, task: Task) -> bytes:
     """/<pid>/setgroups: ``allow`` (the initial user namespace)."""
     return b"allow\n"
@@ -764,6 +868,9 @@ def _empty(view: View, task: Task) -> bytes:
 #: "perpid_access"); the rows go into /<pid>/ and /<pid>/task/<tid>/ alike
 PERPID_FILES: dict[str, PerPidFile] = {
     "maps": PerPidFile(0o444, show_maps, ACCESS_PTRACE),
+    "numa_maps": PerPidFile(0o444, show_numa_maps, ACCESS_PTRACE),
+    "timens_offsets": PerPidFile(0o644, show_timens_offsets),
+    "projid_map": PerPidFile(0o644, show_projid_map),
     "smaps": PerPidFile(0o444, show_smaps, ACCESS_PTRACE),
     "smaps_rollup": PerPidFile(0o444, show_smaps_rollup, ACCESS_PTRACE),
     "wchan": PerPidFile(0o444, show_wchan, ACCESS_PTRACE_OR_ZERO),

@@ -17,9 +17,8 @@ Directories are static (``children``: a nested table, e.g. ``ns``) or dynamic (`
 marks the handle file the mount implements itself (open binds a pidfd; read blocks; poll).
 ``ptrace=True`` rows are guarded by a ptrace-read check (``access.entry_access``: EACCES).
 
-Only a subset of Linux's rows exists: the ones that clients read (SPEC §3) plus a few cheap
-constant ones (limits, io, cgroup, oom_score, loginuid, sessionid) so that tools probing them
-get an answer instead of ENOENT.
+``/<pid>/`` and ``/<pid>/task/<tid>/`` have every row this machine's Linux 6.18 lists there
+(mountpoint_tests/test_perpid_files.py compares the listings), plus the handle file.
 """
 
 from __future__ import annotations
@@ -122,7 +121,8 @@ _READ_CHECKED = (PP.ACCESS_PTRACE_OR_ZERO, PP.ACCESS_CAP_SYS_NICE, PP.ACCESS_CAP
 
 
 _PP_WRITERS: dict[str, Write] = {"oom_score_adj": PP.write_oom_score_adj,
-                                    "oom_adj": PP.write_oom_adj}
+                                    "oom_adj": PP.write_oom_adj,
+                                    "timens_offsets": PP.write_timens_offsets}
 
 
 def _pps(*names: str) -> tuple[Entry, ...]:
@@ -130,6 +130,15 @@ def _pps(*names: str) -> tuple[Entry, ...]:
 
 
 _NET = _dir("net", children=tuple(_file(n, f.show, f.mode) for n, f in SYS.NET_FILES.items()))
+#: ``attr/`` (proc_attr_dir_stuff, no security module): every file reads EINVAL, and writing
+#: another task's is EPERM; rendered at read, so that the error comes from read as on Linux
+_ATTR = _dir("attr", children=tuple(
+    Entry(n, FILE, 0o444 if n == "prev" else 0o666, show=PP.show_lsm_attr,
+          write=PP.write_lsm_attr, direct=True)
+    for n in ("current", "prev", "exec", "fscreate", "keycreate", "sockcreate")))
+#: ``clear_refs`` (0200): write-only; root may open it for reading, and the read is EINVAL
+_CLEAR_REFS = Entry("clear_refs", FILE, 0o200, show=PP.refuse_read, write=PP.write_clear_refs,
+                    direct=True)
 #: ``map_files/``: its links are listed from the model (perpid.list_map_files)
 _MAP_FILES = _dir("map_files", PP.MAP_FILES_MODE, dynamic="map_files", ptrace=True)
 
@@ -153,7 +162,7 @@ def _base(tgid: bool) -> tuple[Entry, ...]:
            _pp("personality"),
            _file("limits", F.show_limits),
            _pp("sched"))
-        + only(tgid, _pp("autogroup"))
+        + only(tgid, _pp("autogroup"), _pp("timens_offsets"))
         + (_file("comm", F.show_comm, 0o644, write=F.write_comm),
            _pp("syscall"),
            _file("cmdline", F.show_cmdline),
@@ -161,20 +170,24 @@ def _base(tgid: bool) -> tuple[Entry, ...]:
            _file("statm", F.show_statm),
            _pp("maps"))
         + only(not tgid, _file("children", F.show_children))
-        + (_pp("mem"),
+        + (_pp("numa_maps"),
+           _pp("mem"),
            _link("cwd", F.readlink_cwd, ptrace=True),
            _link("root", F.readlink_root, ptrace=True),
            _link("exe", F.readlink_exe, ptrace=True),
            _pp("mounts"), _pp("mountinfo"))
         + only(tgid, _pp("mountstats"))
-        + _pps("smaps", "smaps_rollup", "pagemap", "wchan", "stack", "schedstat", "cpuset")
+        + (_CLEAR_REFS,)
+        + _pps("smaps", "smaps_rollup", "pagemap")
+        + (_ATTR,)
+        + _pps("wchan", "stack", "schedstat", "cpuset")
         + (_file("cgroup", F.show_cgroup),
            _pp("oom_score"), _pp("oom_adj"), _pp("oom_score_adj"),
            _file("loginuid", F.show_loginuid, 0o644, write=F.write_loginuid),
            _file("sessionid", F.show_sessionid))
         + only(tgid, _pp("coredump_filter"))
         + (_file("io", F.show_io, 0o400, ptrace=True),)
-        + _pps("uid_map", "gid_map", "setgroups")
+        + _pps("uid_map", "gid_map", "projid_map", "setgroups")
         + only(tgid, _pp("timers"), _pp("timerslack_ns"))
         + _pps("arch_status", "ksm_merging_pages", "ksm_stat")
         + (_PIDFD,)

@@ -393,3 +393,38 @@ def test_mode_and_access_are_this_machines(name: str) -> None:
 
 def test_map_files_dir_mode_is_this_machines() -> None:
     assert f"{P.MAP_FILES_MODE:04o}" == FACTS["perpid_access"]["map_files/"]["mode"]
+
+
+def test_numa_maps_lines_follow_the_regions() -> None:
+    w = world()
+    set_fields(w.k, w.app, [("exe", "/opt/my app=1\tx")])
+    lines = P.show_numa_maps(w.view, w.app).decode().splitlines()
+    regions = [r for r in P.regions(w.view, w.app) if r.in_mm]
+    assert [int(ln.split()[0], 16) for ln in lines] == [r.start for r in regions]
+    # seq_path(.., "\n\t= "): space, tab and '=' as octal escapes; maps escapes only newlines
+    text = next(r for r in regions if r.perms == "r-xp" and r.name.startswith("/opt/"))
+    line = lines[regions.index(text)]
+    assert line.startswith(f"{text.start:08x} default file=/opt/my\\040app\\0751\\011x mapped=")
+    assert line.endswith(f" mapmax=2 N0={text.file_kb // 4} kernelpagesize_kB=4")
+    heap = lines[[r.name for r in regions].index("[heap]")]
+    pages = next(r for r in regions if r.name == "[heap]").anon_kb // 4
+    assert heap.endswith(f" heap anon={pages} dirty={pages} active=0 N0={pages} kernelpagesize_kB=4")
+    assert sum(int(ln.split(" N0=")[1].split()[0]) for ln in lines if " N0=" in ln) * 4 == \
+        sum(r.rss_kb for r in regions)
+    w.k.exit_group(w.app, 0)
+    assert P.show_numa_maps(w.view, w.app) == b""
+
+
+def test_timens_offsets_write_parses_then_refuses() -> None:
+    w = world()
+    for data in (b"", b"garbage\n", b"monotonic 1\n", b"realtime 1 0\n", b"boottime 1 1000000000\n"):
+        with pytest.raises(KernelError) as e:
+            P.write_timens_offsets(w.view, w.app, data, 0)
+        assert e.value.errno == errno.EINVAL, data
+    for data, uid, err in ((b"monotonic 1 0\n", 0, errno.EACCES), (b"7 -5 3\n1 0 0", 0, errno.EACCES),
+                           (b"monotonic 1 0\n", 1000, errno.EPERM)):
+        with pytest.raises(KernelError) as e:
+            P.write_timens_offsets(w.view, w.app, data, uid)
+        assert e.value.errno == err, data
+    assert P.show_timens_offsets(w.view, w.app) == \
+        b"monotonic           0         0\nboottime            0         0\n"

@@ -45,13 +45,15 @@ FILES = ["environ", "cmdline", "comm", "status", "stat", "statm", "maps", "smaps
          "sched", "schedstat", "autogroup", "timers", "uid_map", "gid_map", "setgroups",
          "personality", "coredump_filter", "timerslack_ns", "cpuset", "arch_status", "ksm_stat",
          "ksm_merging_pages", "auxv", "mem", "pagemap", "mounts", "mountinfo", "mountstats",
-         "cgroup", "loginuid", "sessionid"]
-DIRS = ["fd", "fdinfo", "map_files", "task", "ns", "net"]
+         "cgroup", "loginuid", "sessionid", "numa_maps", "timens_offsets", "projid_map",
+         "clear_refs", "attr/current", "attr/prev", "attr/exec"]
+DIRS = ["fd", "fdinfo", "map_files", "task", "ns", "net", "attr"]
 LINKS = ["exe", "cwd", "root", "ns/pid"]
 
 ZOMBIE_READS = ["environ", "cmdline", "comm", "status", "stat", "statm", "maps", "smaps",
-                "smaps_rollup", "wchan", "io", "stack", "syscall", "mounts", "mountinfo", "auxv"]
-ZOMBIE_DIRS = ["fd", "fdinfo", "task", "map_files", "ns"]
+                "smaps_rollup", "wchan", "io", "stack", "syscall", "mounts", "mountinfo", "auxv",
+                "numa_maps", "timens_offsets", "attr/current", "clear_refs"]
+ZOMBIE_DIRS = ["fd", "fdinfo", "task", "map_files", "ns", "attr"]
 ZOMBIE_LINKS = ["exe", "cwd", "root", "ns/pid", "ns/pid_for_children"]
 
 
