@@ -99,11 +99,21 @@ class TableFile(NodeKind):
     def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
         """Who may open it: everyone (global files); per-pid kinds ask the access policy."""
 
+    def write_refused(self, node: Node) -> tuple[bool, int]:
+        """A row without a writer opened for writing, which only root gets this far with (the
+        kernel checked the mode): whether Linux refuses the open itself, and the errno. Global
+        files open and fail the write with EIO (proc_reg_write without a write method); a
+        read-only sysctl refuses the open (proc_sys_permission), as ``net/`` files do."""
+        refused = "sys" in node.key[:-1] or "net" in node.key[:-1]
+        return (True, errno.EACCES) if refused else (False, errno.EIO)
+
     def open(self, fs: PidFs, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         self.check_open(fs, node, ctx)
         acc = flags & os.O_ACCMODE
         if acc != os.O_RDONLY and (node.entry is None or node.entry.write is None):
-            raise pyfuse3.FUSEError(errno.EACCES)
+            at_open, err = self.write_refused(node)
+            if at_open:
+                raise pyfuse3.FUSEError(err)
         if self.direct(node) or acc != os.O_RDONLY:
             fh = fs.add_file(OpenFile(node, None, ctx.uid))
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
@@ -157,6 +167,11 @@ class PidFile(TableFile):
         except KernelError as err:
             raise fuse_error(err) from None
         return self.render(fs, node)[off: off + size]
+
+    def write_refused(self, node: Node) -> tuple[bool, int]:
+        """Per-pid rows open for root and fail the write with EINVAL (no write method), but
+        ``net/`` files, whose open is refused."""
+        return (True, errno.EACCES) if "net" in node.key[:-1] else (False, errno.EINVAL)
 
     def check_open(self, fs: PidFs, node: Node, ctx: Any) -> None:
         task = task_of(fs, node)
@@ -268,7 +283,7 @@ class OpenFile:
     async def write(self, fs: PidFs, buf: bytes) -> int:
         node = self.node
         if node.entry is None or node.entry.write is None:
-            raise pyfuse3.FUSEError(errno.EBADF)
+            raise pyfuse3.FUSEError(node.ops.write_refused(node)[1])
         try:
             node.entry.write(node.view, node.ops.task(fs, node), bytes(buf), self.uid)
         except KernelError as e:
