@@ -998,3 +998,29 @@ def test_a_field_a_record_leaves_out_is_the_default_not_what_the_parent_had() ->
     assert (g2.cwd, g2.rss, g2.tty_nr, g2.environ) == ("/", 0, 0, ())
     p2 = k2.find_task(k2.root_ns, parent.pid.nr).group
     assert (p2.cwd, p2.rss, p2.tty_nr, p2.environ) == ("/srv", 77, 1025, ("A=1",))
+
+
+@pytest.mark.parametrize(("col", "value", "message"), [
+    (5, True, "threads[3][5] (nice): expected an integer in -20..19, got true"),
+    (4, 1.0, "threads[3][4] (start_time): expected nanoseconds since boot >= 0, got 1.0"),
+    (2, None, "threads[3][2] (comm): expected a string of 1..15 characters, got null"),
+    (0, "leader", "threads[3][0] (ino): pidfs inode {leader} is used twice"),
+    (0, "thread", "threads[3][0] (ino): pidfs inode {thread} is used twice"),
+], ids=["bool nice", "float start", "null comm", "the leader's inode", "an earlier thread's inode"])
+def test_a_bad_thread_among_ordinary_ones_is_named(col: int, value: object, message: str) -> None:
+    """The leader and its threads are checked in one scan, each column by its type: a bad
+    column of one thread among ordinary ones is named by the thread's own checks, with the
+    tasks before it made and nothing returned."""
+    k = Kernel(clock=zero)
+    p = k.clone(k.init).task
+    for _ in range(5):
+        k.clone(p, CLONE_THREAD)
+    d = snap.dump(k)
+    rec = next(r for r in d["records"] if r.get("process") == p.pid.ino)
+    leader, thread = rec["threads"][0][0], rec["threads"][2][0]
+    rec["threads"][3][col] = {"leader": leader, "thread": thread}.get(value, value)  # type: ignore[call-overload]
+    with pytest.raises(snap.SnapshotError) as e:
+        snap.restore(d, source="bad.snap")
+    assert e.value.errno == errno.EINVAL
+    i = d["records"].index(rec)
+    assert str(e.value) == f"bad.snap: records[{i}]." + message.format(leader=leader, thread=thread)
