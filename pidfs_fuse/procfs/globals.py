@@ -290,6 +290,25 @@ def show_threads_max(view: View, task: Task | None = None) -> bytes:
     return f"{THREADS_MAX if cap is None else cap}\n".encode()
 
 
+#: MAX_THREADS (FUTEX_TID_MASK): the largest threads-max sysctl_max_threads() takes
+THREADS_MAX_LIMIT = 0x3FFFFFFF
+
+
+def write_threads_max(view: View, task: Task | None, data: bytes, uid: int) -> None:
+    """Write kernel.threads-max (sysctl_max_threads): the table's cap, 1..0x3fffffff, else
+    EINVAL; EPERM for a non-root writer. Lowering it below the tasks there are is allowed:
+    clones then fail with EAGAIN until enough have gone. The new cap holds for this mount
+    until it is written again (``--max-tasks`` gives the one it starts with)."""
+    if uid != 0:
+        raise KernelError(errno.EPERM, f"uid {uid} may not change threads-max (only uid 0)")
+    value = _parse_sysctl_int("threads-max", data)
+    if value is None:
+        return
+    if not 1 <= value <= THREADS_MAX_LIMIT:
+        raise KernelError(errno.EINVAL, f"threads-max: {value} is outside 1..{THREADS_MAX_LIMIT}")
+    view.kernel.max_threads = value
+
+
 def show_osrelease(view: View, task: Task | None = None) -> bytes:
     """kernel.osrelease, also the release /version names."""
     return f"{OSRELEASE}\n".encode()

@@ -205,7 +205,7 @@ SYS_KERNEL: tuple[Entry, ...] = (
     _file("ns_last_pid", G.show_ns_last_pid, 0o666, write=G.write_ns_last_pid),
     _file("osrelease", G.show_osrelease),
     _file("pid_max", G.show_pid_max, 0o644, write=G.write_pid_max),
-    _file("threads-max", G.show_threads_max),
+    _file("threads-max", G.show_threads_max, 0o644, write=G.write_threads_max),
 )
 
 

@@ -117,7 +117,7 @@ def test_root_files_and_sysctls() -> None:
     assert kernel.children is not None
     modes = {e.name: e.mode for e in kernel.children}
     assert {n: modes[n] for n in ("pid_max", "ns_last_pid", "threads-max", "osrelease")} == {
-        "pid_max": 0o644, "ns_last_pid": 0o666, "threads-max": 0o444, "osrelease": 0o444}
+        "pid_max": 0o644, "ns_last_pid": 0o666, "threads-max": 0o644, "osrelease": 0o444}
     # the rest are system.GLOBAL_FILES' sys/kernel/* rows, with their modes, in name order
     from pidfs_fuse.procfs.system import GLOBAL_FILES
     for path, f in GLOBAL_FILES.items():
