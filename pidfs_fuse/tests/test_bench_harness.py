@@ -60,3 +60,16 @@ def test_compare_fails_on_a_stray_run_and_on_bad_input(tmp_path, capsys):
     assert compare.main([stray[0], str(bad)]) == 2
     assert "bad.json: not a `python -m bench --json` run" in capsys.readouterr().err
     assert compare.main([stray[0]]) == 2
+
+
+def test_a_tools_round_is_matched_when_both_runs_made_the_same_requests() -> None:
+    from bench.tools_bench import matched
+
+    ours = {"lookup": 8, "open": 400_000, "read": 80_000, "release": 400_000}
+    # the replay's own fetches and forgets do not count; 1% of the mount's total may differ
+    assert matched(ours, {**ours, "fetched": 3, "forget": 50_000})
+    assert matched(ours, {**ours, "read": 80_000 + 8_800})
+    assert not matched(ours, {**ours, "read": 80_000 + 8_801})
+    # what the last full run showed: the replay's entries had expired, 532,000 more lookups
+    assert not matched({"lookup": 8, "readlink": 800_592}, {"lookup": 532_532, "readlink": 800_592})
+    assert not matched(ours, {k: v for k, v in ours.items() if k != "read"})
