@@ -9,6 +9,7 @@ the CLI's own ``ctl`` is tested where it is the subject (test_control_plane.py).
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import shutil
@@ -149,6 +150,21 @@ def in_private_proc(mount: Mount | str, command: str, **kw) -> subprocess.Comple
     script = f"mount --bind {mount!s} /proc && {command}"
     return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60, **kw)
+
+
+def write_once(path: str | os.PathLike[str], data: bytes) -> int | str:
+    """Open ``path`` write-only, write ``data`` once and close: the bytes written, or where it
+    failed and the errno's name (``"open EACCES"``, ``"write EINVAL"``)."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return "open " + errno.errorcode[e.errno]
+    try:
+        return os.write(fd, data)
+    except OSError as e:
+        return "write " + errno.errorcode[e.errno]
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from pidfs_fuse import client
 from pidfs_fuse.mount.main import default_max_tasks
 
-from .conftest import CLI, run_cli, server_pid
+from .conftest import CLI, run_cli, server_pid, write_once
 
 
 def test_requests_are_counted_by_type_and_reading_them_is_not(mnt):
@@ -276,16 +276,6 @@ def test_a_name_a_pid_directory_lacks_is_asked_once_then_cached_as_absent(mnt):
         assert f.read().startswith(b"Name:\t")
 
 
-def _sysctl_write(path, data: bytes) -> int | str:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        return os.write(fd, data)
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    finally:
-        os.close(fd)
-
-
 def test_threads_max_is_writable_as_on_linux_and_is_the_cap(mount_table):
     """kernel.threads-max is 0644 as on this machine; root writes 1..0x3fffffff (0, 2^30 and
     text are EINVAL, as this kernel answers, and change nothing) and the new value is the cap
@@ -294,15 +284,15 @@ def test_threads_max_is_writable_as_on_linux_and_is_the_cap(mount_table):
     path = m / "sys/kernel/threads-max"
     assert os.stat(path).st_mode & 0o777 == os.stat("/proc/sys/kernel/threads-max").st_mode & 0o777 == 0o644
     for bad in (b"0", b"1073741824", b"abc"):
-        assert _sysctl_write(path, bad) == _sysctl_write("/proc/sys/kernel/threads-max", bad) == "EINVAL"
+        assert write_once(path, bad) == write_once("/proc/sys/kernel/threads-max", bad) == "write EINVAL"
     assert path.read_text() == "100\n"
     n = sum(len(os.listdir(m / x / "task")) for x in os.listdir(m.path) if x.isdigit())
-    assert _sysctl_write(path, f"{n + 2}\n".encode()) == len(f"{n + 2}\n")
+    assert write_once(path, f"{n + 2}\n".encode()) == len(f"{n + 2}\n")
     assert path.read_text() == f"{n + 2}\n"
     assert len(m.ctl("clone", "1", "count=2").split()) == 2
     err, reply = m.ctl_raw("clone 1\n")
     assert (err, reply) == (errno.EAGAIN, f"error: EAGAIN: the table holds {n + 2} tasks, which is "
                                           f"its cap (kernel.threads-max {n + 2})\n")
-    assert _sysctl_write(path, b"1") == 1  # below the tasks there are: allowed, clones wait
+    assert write_once(path, b"1") == 1  # below the tasks there are: allowed, clones wait
     err, _ = m.ctl_raw("clone 1\n")
     assert err == errno.EAGAIN

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import write_once
+
 FACTS = json.loads((Path(__file__).resolve().parent.parent / "pidfs_fuse" / "tests" / "reference"
                     / "kernel_facts.json").read_text())
 NOBODY = 65534
@@ -158,19 +160,6 @@ def test_zombie_owner_follows_task_dump_owner(public):
 
 # -- the rows Linux 6.18 has beside these: attr/, numa_maps, timens_offsets, projid_map, clear_refs
 
-def _write(path: str, data: bytes) -> int | str:
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        return "open " + errno.errorcode[e.errno]
-    try:
-        return os.write(fd, data)
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    finally:
-        os.close(fd)
-
-
 def test_listings_have_linuxs_rows_in_linuxs_order(mnt):
     """/<pid>/ and /<pid>/task/<tid>/ list every name this kernel's /proc/self lists, in its
     order, and nlink counts the same directories (attr/ among them)."""
@@ -192,12 +181,13 @@ def test_new_rows_answer_writes_as_linux(mnt):
         assert Path(f"{base}/{name}").read_bytes() == Path(f"/proc/{me}/{name}").read_bytes()
     # written by root: timens_offsets parses first (EINVAL), then finds the offsets frozen
     for data in (b"garbage\n", b"monotonic 1 2000000000\n", b"monotonic 1 0\n", b"7 -1 0\n"):
-        assert _write(f"{base}/timens_offsets", data) == _write(f"/proc/{me}/timens_offsets", data)
-    assert _write(f"{base}/timens_offsets", b"monotonic 1 0\n") == "EACCES"
+        assert write_once(f"{base}/timens_offsets", data) == write_once(f"/proc/{me}/timens_offsets", data)
+    assert write_once(f"{base}/timens_offsets", b"monotonic 1 0\n") == "write EACCES"
     for data in (b"1", b"5\n", b"6", b"x"):
-        assert _write(f"{base}/clear_refs", data) == _write(f"/proc/{me}/clear_refs", data)
-    assert _write(f"{base}/clear_refs", b"4") == 1
-    assert _write(f"{base}/projid_map", b"0 0 1\n") == _write(f"/proc/{me}/projid_map", b"0 0 1\n") == "EPERM"
+        assert write_once(f"{base}/clear_refs", data) == write_once(f"/proc/{me}/clear_refs", data)
+    assert write_once(f"{base}/clear_refs", b"4") == 1
+    assert write_once(f"{base}/projid_map", b"0 0 1\n") == "write EPERM"
+    assert write_once(f"/proc/{me}/projid_map", b"0 0 1\n") == "write EPERM"
     with pytest.raises(OSError) as e:
         Path(f"{base}/clear_refs").read_bytes()
     assert e.value.errno == errno.EINVAL
@@ -206,8 +196,8 @@ def test_new_rows_answer_writes_as_linux(mnt):
             Path(f"{base}/attr/{name}").read_bytes()
         assert e.value.errno == errno.EINVAL, name
         # another task's attributes: pid 1 on this machine answers the same
-        assert _write(f"{base}/attr/{name}", b"x") == "EPERM", name
-    assert _write("/proc/1/attr/current", b"x") == "EPERM"
+        assert write_once(f"{base}/attr/{name}", b"x") == "write EPERM", name
+    assert write_once("/proc/1/attr/current", b"x") == "write EPERM"
 
 
 def test_numa_maps_follows_maps_and_smaps(mnt):

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from .conftest import Mount
+from .conftest import Mount, write_once
 
 DIRS = ["", "{pid}", "{pid}/task", "{pid}/task/{pid}", "{pid}/fd", "{pid}/fdinfo", "sys/kernel",
         ".pidfs", ".pidns"]
@@ -98,20 +98,6 @@ def test_a_number_too_large_is_out_of_range(mnt: Mount):
     assert "is not a decimal number" in reply
 
 
-def _root_write(path: str) -> str:
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        return "open " + errno.errorcode[e.errno]
-    try:
-        os.write(fd, b"x")
-    except OSError as e:
-        return "write " + errno.errorcode[e.errno]
-    finally:
-        os.close(fd)
-    return "written"
-
-
 def test_root_writing_a_read_only_file_fails_where_linux_fails(mnt: Mount):
     """Root passes the mode check, so the file's own code answers: a per-pid file without a
     write method opens and the write is EINVAL, a global one's EIO; net/ files and read-only
@@ -124,8 +110,8 @@ def test_root_writing_a_read_only_file_fails_where_linux_fails(mnt: Mount):
              (f"{pid}/fdinfo/3", f"{me}/fdinfo/0"), (f"{pid}/net/dev", f"{me}/net/dev"),
              ("stat", "stat"), ("meminfo", "meminfo"), ("uptime", "uptime"),
              ("sys/kernel/osrelease", "sys/kernel/osrelease")]
-    got = {ours: _root_write(os.path.join(mnt.path, ours)) for ours, _ in pairs}
-    real = {ours: _root_write(f"/proc/{theirs}") for ours, theirs in pairs}
+    got = {ours: write_once(os.path.join(mnt.path, ours), b"x") for ours, _ in pairs}
+    real = {ours: write_once(f"/proc/{theirs}", b"x") for ours, theirs in pairs}
     assert got == real
     assert got[f"{pid}/status"] == "write EINVAL" and got["stat"] == "write EIO"
     assert got[f"{pid}/net/dev"] == got["sys/kernel/osrelease"] == "open EACCES"
