@@ -131,7 +131,6 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
-import itertools
 import json
 import json.scanner
 import operator
@@ -179,7 +178,6 @@ _FLAGS_MAX = int(TaskFlag.WAIT_PID | TaskFlag.AUTOREAP | TaskFlag.FORKNOEXEC | T
                  | TaskFlag.NO_NEW_PRIVS)
 _INIT_INO = R.FIRST_INO  # Kernel() allocates init's pid first
 _EXITING = int(TaskFlag.EXITING)
-_NOT_ORDINARY_FLAGS = ~_FLAGS_MAX | _EXITING
 
 #: group fields written when they differ from these (ThreadGroup's own defaults)
 _GROUP_DEFAULTS: dict[str, Any] = {
@@ -231,8 +229,6 @@ _PROCESS_KEYS = frozenset({"process", "ns", "parent", "nthreads", "threads", "pg
 _THREAD_COLUMNS = ("ino", "numbers", "comm", "state", "start_time", "nice", "utime", "stime",
                    "exit_signal", "flags", "exit_state", "exit_code", "pid_ns_for_children", "attr")
 _GHOST_COLUMNS = _THREAD_COLUMNS[2:13]
-#: the column types of an ordinary running thread's array (no pidfs record: attr null)
-_ORDINARY_THREAD = [int, list, str, str, int, int, int, int, int, int, int, int, int, type(None)]
 
 
 class SnapshotError(SchemaError):
@@ -816,7 +812,6 @@ class _Restorer(Schema):
         if not isinstance(first, list) or not first or first[0] != leader_ino:
             raise self.error(".threads[0]", f"is not the leader {_show(leader_ino)} named by 'process'")
         parent_ref = self.get(r, "parent")
-        ordinary = 0  # how many arrays from threads[0] are ordinary (``_ordinary_rows``)
         if self.processes == 0:
             if parent_ref is not None or leader_ino != _INIT_INO or ns is not k.root_ns:
                 raise self.error("", f"the first process record is init (process {_INIT_INO}, "
@@ -830,10 +825,8 @@ class _Restorer(Schema):
                 raise self.error(".parent", f"{_show(parent_ref)} is not a task of an earlier "
                                  "process record (parents come before their children)")
             ptask = parent.task
-            # the leader and its threads in one scan (the leader is cloned in its parent's
-            # namespace for children, the threads in the leader's: both are ``ns``)
-            ordinary = self._ordinary_rows(threads, 0, len(threads), ns.level + 1)
-            if ptask.ns_for_children is ns and ordinary:
+            if ptask.ns_for_children is ns and R.ordinary(first, ns.level + 1, self.h["next_ino"],
+                                                          self.pids):
                 leader = self._leader(first, ptask)
             else:
                 leader = self.thread(first, ".threads[0]", ns, ptask)
@@ -848,7 +841,7 @@ class _Restorer(Schema):
                     raise self.expect(f".{key}", r.get(key), "the pidfs inode number of a pid")
         if not self._set_pgrp(g, pg, sess):  # type: ignore[arg-type]
             self.late_pgrp.append((self.where, g, pg, sess))  # type: ignore[arg-type]
-        self.threads(threads, ".threads", 1, leader, ordinary)
+        self.threads(threads, ".threads", 1, leader)
         self.missing = nthreads - len(threads)
 
     def more(self, r: dict[str, Any]) -> None:
@@ -866,7 +859,7 @@ class _Restorer(Schema):
 
     def _leader(self, a: list[Any], parent: Task) -> Task:
         """``thread()`` for the leader ``a`` of a process record, an ordinary running task
-        (``_ordinary_rows``) cloned in its parent's namespace for children: checked already."""
+        (``R.ordinary``) cloned in its parent's namespace for children: checked already."""
         ino = a[0]
         try:
             t = self._exact().clone(parent, tuple(a[1]), ino, exit_signal=a[8])
@@ -938,74 +931,38 @@ class _Restorer(Schema):
             self.report()
         return t
 
-    def threads(self, arrs: list[Any], key: str, first: int, leader: Task, ordinary: int = 0) -> None:
+    def threads(self, arrs: list[Any], key: str, first: int, leader: Task) -> None:
         """The THREAD arrays ``arrs[first:]`` (``key``: ".threads" or ".more", for paths) as
         threads of ``leader``'s group, each what ``thread()`` makes of it. Most threads of a
-        big table are ordinary running ones: a run of those is checked here (one expression,
-        the same rules as ``thread()``'s) and made by ``ExactPids.threads`` in one call (a
-        million threads through ``thread()`` and ``clone`` took most of a restore:
-        bench/snapshot_bench.py). Any other (a zombie, an exiting thread, one with a pidfs
-        record or its own namespace for children, anything malformed) goes through
-        ``thread()``, which also words the errors; errors come in the order of the arrays.
-        ``ordinary``: the arrays before ``arrs[ordinary]`` were found ordinary already (by
-        ``_ordinary_rows``, with no task made since but the leader of ``arrs[0]``)."""
-        nlev = leader.pid.ns.level + 1
+        big table are ordinary running ones (``R.ordinary``): ``ExactPids.threads`` checks
+        and makes a run of those in one call (a million threads through ``thread()`` and
+        ``clone`` took most of a restore: bench/snapshot_bench.py), stopping before any other
+        (a zombie, an exiting thread, one with a pidfs record or its own namespace for
+        children, anything malformed), which goes through ``thread()``; that words the errors,
+        which come in the order of the arrays."""
+        ns = leader.pid.ns
+        exact = self._exact()
+        next_ino = self.h["next_ino"]
         j, end = first, len(arrs)
         while j < end:
-            # the run of ordinary threads from j, ending before a progress report is due and
-            # before the task count would pass the header's
+            # a run ends before a progress report is due and before the task count would
+            # pass the header's
             room = self.h["tasks"] - self.tasks + 1
             due = PROGRESS_EVERY - self.tasks % PROGRESS_EVERY
             stop = min(end, j + room, j + due)
-            i = min(stop, ordinary) if j < ordinary else j + self._ordinary_rows(arrs, j, stop, nlev)
-            if i > j:
-                made: list[Task] = []
-                try:
-                    self._exact().threads(leader, arrs[j:i], made, self.pids)
-                except KernelError as e:
-                    bad = arrs[j + len(made)]
-                    self._made(made, arrs, j)
-                    raise self.error(f"{key}[{j + len(made)}]", f"clone (thread) with set_tid "
-                                     f"{bad[1][::-1]}: {e}") from None
+            made: list[Task] = []
+            try:
+                exact.threads(leader, arrs[j:stop], made, self.pids, ino_below=next_ino)
+            except KernelError as e:
+                bad = arrs[j + len(made)]
                 self._made(made, arrs, j)
-                j = i
-                continue
-            self.thread(arrs[j], f"{key}[{j}]", leader.pid.ns, leader, thread=True)
-            j += 1
-
-    def _ordinary_rows(self, arrs: list[Any], j: int, stop: int, nlev: int) -> int:
-        """How many arrays from ``arrs[j]`` (up to ``stop``) are ordinary running tasks of a
-        namespace of ``nlev`` levels (no pidfs record, no namespace for children of their own,
-        not exiting), by the rules of ``thread()``, in one expression per array (the types
-        compared after unpacking, ``type(x) is``, rather than as a list of types: 7% less time
-        here)."""
-        pids = self.pids
-        next_ino = self.h["next_ino"]
-        states = RUN_STATES
-        seen: set[int] = set()  # inodes of the run (pids holds those before it)
-        add = seen.add
-        for a in itertools.islice(arrs, j, stop):
-            # the type of every column (bools are not ints here), then the values
-            if type(a) is not list or len(a) != 14:
-                break
-            ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, attr = a
-            if not (type(ino) is type(start) is type(nice) is type(utime) is type(stime)
-                    is type(es) is type(flags) is type(xs) is type(code) is type(nsfc) is int
-                    and type(nums) is list and type(comm) is type(state) is str and attr is None
-                    and _INIT_INO <= ino < next_ino and ino not in pids and ino not in seen
-                    and len(nums) == nlev and 0 < len(comm) <= 15 and state in states
-                    and 0 <= start < _START_END and -20 <= nice <= 19
-                    and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX and -1 <= es <= 64
-                    and 0 <= flags <= _FLAGS_MAX and not flags & _NOT_ORDINARY_FLAGS
-                    and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
-                    and (type(nums[0]) is int and 1 <= nums[0] < PID_MAX_LIMIT if nlev == 1
-                         else type(nums[0]) is type(nums[1]) is int
-                         and 1 <= nums[0] < PID_MAX_LIMIT and 1 <= nums[1] < PID_MAX_LIMIT
-                         if nlev == 2
-                         else all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums))):
-                break
-            add(ino)
-        return len(seen)
+                raise self.error(f"{key}[{j + len(made)}]", f"clone (thread) with set_tid "
+                                 f"{bad[1][::-1]}: {e}") from None
+            self._made(made, arrs, j)
+            j += len(made)
+            if j < stop:  # it stopped before arrs[j]
+                self.thread(arrs[j], f"{key}[{j}]", ns, leader, thread=True)
+                j += 1
 
     def _made(self, made: list[Task], arrs: list[Any], j: int) -> None:
         """The rest of ``thread()`` for the tasks ``threads()`` made of ``arrs[j:]`` (their

@@ -14,7 +14,7 @@ from pidfs_fuse.kernel import CLONE_NEWPID, PID_MAX_LIMIT, ExitState, Kernel
 from pidfs_fuse.kernel import restore as R
 from pidfs_fuse.kernel.events import Event, EventKind
 from pidfs_fuse.kernel.pid import ExitInfo, PidAttr
-from pidfs_fuse.kernel.task import Task
+from pidfs_fuse.kernel.task import TF_EXITING, Task
 from pidfs_fuse.tests.conftest import expect_error, new_kernel, raises
 
 
@@ -251,3 +251,41 @@ def test_threads_goes_through_clone_for_a_row_it_cannot_make_directly_and_stops_
     t = made[-1]
     assert (t.comm, t.state, t.start_time, t.flags, t.pid.numbers) == ("c", "R", 5000, 16, (46,))
     assert [ev.kind for ev in seen] == [EventKind.CREATED]
+
+
+def _array(nr: int, ino: int) -> list[object]:
+    # THREAD_ARRAY of an ordinary running thread
+    return [ino, [nr], "th", "S", 5000, 0, 7, 8, -1, 0, 0, 0, 0, None]
+
+
+#: one entry changed at a time (column, value): None where ordinary() refuses it
+_VARIANTS: list[tuple[int, object]] = [
+    (0, True), (0, 1.0), (0, 1), (0, 10**6), (1, []), (1, [1, 2]), (1, [True]), (1, [0]),
+    (1, [PID_MAX_LIMIT]), (1, (50,)), (2, ""), (2, "x" * 16), (2, "x" * 15), (2, b"th"),
+    (3, "Q"), (3, "Z"), (3, "R"), (4, -1), (4, 2**63), (4, 2**63 - 1), (5, 20), (5, -20),
+    (5, False), (6, -1), (6, 2**64), (7, 2**64 - 1), (8, 65), (8, 64), (8, -2), (8, 17.0),
+    (9, R.TF_RESTORABLE & ~TF_EXITING), (9, TF_EXITING), (9, 1 << 12), (9, -1),
+    (10, 1), (10, False), (11, 0xFFFF), (11, 0x10000), (12, 4026531836), (13, {}),
+    (13, {"exit": None, "xattrs": {}}), (14, "one too many"),
+]
+
+
+@pytest.mark.parametrize(("col", "value"), _VARIANTS)
+def test_threads_with_ino_below_makes_exactly_the_rows_ordinary_accepts(col: int, value: object) -> None:
+    """threads(ino_below=) checks each row inline, as ordinary() does: it makes the rows
+    before the first that ordinary() refuses, and stops there."""
+    k = new_kernel()
+    x = R.ExactPids(k)
+    p = x.clone(k.init, (40,), 100)
+    index = {100: p.pid}
+    row = _array(50, 200)
+    if col < 14:
+        row[col] = value
+    else:
+        row.append(value)
+    want = R.ordinary(row, 1, 1000, index)
+    made: list[Task] = []
+    x.threads(p, [_array(41, 101), row, _array(42, 102)], made, index, ino_below=1000)
+    assert [t.pid.ino for t in made] == ([101, row[0], 102] if want else [101])
+    assert R.ordinary(_array(43, 101), 1, 1000, index) is False  # made: in the index now
+    assert sorted(index) == sorted([100, *(t.pid.ino for t in made)])
