@@ -862,13 +862,12 @@ class _Restorer(Schema):
         (``R.ordinary``) cloned in its parent's namespace for children: checked already."""
         ino = a[0]
         try:
-            t = self._exact().clone(parent, tuple(a[1]), ino, exit_signal=a[8])
+            t = self._exact().process(parent, a)  # (with its fields)
         except KernelError as e:
             raise self.error(".threads[0]", f"clone with set_tid {a[1][::-1]}: {e}") from None
         self.pids[ino] = t.pid
         if ino > self.max_ino:
             self.max_ino = ino
-        t.comm, t.state, t.start_time, t.nice, t.utime, t.stime, t.exit_signal, t.flags = a[2:10]
         self.tasks += 1
         if self.tasks > self.h["tasks"]:
             raise self.error("", f"the records hold more than {self.h['tasks']} task(s); the header "

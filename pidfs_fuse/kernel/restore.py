@@ -101,7 +101,8 @@ def ordinary(a: object, nlev: int, ino_below: int, known: Container[int]) -> boo
         and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX and -1 <= es <= S._NSIG
         and flags >= 0 and not flags & _NOT_ORDINARY_FLAGS
         and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
-        and all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums))
+        and (type(nums[0]) is int and 1 <= nums[0] < PID_MAX_LIMIT if nlev == 1
+             else all(type(n) is int and 1 <= n < PID_MAX_LIMIT for n in nums)))
 
 
 class _Restoring:
@@ -445,13 +446,30 @@ class ExactPids:
          task.exit_signal, task.flags) = row[2:10]
         return task
 
+    def process(self, parent: Task, row: Sequence[Any]) -> Task:
+        """A child process of ``parent`` from a row beginning with ``THREAD_ROW`` (as
+        ``threads`` takes them): ``clone(parent, numbers, ino, exit_signal=)`` with the row's
+        exit signal, and the row's other fields set on the new task, as a restorer sets them
+        (the caller checked them). Where that clone can only succeed, the task is made with
+        its fields at once (a table of small processes makes one per process). Errors and
+        their cases are ``clone``'s; on error nothing changed."""
+        ino, nums, comm, state, start, nice, utime, stime, es, flags = row[:10]
+        numbers = tuple(nums)
+        task = self._process(parent, parent.ns_for_children, numbers, ino, es, row)
+        if task is None:
+            task = self.clone(parent, numbers, ino, exit_signal=es)
+            (task.comm, task.state, task.start_time, task.nice, task.utime, task.stime,
+             task.flags) = comm, state, start, nice, utime, stime, flags
+        return task
+
     def _process(self, parent: Task, ns: PidNamespace, numbers: tuple[int, ...], ino: int,
-                 exit_signal: int | None) -> Task | None:
+                 exit_signal: int | None, row: Sequence[Any] | None = None) -> Task | None:
         """``clone``'s process made directly when it can only succeed (as ``threads`` does for
         threads: the parent lives and has uid 0, a valid exit signal, the table below
         kernel.threads-max, the inode above those from before the restore, every number inside
         its level and free, a number other than 1 only where the level has an init or
-        ``RESTORING``); None when not, and nothing changed (``clone`` then runs)."""
+        ``RESTORING``); None when not, and nothing changed (``clone`` then runs). With
+        ``row`` (``process``), the task gets the row's fields instead of clone's."""
         k = self.kernel
         g_parent = parent.group
         anc = ns.ancestors
@@ -466,24 +484,38 @@ class ExactPids:
                 and g_parent.uid == 0 and parent.exit_state is EXIT_RUNNING
                 and not parent.flags & TF_EXITING):
             return None
-        for a, nr in zip(anc, numbers, strict=True):
-            if not (type(nr) is int and 1 <= nr < a.pid_max and nr not in a.idr._ptr
-                    and (nr == 1 or a.child_reaper is not None)):
+        if len(anc) == 1:  # (the usual case, without the loops)
+            nr = numbers[0]
+            idr = ns.idr
+            if not (type(nr) is int and 1 <= nr < ns.pid_max and nr not in idr._ptr
+                    and (nr == 1 or ns.child_reaper is not None)):
                 return None
-        pid = self._indexed(Pid(numbers, ns, ino))
-        for a, nr in zip(anc, numbers, strict=True):
-            a.idr._insert(nr, pid, True)  # (alloc_exact: the number was just seen free)
+            pid = self._indexed(Pid(numbers, ns, ino))
+            idr._insert(nr, pid, True)  # (alloc_exact: the number was just seen free)
+        else:
+            for a, nr in zip(anc, numbers, strict=True):
+                if not (type(nr) is int and 1 <= nr < a.pid_max and nr not in a.idr._ptr
+                        and (nr == 1 or a.child_reaper is not None)):
+                    return None
+            pid = self._indexed(Pid(numbers, ns, ino))
+            for a, nr in zip(anc, numbers, strict=True):
+                a.idr._insert(nr, pid, True)
         # the rest is clone's for a process (fork.py), then _attach_new's
-        now = k.clock()
-        if now < parent.start_time:
-            now = parent.start_time
         forks = k.total_forks + 1
         k.total_forks = forks if forks > numbers[0] else numbers[0]
         # Task's fields in order (one call sets them all): clone leaves a process in its
-        # default state (PROCESS_STATE)
-        task = Task(pid, g_parent, parent.comm, now, es, PROCESS_STATE, EXIT_RUNNING, 0,
-                    TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS), parent.nice, 0, 0, None,
-                    None, parent.nsproxy.for_child())
+        # default state (PROCESS_STATE), or the row's
+        if row is not None:
+            _, _, comm, state, start, nice, utime, stime, _, flags = row[:10]
+            task = Task(pid, g_parent, comm, start, es, state, EXIT_RUNNING, 0, flags, nice,
+                        utime, stime, None, None, parent.nsproxy.for_child())
+        else:
+            now = k.clock()
+            if now < parent.start_time:
+                now = parent.start_time
+            task = Task(pid, g_parent, parent.comm, now, es, PROCESS_STATE, EXIT_RUNNING, 0,
+                        TF_FORKNOEXEC | (parent.flags & TF_NO_NEW_PRIVS), parent.nice, 0, 0,
+                        None, None, parent.nsproxy.for_child())
         g = inherited_group(task, g_parent)
         task.group = g
         k._attach_new(task, g, leader=True, parent=parent)

@@ -289,3 +289,29 @@ def test_threads_with_ino_below_makes_exactly_the_rows_ordinary_accepts(col: int
     assert [t.pid.ino for t in made] == ([101, row[0], 102] if want else [101])
     assert R.ordinary(_array(43, 101), 1, 1000, index) is False  # made: in the index now
     assert sorted(index) == sorted([100, *(t.pid.ino for t in made)])
+
+
+def test_process_makes_a_child_with_the_rows_fields_directly_or_through_clone() -> None:
+    k = new_kernel()
+    x = R.ExactPids(k)
+    parent = x.clone(k.init, (40,), 100)
+    p = x.process(parent, [110, [50], "w", "R", 5000, -3, 7, 8, 17, 0, "ignored"])
+    assert (p.pid.numbers, p.pid.ino, p.group.parent, p.group.leader, p.pid.tgid_task) == (
+        (50,), 110, parent, p, p)
+    assert (p.comm, p.state, p.start_time, p.nice, p.utime, p.stime, p.exit_signal, p.flags) == (
+        "w", "R", 5000, -3, 7, 8, 17, 0)
+    assert k.root_ns.idr.is_tagged(50) and k.nr_threads == 3 and k.total_forks == 50
+    assert list(parent.children or ()) == [p] and p.group.pgrp is parent.group.pgrp
+    # through clone (a listener is told of each task): the same, with the row's fields
+    seen: list[Event] = []
+    k.listener = seen.append
+    q = x.process(parent, [111, [51], "v", "S", 6000, 2, 0, 1, 17, 4])
+    assert (q.comm, q.state, q.start_time, q.nice, q.utime, q.stime, q.exit_signal, q.flags) == (
+        "v", "S", 6000, 2, 0, 1, 17, 4)
+    assert [ev.kind for ev in seen] == [EventKind.CREATED] and q.pid.numbers == (51,)
+    k.listener = None
+    # clone's errors, and nothing changed: a number taken, an exit signal clone refuses
+    raises(errno.EEXIST, x.process, parent, [112, [50], "u", "S", 0, 0, 0, 0, 17, 0])
+    raises(errno.EINVAL, x.process, parent, [112, [52], "u", "S", 0, 0, 0, 0, 65, 0])
+    assert k.nr_threads == 4 and k.find_task(k.root_ns, 52) is None and 112 not in {
+        t.pid.ino for t in parent.children or ()}
