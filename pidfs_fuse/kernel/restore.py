@@ -363,6 +363,57 @@ class ExactPids:
         n = 0
         nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
         try:
+            if check and nlev == 1:
+                # a restorer's rows in a one-level namespace: the loop below, with ordinary()
+                # inline (keep the two alike: test_kernel_restore compares them) and none of
+                # the checks it makes of the inode's and number's types again
+                for row in rows:
+                    if type(row) is not list or len(row) != 14:
+                        break
+                    ino, nums, comm, state, start, nice, utime, stime, es, flags, xs, code, nsfc, attr = row
+                    if not (type(ino) is type(start) is type(nice) is type(utime) is type(stime)
+                            is type(es) is type(flags) is type(xs) is type(code) is type(nsfc) is int
+                            and type(nums) is list and type(comm) is type(state) is str
+                            and attr is None and FIRST_INO <= ino < below and ino not in index
+                            and len(nums) == 1 and 0 < len(comm) < TASK_COMM_LEN
+                            and state in RUN_STATES and 0 <= start < START_END and -20 <= nice <= 19
+                            and 0 <= utime <= U64_MAX and 0 <= stime <= U64_MAX
+                            and -1 <= es <= nsig and flags >= 0 and not flags & _NOT_ORDINARY_FLAGS
+                            and xs == 0 and 0 <= code <= STATUS_MAX and nsfc == 0
+                            and type(nr := nums[0]) is int and 1 <= nr < PID_MAX_LIMIT):
+                        break
+                    if not (low < ino < INO_LIMIT and 1 < nr < max0 and nr not in ptr0
+                            and (cap is None or nr_threads + n < cap)):
+                        used0.update(nrs0)  # (as below)
+                        nrs0.clear()
+                        g.live += n
+                        k.nr_threads += n
+                        n = 0
+                        k.total_forks, k._next_ino = forks, next_ino
+                        add(task := self._cloned(leader, row))
+                        index[task.pid.ino] = task.pid
+                        nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
+                        last = by_ino[-1].ino
+                        continue
+                    pid = Pid((nr,), ns, ino)
+                    ptr0[nr] = pid
+                    nr0(nr)
+                    if last > ino:
+                        self._in_order = False
+                    last = ino
+                    by_ino_add(pid)
+                    index[ino] = pid
+                    if next_ino <= ino:
+                        next_ino = ino + 1
+                    forks += 1
+                    if forks < nr:
+                        forks = nr
+                    pid.task = task = Task(pid, g, comm, start, es, state, EXIT_RUNNING, 0, flags,
+                                           nice, utime, stime, None, None, nsproxy)
+                    threads[task] = None
+                    n += 1
+                    add(task)
+                return
             for row in rows:
                 if check:
                     # ordinary(), inline (keep the two alike: test_kernel_restore compares them)

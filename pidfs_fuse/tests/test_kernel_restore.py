@@ -253,9 +253,9 @@ def test_threads_goes_through_clone_for_a_row_it_cannot_make_directly_and_stops_
     assert [ev.kind for ev in seen] == [EventKind.CREATED]
 
 
-def _array(nr: int, ino: int) -> list[object]:
-    # THREAD_ARRAY of an ordinary running thread
-    return [ino, [nr], "th", "S", 5000, 0, 7, 8, -1, 0, 0, 0, 0, None]
+def _array(nr: int, ino: int, levels: int = 1) -> list[object]:
+    # THREAD_ARRAY of an ordinary running thread (numbers nr, nr - 30 with two levels)
+    return [ino, [nr, nr - 30][:levels], "th", "S", 5000, 0, 7, 8, -1, 0, 0, 0, 0, None]
 
 
 #: one entry changed at a time (column, value): None where ordinary() refuses it
@@ -270,24 +270,34 @@ _VARIANTS: list[tuple[int, object]] = [
 ]
 
 
+@pytest.mark.parametrize("levels", [1, 2])
 @pytest.mark.parametrize(("col", "value"), _VARIANTS)
-def test_threads_with_ino_below_makes_exactly_the_rows_ordinary_accepts(col: int, value: object) -> None:
-    """threads(ino_below=) checks each row inline, as ordinary() does: it makes the rows
-    before the first that ordinary() refuses, and stops there."""
+def test_threads_with_ino_below_makes_exactly_the_rows_ordinary_accepts(
+        col: int, value: object, levels: int) -> None:
+    """threads(ino_below=) checks each row inline, as ordinary() does (one loop for a
+    one-level namespace, another for deeper ones): it makes the rows before the first that
+    ordinary() refuses, and stops there."""
     k = new_kernel()
     x = R.ExactPids(k)
-    p = x.clone(k.init, (40,), 100)
+    if levels == 2:  # the leader: init of a child namespace
+        k.setns_pid(k.init, R.create_pid_ns(k, k.root_ns, 7000))
+        p = x.clone(k.init, (40, 1), 100)
+    else:
+        p = x.clone(k.init, (40,), 100)
     index = {100: p.pid}
-    row = _array(50, 200)
+    row = _array(50, 200, levels)
+    if col == 1 and type(value) is list and levels == 2:
+        value = [*value, 10]  # the same change (or length), with one more level
     if col < 14:
         row[col] = value
     else:
         row.append(value)
-    want = R.ordinary(row, 1, 1000, index)
+    want = R.ordinary(row, levels, 1000, index)
     made: list[Task] = []
-    x.threads(p, [_array(41, 101), row, _array(42, 102)], made, index, ino_below=1000)
+    x.threads(p, [_array(41, 101, levels), row, _array(42, 102, levels)], made, index,
+              ino_below=1000)
     assert [t.pid.ino for t in made] == ([101, row[0], 102] if want else [101])
-    assert R.ordinary(_array(43, 101), 1, 1000, index) is False  # made: in the index now
+    assert R.ordinary(_array(43, 101, levels), levels, 1000, index) is False  # in the index now
     assert sorted(index) == sorted([100, *(t.pid.ino for t in made)])
 
 

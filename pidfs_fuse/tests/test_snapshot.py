@@ -1008,9 +1008,9 @@ def test_a_field_a_record_leaves_out_is_the_default_not_what_the_parent_had() ->
     (0, "thread", "threads[3][0] (ino): pidfs inode {thread} is used twice"),
 ], ids=["bool nice", "float start", "null comm", "the leader's inode", "an earlier thread's inode"])
 def test_a_bad_thread_among_ordinary_ones_is_named(col: int, value: object, message: str) -> None:
-    """The leader and its threads are checked in one scan, each column by its type: a bad
-    column of one thread among ordinary ones is named by the thread's own checks, with the
-    tasks before it made and nothing returned."""
+    """Ordinary threads are checked as they are made (ExactPids.threads with ino_below): a
+    bad column of one thread among ordinary ones is named by the thread's own checks, with
+    the tasks before it made and nothing returned."""
     k = Kernel(clock=zero)
     p = k.clone(k.init).task
     for _ in range(5):
