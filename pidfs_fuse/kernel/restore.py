@@ -353,6 +353,7 @@ class ExactPids:
         nrs0: list[int] = []  # level 0's numbers, marked used in one call (before any clone)
         nr0 = nrs0.append
         nsproxy = leader.nsproxy
+        lcomm = leader.comm
         threads = g.threads
         cap = k.max_threads
         by_ino_add = by_ino.append
@@ -395,6 +396,8 @@ class ExactPids:
                         nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
                         last = by_ino[-1].ino
                         continue
+                    if comm == lcomm:  # the leader's name: one string, as clone shares it
+                        comm = lcomm
                     pid = Pid((nr,), ns, ino)
                     ptr0[nr] = pid
                     nr0(nr)
@@ -455,6 +458,8 @@ class ExactPids:
                     nr_threads, forks, next_ino = k.nr_threads, k.total_forks, k._next_ino
                     last = by_ino[-1].ino
                     continue
+                if comm == lcomm:  # (as above)
+                    comm = lcomm
                 if nlev == 1:
                     pid = Pid((nr,), ns, ino)
                     ptr0[nr] = pid

@@ -325,3 +325,27 @@ def test_process_makes_a_child_with_the_rows_fields_directly_or_through_clone() 
     raises(errno.EINVAL, x.process, parent, [112, [52], "u", "S", 0, 0, 0, 0, 65, 0])
     assert k.nr_threads == 4 and k.find_task(k.root_ns, 52) is None and 112 not in {
         t.pid.ino for t in parent.children or ()}
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_threads_named_as_their_leader_share_its_name(levels: int) -> None:
+    """As clone shares the leader's comm: a row's comm equal to the leader's is the leader's
+    string (a restored million threads do not keep a million copies of a few names)."""
+    k = new_kernel()
+    x = R.ExactPids(k)
+    if levels == 2:
+        k.setns_pid(k.init, R.create_pid_ns(k, k.root_ns, 7000))
+        p = x.clone(k.init, (40, 1), 100)
+    else:
+        p = x.clone(k.init, (40,), 100)
+    p.comm = "worker"
+    rows = [_array(41, 101, levels), _array(42, 102, levels), _array(43, 103, levels)]
+    rows[0][2] = "".join(["wor", "ker"])  # equal, another object
+    rows[1][2] = "other"
+    made: list[Task] = []
+    x.threads(p, rows, made, {100: p.pid}, ino_below=1000)
+    assert [t.comm for t in made] == ["worker", "other", "th"]
+    assert made[0].comm is p.comm and made[1].comm is rows[1][2]
+    made2: list[Task] = []
+    x.threads(p, [_row((44, 14)[:levels], 104, "".join(["wor", "ker"]))], made2)
+    assert made2[0].comm is p.comm
