@@ -296,3 +296,14 @@ def test_threads_max_is_writable_as_on_linux_and_is_the_cap(mount_table):
     assert write_once(path, b"1") == 1  # below the tasks there are: allowed, clones wait
     err, _ = m.ctl_raw("clone 1\n")
     assert err == errno.EAGAIN
+
+
+def test_a_written_threads_max_survives_snapshot_and_restore(mount_table, tmp_path):
+    m = mount_table("--max-tasks", "100")
+    assert write_once(m / "sys/kernel/threads-max", b"90\n") == 3
+    snap = tmp_path / "capped.snap"
+    m.ctl("snapshot", str(snap))
+    again = mount_table("--restore", str(snap))  # the default cap is far above 90
+    assert (again / "sys/kernel/threads-max").read_text() == "90\n"
+    lower = mount_table("--restore", str(snap), "--max-tasks", "80")  # this mount's cap wins
+    assert (lower / "sys/kernel/threads-max").read_text() == "80\n"

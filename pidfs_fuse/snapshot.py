@@ -19,7 +19,9 @@ one dict: the header's keys plus ``"records"``, the list of records; a record's 
 Header: ``{"format": "pidfs_fuse-snapshot", "version": 1, "clock": NS, "tasks": N,
 "processes": N, "next_ino": N, "next_ns_inum": N, "total_forks": N, "init": REF}`` where
 ``clock`` is the model clock (ns since boot) at the snapshot and ``init`` the ``Kernel.init``
-task. A task REF is the pidfs inode number of its pid for a task in the table, or a negative
+task; ``"max_tasks": N`` (1..0x3fffffff) is there when the table has a cap (kernel.threads-max,
+which root may have lowered below ``tasks``): a restore keeps it unless the mount's own
+``--max-tasks`` is lower. A task REF is the pidfs inode number of its pid for a task in the table, or a negative
 number naming a ``ghost`` record (a released task something still points at).
 
 Records, in this order:
@@ -145,6 +147,7 @@ from . import timed
 from .growth import collector_paused
 from .kernel import Kernel, KernelError, PidFd
 from .kernel import restore as R
+from .kernel.core import MAX_THREADS
 from .kernel.events import Listener
 from .kernel.idr import PID_MAX_LIMIT
 from .kernel.pid import MAX_PID_NS_LEVEL, PROC_PID_INIT_INO, ExitInfo, Pid, PidAttr, PidNamespace, check_pid_max
@@ -335,6 +338,7 @@ class _Dumper:
                 "processes": self.processes, "next_ino": c.next_ino,
                 "next_ns_inum": c.next_ns_inum, "total_forks": c.total_forks,
                 "init": self.task_ref(k.init),
+                **({"max_tasks": k.max_threads} if k.max_threads is not None else {}),
                 **({"time": ts} if (ts := timed.time_state(k, self.task_ref)) is not None else {})}
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -701,7 +705,7 @@ class _Restorer(Schema):
             raise self.error(".version", f"unsupported version {_show(h.get('version'))} "
                              f"(this build reads version {VERSION})")
         self.keys_of(h, {"format", "version", "clock", "tasks", "processes", "next_ino",
-                      "next_ns_inum", "total_forks", "init", "records", "time"})
+                      "next_ns_inum", "total_forks", "init", "records", "time", "max_tasks"})
         self.time_state = h.get("time")
         self.h = {
             "clock": self.int_at(h, "clock", 0, CLOCK_MAX),
@@ -711,6 +715,9 @@ class _Restorer(Schema):
             "next_ns_inum": self.int_at(h, "next_ns_inum", PROC_PID_INIT_INO + 1, 2**32),
             "total_forks": self.int_at(h, "total_forks", 0, 2**63 - 1),
             "init": self.get(h, "init"),
+            # the table's kernel.threads-max when written (absent: none, or an older writer);
+            # it may be below "tasks" (Linux lets it be lowered below the tasks there are)
+            "max_tasks": self.int_at(h, "max_tasks", 1, MAX_THREADS) if "max_tasks" in h else None,
         }
         cap = self.max_tasks
         if cap is not None and self.h["tasks"] > cap:
@@ -1243,7 +1250,9 @@ class _Restorer(Schema):
             raise self.error("", f"the records hold {self.tasks} task(s) in {self.processes} "
                              f"process(es); the header says {h['tasks']} in {h['processes']}", "")
         assert k.nr_threads == self.tasks, (k.nr_threads, self.tasks)
-        k.max_threads = self.max_tasks
+        # the recorded cap, but never above this mount's (--max-tasks: the smaller wins)
+        caps = [c for c in (self.max_tasks, h["max_tasks"]) if c is not None]
+        k.max_threads = min(caps) if caps else None
         if self.time_state is not None:
             self.where = ""  # errors name the header's time.PATH
             timed.restore_time(k, self.time_state, self._time_task, self)

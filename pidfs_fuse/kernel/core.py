@@ -125,6 +125,10 @@ __all__ = [
 ]
 
 
+#: kernel/fork.c MAX_THREADS (FUTEX_TID_MASK): the largest kernel.threads-max
+MAX_THREADS = 0x3FFFFFFF
+
+
 class Kernel:
     """The in-process model of Linux's pid machinery.
 

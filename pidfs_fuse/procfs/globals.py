@@ -25,6 +25,7 @@ import errno
 import re
 
 from ..kernel import ExitState, KernelError, Task
+from ..kernel.core import MAX_THREADS
 from ..kernel.sched import NR_CPUS as NR_CPUS
 from .view import View
 
@@ -290,10 +291,6 @@ def show_threads_max(view: View, task: Task | None = None) -> bytes:
     return f"{THREADS_MAX if cap is None else cap}\n".encode()
 
 
-#: MAX_THREADS (FUTEX_TID_MASK): the largest threads-max sysctl_max_threads() takes
-THREADS_MAX_LIMIT = 0x3FFFFFFF
-
-
 def write_threads_max(view: View, task: Task | None, data: bytes, uid: int) -> None:
     """Write kernel.threads-max (sysctl_max_threads): the table's cap, 1..0x3fffffff, else
     EINVAL; EPERM for a non-root writer. Lowering it below the tasks there are is allowed:
@@ -304,8 +301,8 @@ def write_threads_max(view: View, task: Task | None, data: bytes, uid: int) -> N
     value = _parse_sysctl_int("threads-max", data)
     if value is None:
         return
-    if not 1 <= value <= THREADS_MAX_LIMIT:
-        raise KernelError(errno.EINVAL, f"threads-max: {value} is outside 1..{THREADS_MAX_LIMIT}")
+    if not 1 <= value <= MAX_THREADS:
+        raise KernelError(errno.EINVAL, f"threads-max: {value} is outside 1..{MAX_THREADS}")
     view.kernel.max_threads = value
 
 

@@ -1024,3 +1024,40 @@ def test_a_bad_thread_among_ordinary_ones_is_named(col: int, value: object, mess
     assert e.value.errno == errno.EINVAL
     i = d["records"].index(rec)
     assert str(e.value) == f"bad.snap: records[{i}]." + message.format(leader=leader, thread=thread)
+
+
+def test_the_tables_cap_is_written_and_restored_below_the_mounts(tmp_path: Path) -> None:
+    """kernel.threads-max goes into the header as max_tasks (root may have written it, even
+    below the tasks there are); a restore keeps it unless this mount's --max-tasks is lower."""
+    k = scenario.load_default(clock=zero).kernel
+    n = k.nr_threads
+    k.max_threads = n - 3  # lowered below the table: clones wait, nothing else changes
+    f = tmp_path / "c.snap"
+    snap.write_snapshot(k, f)
+    assert json.loads(f.read_text().splitlines()[0])["max_tasks"] == n - 3
+    assert snap.restore_file(f, clock=zero).max_threads == n - 3
+    assert snap.restore_file(f, clock=zero, max_tasks=n * 10).max_threads == n - 3
+    with pytest.raises(snap.SnapshotError):  # the mount's own cap still refuses the table
+        snap.restore_file(f, clock=zero, max_tasks=n - 1)
+    k.max_threads = None
+    snap.write_snapshot(k, f)  # no cap, as a table built with the API: no key, the mount's cap
+    assert "max_tasks" not in json.loads(f.read_text().splitlines()[0])
+    assert snap.restore_file(f, clock=zero, max_tasks=n + 5).max_threads == n + 5
+    assert snap.restore_file(f, clock=zero).max_threads is None
+
+
+@pytest.mark.parametrize("value", [0, 2**30, -1, "100", True, 1.5])
+def test_a_bad_max_tasks_in_the_header_is_refused_with_its_path(tmp_path: Path, value) -> None:
+    k = scenario.load_default(clock=zero).kernel
+    k.max_threads = 1000
+    f = tmp_path / "c.snap"
+    snap.write_snapshot(k, f)
+    lines = f.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["max_tasks"] = value
+    f.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    with pytest.raises(snap.SnapshotError) as e:
+        snap.restore_file(f, clock=zero)
+    assert e.value.errno == errno.EINVAL
+    assert str(e.value).startswith(f"{f}: line 1: max_tasks: expected an integer in 1..1073741823, "
+                                   "got "), str(e.value)
