@@ -8,18 +8,20 @@
   processes: ``tools_bench.py``)
 
 Each figure is the median of ``rounds.ROUNDS`` interleaved rounds with its spread; ratios are
-taken inside a round (``rounds.py``).
+taken inside a round (``rounds.py``). The file benchmarks run with this process on one CPU and
+the mount's and the floor's servers on another (``pinned``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pidfs_fuse.client import PidfsMount, mount_table, request_counts, request_delta
 
@@ -56,6 +58,32 @@ def _gone_ok(op: Callable[[str], object]) -> Callable[[str], object]:
     return run
 
 
+@contextlib.contextmanager
+def pinned(*server_pids: int) -> Iterator[None]:
+    """This process on one CPU and the servers' threads on another while the block runs, so
+    that every request, to the mount or to the floor, costs the same cross-CPU wakeup (left
+    to the scheduler, client and server share a CPU in some runs and not in others, which
+    moved the floor's time by a quarter between runs). No change on a one-CPU machine."""
+    mine = os.sched_getaffinity(0)
+    cpus = sorted(mine)
+    if len(cpus) < 2:
+        yield
+        return
+    client_cpu, server_cpu = cpus[0], cpus[1]
+    threads = [int(t) for pid in server_pids for t in os.listdir(f"/proc/{pid}/task")]
+    before = {t: os.sched_getaffinity(t) for t in threads}
+    try:
+        os.sched_setaffinity(0, {client_cpu})
+        for t in threads:
+            os.sched_setaffinity(t, {server_cpu})
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+        for t, cpus_t in before.items():
+            with contextlib.suppress(OSError):  # a server gone already
+                os.sched_setaffinity(t, cpus_t)
+
+
 def real_pids() -> list[str]:
     return [n for n in os.listdir("/proc") if n.isdigit() and os.path.exists(f"/proc/{n}/stat")]
 
@@ -89,7 +117,9 @@ def bench_files(quick: bool) -> list[dict]:
                 _per_op, [f"{p}/{fname}" for p in rpids], _gone_ok(_stat_at(rroot)), n)
             sides[f"read {fname} floor"] = functools.partial(floor.open_read_close, n, len(mp))
         try:
-            got = rounds.interleave(sides)
+            assert floor.proc is not None
+            with pinned(m.server_pid, floor.proc.pid):
+                got = rounds.interleave(sides)
         finally:
             os.close(mroot)
             os.close(rroot)
