@@ -140,9 +140,10 @@ def _take(budget: list[int], want: int) -> int:
     return got
 
 
-def _escape_path(path: str) -> str:
-    """seq_file_path(.., "\\n"): a newline in a path shows as \\012."""
-    return path.replace("\n", "\\012")
+def _escape_path(path: str, esc: str = "\n") -> str:
+    """seq_path(.., esc): each character of ``esc`` in a path as an octal escape (maps: a
+    newline shows as \\012)."""
+    return "".join(f"\\{ord(c):03o}" if c in esc else c for c in path)
 
 
 def _inode(path: str) -> int:
@@ -310,11 +311,6 @@ def show_smaps(view: View, task: Task) -> bytes:
     return "".join(out).encode()
 
 
-def _numa_path(name: str) -> str:
-    """seq_path(m, path, "\\n\\t= "): those four characters as octal escapes."""
-    return "".join(f"\\{ord(c):03o}" if c in "\n\t= " else c for c in name)
-
-
 def show_numa_maps(view: View, task: Task) -> bytes:
     """/<pid>/numa_maps (show_numa_map): a line per vma of the mm (no gate vma): its start, the
     ``default`` policy, what backs it (``file=PATH``, ``heap``, ``stack``, nothing for anonymous
@@ -328,7 +324,7 @@ def show_numa_maps(view: View, task: Task) -> bytes:
             continue
         line = f"{r.start:08x} default"
         if r.is_file:
-            line += " file=" + _numa_path(r.name)
+            line += " file=" + _escape_path(r.name, "\t= ")  # seq_path(.., "\\n\\t= ")
         elif r.name in ("[heap]", "[stack]"):
             line += " " + r.name[1:-1]
         pages = r.rss_kb // PAGE_KB
